@@ -1,0 +1,136 @@
+// Package generator turns one backfill's inputs (manifest, sqlc query set,
+// transform) into the generated wiring of its binary.
+//
+// It is a pipeline in the manner of sqlc's code generators: parse the
+// manifest, inspect the typed packages, build a plain model, emit files.
+// Generate returns the files as a map from path to content and writes
+// nothing, so that writing and checking for drift are separate steps.
+package generator
+
+import (
+	"bytes"
+	"fmt"
+	"os"
+	"path/filepath"
+	"regexp"
+	"sort"
+
+	"golang.org/x/mod/modfile"
+
+	"github.com/runonce/backfill/generator/emit"
+	"github.com/runonce/backfill/generator/inspect"
+	"github.com/runonce/backfill/generator/manifest"
+)
+
+// CodeVersion is the version of the generator and runtime. It is part of
+// every run signature: bump it when a change to either alters what a
+// backfill binary does.
+const CodeVersion = "0.1.0"
+
+// validName is a backfill name: a Go package name and a file name at once.
+var validName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// CheckName rejects a name that cannot be a package, directory and binary.
+func CheckName(name string) error {
+	if !validName.MatchString(name) {
+		return fmt.Errorf("backfill name %q must be lower case letters, digits and underscores, starting with a letter", name)
+	}
+	return nil
+}
+
+// Generate returns the generated files of backfill name, keyed by path
+// relative to root.
+func Generate(root, name string) (map[string][]byte, error) {
+	if err := CheckName(name); err != nil {
+		return nil, err
+	}
+	module, err := ModulePath(root)
+	if err != nil {
+		return nil, err
+	}
+	m, err := manifest.Load(filepath.Join(root, ManifestPath(name)))
+	if err != nil {
+		return nil, err
+	}
+	b, err := inspect.Load(root, module, name)
+	if err != nil {
+		return nil, err
+	}
+	sig, err := RunSignature(root, name)
+	if err != nil {
+		return nil, err
+	}
+	b.ManifestJSON, b.RunSignature, b.CodeVersion = string(m.JSON()), sig, CodeVersion
+	main, err := emit.Main(module, b)
+	if err != nil {
+		return nil, err
+	}
+	return map[string][]byte{emit.MainPath(name): main}, nil
+}
+
+// Write writes generated files under root.
+func Write(root string, files map[string][]byte) error {
+	for _, path := range sortedKeys(files) {
+		full := filepath.Join(root, path)
+		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
+			return fmt.Errorf("error creating directory for %q: %w", path, err)
+		}
+		if err := os.WriteFile(full, files[path], 0o644); err != nil {
+			return fmt.Errorf("error writing generated file %q: %w", path, err)
+		}
+	}
+	return nil
+}
+
+// Drift returns the generated files whose content on disk differs from files.
+func Drift(root string, files map[string][]byte) []string {
+	var stale []string
+	for _, path := range sortedKeys(files) {
+		have, err := os.ReadFile(filepath.Join(root, path))
+		if err != nil || !bytes.Equal(have, files[path]) {
+			stale = append(stale, path)
+		}
+	}
+	return stale
+}
+
+// ManifestPath is the manifest of backfill name, relative to the root.
+func ManifestPath(name string) string { return filepath.Join("backfills", name, "backfill.yaml") }
+
+// ModulePath reads the module path from root/go.mod.
+func ModulePath(root string) (string, error) {
+	path := filepath.Join(root, "go.mod")
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return "", fmt.Errorf("error reading %q (run from the repository root): %w", path, err)
+	}
+	mod := modfile.ModulePath(data)
+	if mod == "" {
+		return "", fmt.Errorf("error reading %q: no module line", path)
+	}
+	return mod, nil
+}
+
+// Names lists the backfills under root/backfills, sorted.
+func Names(root string) ([]string, error) {
+	entries, err := os.ReadDir(filepath.Join(root, "backfills"))
+	if err != nil {
+		return nil, fmt.Errorf("error listing backfills: %w", err)
+	}
+	var names []string
+	for _, e := range entries {
+		if _, err := os.Stat(filepath.Join(root, ManifestPath(e.Name()))); e.IsDir() && err == nil {
+			names = append(names, e.Name())
+		}
+	}
+	return names, nil
+}
+
+func sortedKeys(m map[string][]byte) []string {
+	keys := make([]string, 0, len(m))
+	for k := range m {
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	return keys
+}

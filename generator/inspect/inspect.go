@@ -1,0 +1,319 @@
+// Package inspect learns a backfill's shape from the Go packages the backfill
+// binary will actually call: the sqlc-generated query package and the author's
+// transform package, loaded and type-checked with go/packages.
+//
+// Every mismatch between the query roles, the transform and the conventions
+// the generated wiring relies on is reported here as one clear sentence, so
+// that an author never meets a compile error deep in generated code.
+package inspect
+
+import (
+	"fmt"
+	"go/constant"
+	"go/types"
+	"strings"
+	"unicode"
+
+	"golang.org/x/tools/go/packages"
+
+	"github.com/runonce/backfill/generator/model"
+)
+
+// The query names and function name a backfill must define.
+const (
+	CountMethod   = "CountScope"
+	PageMethod    = "ScopePage"
+	ApplyMethod   = "Apply"
+	TransformFunc = "Transform"
+	cursorPrefix  = "After"
+	limitField    = "Limit"
+	queriesType   = "Queries"
+)
+
+// ShapeError is a backfill whose queries or transform do not fit the
+// conventions. Hint says how to fix it.
+type ShapeError struct {
+	Backfill string
+	Msg      string
+	Hint     string
+}
+
+func (e *ShapeError) Error() string {
+	s := fmt.Sprintf("backfill %q: %s", e.Backfill, e.Msg)
+	if e.Hint != "" {
+		s += " (" + e.Hint + ")"
+	}
+	return s
+}
+
+// Load loads the packages of backfill name in the module at root and returns
+// the shape part of its model.
+func Load(root, module, name string) (*model.Backfill, error) {
+	dbPath := module + "/backfills/" + name + "/db"
+	pkgPath := module + "/backfills/" + name
+	cfg := &packages.Config{Dir: root, Mode: packages.NeedName | packages.NeedTypes | packages.NeedSyntax | packages.NeedTypesInfo | packages.NeedImports}
+	pkgs, err := packages.Load(cfg, dbPath, pkgPath)
+	if err != nil {
+		return nil, fmt.Errorf("error loading packages of backfill %q: %w", name, err)
+	}
+	byPath := map[string]*packages.Package{}
+	for _, p := range pkgs {
+		if len(p.Errors) > 0 {
+			return nil, fmt.Errorf("error loading package %s of backfill %q: %s", p.PkgPath, name, p.Errors[0])
+		}
+		byPath[p.PkgPath] = p
+	}
+	db, pkg := byPath[dbPath], byPath[pkgPath]
+	if db == nil || pkg == nil || db.Types == nil || pkg.Types == nil {
+		return nil, fmt.Errorf("error loading packages of backfill %q: %s and %s must both exist (run sqlc generate first)", name, dbPath, pkgPath)
+	}
+	return Shape(name, db.Types, pkg.Types)
+}
+
+// Shape derives the model from type-checked packages.
+func Shape(name string, db, pkg *types.Package) (*model.Backfill, error) {
+	s := &shaper{name: name, db: db, pkg: pkg}
+	b := &model.Backfill{Name: name, DBImport: db.Path(), PkgImport: pkg.Path(), Transform: TransformFunc}
+	steps := []func(*model.Backfill) error{s.count, s.page, s.apply, s.transform, s.fields, s.statements}
+	for _, step := range steps {
+		if err := step(b); err != nil {
+			return nil, err
+		}
+	}
+	return b, nil
+}
+
+type shaper struct {
+	name    string
+	db, pkg *types.Package
+	row     *types.Named
+	change  *types.Named
+	applyP  *types.Named
+}
+
+func (s *shaper) fail(hint, format string, args ...any) error {
+	return &ShapeError{Backfill: s.name, Msg: fmt.Sprintf(format, args...), Hint: hint}
+}
+
+// method finds a query method on the sqlc Queries type.
+func (s *shaper) method(name, annotation string) (*types.Signature, error) {
+	obj, _ := s.db.Scope().Lookup(queriesType).(*types.TypeName)
+	if obj == nil {
+		return nil, s.fail("is this a sqlc-generated package?", "package %s has no %s type", s.db.Path(), queriesType)
+	}
+	named, _ := obj.Type().(*types.Named)
+	for i := 0; named != nil && i < named.NumMethods(); i++ {
+		if m := named.Method(i); m.Name() == name {
+			return m.Type().(*types.Signature), nil
+		}
+	}
+	return nil, s.fail("add it to queries/"+s.name+"/ and run make sqlc",
+		"the query set has no query named %s; it needs \"-- name: %s %s\"", name, name, annotation)
+}
+
+func (s *shaper) count(*model.Backfill) error {
+	sig, err := s.method(CountMethod, ":one")
+	if err != nil {
+		return err
+	}
+	if sig.Params().Len() != 1 || !returns(sig, "int64") {
+		return s.fail("write it as SELECT count(*) ... with the scope's filters and no parameters",
+			"query %s must take no parameters and return one bigint count; sqlc made it %s", CountMethod, sig)
+	}
+	return nil
+}
+
+func (s *shaper) page(b *model.Backfill) error {
+	sig, err := s.method(PageMethod, ":many")
+	if err != nil {
+		return err
+	}
+	hint := "write WHERE key > sqlc.arg(after_key) ... ORDER BY key LIMIT sqlc.arg('limit')"
+	params := structParam(sig)
+	rows, ok := sig.Results().At(0).Type().(*types.Slice)
+	if params == nil || sig.Results().Len() != 2 || !ok {
+		return s.fail(hint, "query %s must be :many with a cursor and a limit parameter; sqlc made it %s", PageMethod, sig)
+	}
+	if s.row = namedStruct(rows.Elem()); s.row == nil {
+		return s.fail("select named columns", "query %s must return rows of a struct type, not %s", PageMethod, rows.Elem())
+	}
+	b.Row, b.PageParams = s.row.Obj().Name(), params.Obj().Name()
+	return s.cursor(b, params, hint)
+}
+
+func (s *shaper) cursor(b *model.Backfill, params *types.Named, hint string) error {
+	st := params.Underlying().(*types.Struct)
+	if st.NumFields() != 2 {
+		return s.fail(hint, "query %s must have exactly two parameters, a cursor After<Key> and %s; it has %d", PageMethod, limitField, st.NumFields())
+	}
+	for i := range st.NumFields() {
+		f := st.Field(i)
+		switch {
+		case f.Name() == limitField:
+			if t := f.Type().String(); t != "int32" && t != "int64" {
+				return s.fail(hint, "the %s parameter of %s must be an integer, not %s", limitField, PageMethod, t)
+			}
+			b.LimitField, b.LimitType = f.Name(), f.Type().String()
+		case strings.HasPrefix(f.Name(), cursorPrefix) && len(f.Name()) > len(cursorPrefix):
+			b.Cursor = model.Cursor{ParamField: f.Name(), RowField: strings.TrimPrefix(f.Name(), cursorPrefix), Type: f.Type().String()}
+		default:
+			return s.fail(hint, "parameter %s of %s is neither the cursor After<Key> nor %s", f.Name(), PageMethod, limitField)
+		}
+	}
+	if b.LimitField == "" || b.Cursor.ParamField == "" {
+		return s.fail(hint, "query %s needs both a cursor After<Key> and a %s parameter", PageMethod, limitField)
+	}
+	switch b.Cursor.Type {
+	case "int16", "int32", "int64", "string":
+	default:
+		return s.fail("cast the cursor, e.g. sqlc.arg(after_id)::bigint", "the cursor %s must be bigint, integer, smallint or text, not %s", b.Cursor.ParamField, b.Cursor.Type)
+	}
+	key := field(s.row, b.Cursor.RowField)
+	if key == nil || key.Type().String() != b.Cursor.Type {
+		return s.fail("select the key column and name the cursor after it", "the rows of %s must have a field %s of type %s to match the cursor %s", PageMethod, b.Cursor.RowField, b.Cursor.Type, b.Cursor.ParamField)
+	}
+	return nil
+}
+
+func (s *shaper) apply(b *model.Backfill) error {
+	sig, err := s.method(ApplyMethod, ":execrows")
+	if err != nil {
+		return err
+	}
+	hint := "update FROM ROWS FROM (unnest(sqlc.arg(id)::bigint[]), ...) and mark it :execrows"
+	if s.applyP = structParam(sig); s.applyP == nil || !returns(sig, "int64") {
+		return s.fail(hint, "query %s must be :execrows with array parameters; sqlc made it %s", ApplyMethod, sig)
+	}
+	st := s.applyP.Underlying().(*types.Struct)
+	for i := range st.NumFields() {
+		if _, ok := st.Field(i).Type().(*types.Slice); !ok {
+			return s.fail(hint, "parameter %s of %s must be an array (one element per row), not %s", st.Field(i).Name(), ApplyMethod, st.Field(i).Type())
+		}
+	}
+	b.ApplyParams = s.applyP.Obj().Name()
+	return nil
+}
+
+func (s *shaper) transform(b *model.Backfill) error {
+	want := fmt.Sprintf("func %s(row %s.%s) (Change, bool)", TransformFunc, s.db.Name(), s.row.Obj().Name())
+	fn, _ := s.pkg.Scope().Lookup(TransformFunc).(*types.Func)
+	if fn == nil {
+		return s.fail("see docs/authoring.md", "package %s has no function %s; it needs %s", s.pkg.Path(), TransformFunc, want)
+	}
+	sig := fn.Type().(*types.Signature)
+	if sig.Params().Len() != 1 || !sameType(sig.Params().At(0).Type(), s.row) ||
+		sig.Results().Len() != 2 || sig.Results().At(1).Type().String() != "bool" {
+		return s.fail("the transform takes the row the "+PageMethod+" query returns", "%s has type %s; it must be %s", TransformFunc, sig, want)
+	}
+	s.change = namedStruct(sig.Results().At(0).Type())
+	if s.change == nil || s.change.Obj().Pkg() != s.pkg {
+		return s.fail("declare type Change struct{...} next to the transform", "%s must return a struct type declared in package %s, not %s", TransformFunc, s.pkg.Name(), sig.Results().At(0).Type())
+	}
+	b.Change = s.change.Obj().Name()
+	return nil
+}
+
+// fields matches the change's fields to the apply parameters, one to one.
+func (s *shaper) fields(b *model.Backfill) error {
+	params := s.applyP.Underlying().(*types.Struct)
+	change := s.change.Underlying().(*types.Struct)
+	hint := fmt.Sprintf("a change field F of type T fills the %s parameter F of type []T", ApplyMethod)
+	for i := range params.NumFields() {
+		p := params.Field(i)
+		c := field(s.change, p.Name())
+		if c == nil {
+			return s.fail(hint, "%s has no field %s for the %s parameter %s", b.Change, p.Name(), ApplyMethod, p.Name())
+		}
+		if elem := p.Type().(*types.Slice).Elem(); !sameType(c.Type(), elem) {
+			return s.fail(hint, "%s.%s is %s but the %s parameter %s holds %s", b.Change, c.Name(), c.Type(), ApplyMethod, p.Name(), elem)
+		}
+		b.ApplyFields = append(b.ApplyFields, model.ApplyField{Name: p.Name(), Display: Snake(p.Name())})
+	}
+	for i := range change.NumFields() {
+		c := change.Field(i)
+		if field(s.applyP, c.Name()) == nil {
+			return s.fail(hint, "%s.%s has no %s parameter to go to", b.Change, c.Name(), ApplyMethod)
+		}
+		if c.Name() == b.Cursor.RowField {
+			continue
+		}
+		r := field(s.row, c.Name())
+		inRow := r != nil && sameType(r.Type(), c.Type())
+		b.DiffFields = append(b.DiffFields, model.DiffField{Name: c.Name(), Display: Snake(c.Name()), InRow: inRow})
+	}
+	if len(b.DiffFields) == 0 {
+		return s.fail("add the field(s) the backfill sets", "%s has only the key field %s; it must set at least one other field", b.Change, b.Cursor.RowField)
+	}
+	return nil
+}
+
+func (s *shaper) statements(b *model.Backfill) error {
+	for _, q := range [][2]string{{"count", CountMethod}, {"page", PageMethod}, {"apply", ApplyMethod}} {
+		name := string(unicode.ToLower(rune(q[1][0]))) + q[1][1:]
+		c, _ := s.db.Scope().Lookup(name).(*types.Const)
+		if c == nil || c.Val().Kind() != constant.String {
+			return s.fail("regenerate it with make sqlc", "the sqlc package has no SQL text constant %s for %s", name, q[1])
+		}
+		b.Statements = append(b.Statements, model.Statement{Role: q[0], Method: q[1], SQL: constant.StringVal(c.Val())})
+	}
+	return nil
+}
+
+// structParam returns the named struct of a (ctx, Params) signature.
+func structParam(sig *types.Signature) *types.Named {
+	if sig.Params().Len() != 2 {
+		return nil
+	}
+	return namedStruct(sig.Params().At(1).Type())
+}
+
+// sameType compares types by identity or, across separately loaded copies of
+// a package, by their fully qualified spelling.
+func sameType(a, b types.Type) bool {
+	return types.Identical(a, b) || a.String() == b.String()
+}
+
+func namedStruct(t types.Type) *types.Named {
+	n, ok := t.(*types.Named)
+	if !ok {
+		return nil
+	}
+	if _, ok := n.Underlying().(*types.Struct); !ok {
+		return nil
+	}
+	return n
+}
+
+func returns(sig *types.Signature, first string) bool {
+	r := sig.Results()
+	return r.Len() == 2 && r.At(0).Type().String() == first && r.At(1).Type().String() == "error"
+}
+
+func field(n *types.Named, name string) *types.Var {
+	st := n.Underlying().(*types.Struct)
+	for i := range st.NumFields() {
+		if st.Field(i).Name() == name {
+			return st.Field(i)
+		}
+	}
+	return nil
+}
+
+// Snake turns a Go field name into the snake_case column-style name the
+// reports show: ID -> id, GrantedRole -> granted_role, UserID -> user_id.
+func Snake(s string) string {
+	var out []rune
+	rs := []rune(s)
+	for i, r := range rs {
+		if unicode.IsUpper(r) {
+			prevLower := i > 0 && unicode.IsLower(rs[i-1])
+			nextLower := i+1 < len(rs) && unicode.IsLower(rs[i+1]) && i > 0 && unicode.IsUpper(rs[i-1])
+			if prevLower || nextLower {
+				out = append(out, '_')
+			}
+			r = unicode.ToLower(r)
+		}
+		out = append(out, r)
+	}
+	return string(out)
+}

@@ -1,0 +1,348 @@
+// Package manifest parses and validates a backfill's backfill.yaml.
+//
+// The manifest is the reviewer-facing contract of a backfill: what it touches,
+// where it may run and how many rows it may change. It is parsed strictly
+// (unknown keys are errors) because a misspelt guardrail that is silently
+// ignored is worse than no guardrail at all. Every error names the file and
+// the line so the author can fix it without guessing.
+package manifest
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"os"
+	"regexp"
+	"strings"
+	"time"
+
+	"gopkg.in/yaml.v3"
+)
+
+// Manifest is the parsed backfill.yaml. Field names in JSON are the same as in
+// YAML so the embedded copy reads like the file the reviewer approved.
+type Manifest struct {
+	Scope      string  `yaml:"scope" json:"scope"`
+	Owner      string  `yaml:"owner" json:"owner"`
+	Risk       string  `yaml:"risk" json:"risk"`
+	Reversible bool    `yaml:"reversible" json:"reversible"`
+	Expect     Expect  `yaml:"expect" json:"expect"`
+	Target     Target  `yaml:"target" json:"target"`
+	Batch      Batch   `yaml:"batch" json:"batch"`
+	Checks     []Check `yaml:"checks" json:"checks"`
+}
+
+// Expect bounds the counts the dry-run and the preflight must observe.
+type Expect struct {
+	Matched Bounds `yaml:"matched" json:"matched"`
+	Changed Bounds `yaml:"changed" json:"changed"`
+}
+
+// Bounds is an inclusive range of row counts.
+type Bounds struct {
+	Min *int64 `yaml:"min" json:"min"`
+	Max *int64 `yaml:"max" json:"max"`
+}
+
+// Target pins the database a backfill may write to.
+type Target struct {
+	Environment      string   `yaml:"environment" json:"environment"`
+	Database         string   `yaml:"database" json:"database"`
+	Host             string   `yaml:"host,omitempty" json:"host,omitempty"`
+	SystemIdentifier string   `yaml:"system_identifier,omitempty" json:"system_identifier,omitempty"`
+	Canary           *Canary  `yaml:"canary,omitempty" json:"canary,omitempty"`
+	Tenants          []string `yaml:"tenants,omitempty" json:"tenants,omitempty"`
+}
+
+// Canary is a query whose single value must equal Equals on the target.
+type Canary struct {
+	Query  string `yaml:"query" json:"query"`
+	Equals string `yaml:"equals" json:"equals"`
+}
+
+// Batch is the write policy of the execution engine.
+type Batch struct {
+	Size             int    `yaml:"size" json:"size"`
+	Canary           int    `yaml:"canary" json:"canary"`
+	MaxRowsPerSecond int    `yaml:"max_rows_per_second" json:"max_rows_per_second"`
+	LockTimeout      string `yaml:"lock_timeout" json:"lock_timeout"`
+	StatementTimeout string `yaml:"statement_timeout" json:"statement_timeout"`
+}
+
+// Check is a sanity query whose single value must equal Equals after the run.
+type Check struct {
+	Name   string `yaml:"name" json:"name"`
+	Query  string `yaml:"query" json:"query"`
+	Equals string `yaml:"equals" json:"equals"`
+}
+
+// Defaults applied to an omitted batch policy.
+const (
+	DefaultBatchSize        = 1000
+	DefaultCanary           = 50
+	DefaultLockTimeout      = "2s"
+	DefaultStatementTimeout = "30s"
+	maxBatchSize            = 100000
+)
+
+// Risks are the accepted risk levels, in increasing order.
+var Risks = []string{"low", "medium", "high"}
+
+// Error is a manifest problem at a line of a file.
+type Error struct {
+	File string
+	Line int
+	Msg  string
+}
+
+func (e *Error) Error() string {
+	if e.Line > 0 {
+		return fmt.Sprintf("%s:%d: %s", e.File, e.Line, e.Msg)
+	}
+	return fmt.Sprintf("%s: %s", e.File, e.Msg)
+}
+
+// Load reads and validates the manifest at path.
+func Load(path string) (*Manifest, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("error loading manifest %q: %w", path, err)
+	}
+	return Parse(path, data)
+}
+
+// Parse decodes data strictly and validates it; name is used in errors.
+func Parse(name string, data []byte) (*Manifest, error) {
+	var root yaml.Node
+	if err := yaml.Unmarshal(data, &root); err != nil {
+		return nil, yamlError(name, err)
+	}
+	if root.Kind == 0 || len(root.Content) == 0 {
+		return nil, &Error{File: name, Msg: "the manifest is empty; it needs at least scope, owner, risk, expect and target"}
+	}
+	if err := rejectDuplicates(name, root.Content[0]); err != nil {
+		return nil, err
+	}
+	dec := yaml.NewDecoder(bytes.NewReader(data))
+	dec.KnownFields(true)
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, yamlError(name, err)
+	}
+	m.applyDefaults()
+	if err := m.validate(lines{name: name, root: root.Content[0]}); err != nil {
+		return nil, err
+	}
+	return &m, nil
+}
+
+// JSON is the canonical, deterministic encoding embedded in the binary.
+func (m *Manifest) JSON() []byte {
+	out, err := json.MarshalIndent(m, "", "  ")
+	if err != nil { // only plain strings, ints and bools: cannot fail
+		panic(fmt.Sprintf("error encoding manifest: %v", err))
+	}
+	return append(out, '\n')
+}
+
+func (m *Manifest) applyDefaults() {
+	if m.Batch.Size == 0 {
+		m.Batch.Size = DefaultBatchSize
+	}
+	if m.Batch.Canary == 0 {
+		m.Batch.Canary = min(DefaultCanary, m.Batch.Size)
+	}
+	if m.Batch.LockTimeout == "" {
+		m.Batch.LockTimeout = DefaultLockTimeout
+	}
+	if m.Batch.StatementTimeout == "" {
+		m.Batch.StatementTimeout = DefaultStatementTimeout
+	}
+	m.Scope = strings.TrimSpace(m.Scope)
+}
+
+var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
+
+// yamlError turns yaml.v3's multi-line errors into one "file:line: message".
+func yamlError(name string, err error) error {
+	msg := strings.TrimPrefix(err.Error(), "yaml: ")
+	msg = strings.TrimPrefix(msg, "unmarshal errors:\n")
+	first := strings.TrimSpace(strings.SplitN(msg, "\n", 2)[0])
+	if sub := yamlLine.FindStringSubmatch(first); sub != nil {
+		var line int
+		fmt.Sscanf(sub[1], "%d", &line)
+		return &Error{File: name, Line: line, Msg: friendlyYAML(sub[2])}
+	}
+	return &Error{File: name, Msg: friendlyYAML(first)}
+}
+
+var unknownField = regexp.MustCompile(`field (\S+) not found in type manifest\.(\w+)`)
+
+func friendlyYAML(msg string) string {
+	if sub := unknownField.FindStringSubmatch(msg); sub != nil {
+		return fmt.Sprintf("unknown key %q in %s (see docs/authoring.md for the accepted keys)", sub[1], strings.ToLower(sub[2]))
+	}
+	return msg
+}
+
+func rejectDuplicates(name string, n *yaml.Node) error {
+	if n.Kind == yaml.MappingNode {
+		seen := map[string]bool{}
+		for i := 0; i+1 < len(n.Content); i += 2 {
+			k := n.Content[i]
+			if seen[k.Value] {
+				return &Error{File: name, Line: k.Line, Msg: fmt.Sprintf("key %q appears twice", k.Value)}
+			}
+			seen[k.Value] = true
+		}
+	}
+	for _, c := range n.Content {
+		if err := rejectDuplicates(name, c); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+// lines finds the line of a dotted key path for error messages.
+type lines struct {
+	name string
+	root *yaml.Node
+}
+
+func (l lines) errorf(path, format string, args ...any) error {
+	return &Error{File: l.name, Line: l.line(path), Msg: path + ": " + fmt.Sprintf(format, args...)}
+}
+
+func (l lines) line(path string) int {
+	n, best := l.root, l.root.Line
+	for _, key := range strings.Split(path, ".") {
+		next := child(n, key)
+		if next == nil {
+			return best
+		}
+		n, best = next, next.Line
+	}
+	return best
+}
+
+func child(n *yaml.Node, key string) *yaml.Node {
+	if n.Kind == yaml.SequenceNode {
+		var i int
+		if _, err := fmt.Sscanf(key, "%d", &i); err == nil && i < len(n.Content) {
+			return n.Content[i]
+		}
+		return nil
+	}
+	if n.Kind != yaml.MappingNode {
+		return nil
+	}
+	for i := 0; i+1 < len(n.Content); i += 2 {
+		if n.Content[i].Value == key {
+			return n.Content[i+1]
+		}
+	}
+	return nil
+}
+
+func (m *Manifest) validate(l lines) error {
+	checks := []func(lines) error{m.validateHeader, m.validateExpect, m.validateTarget, m.validateBatch, m.validateChecks}
+	for _, check := range checks {
+		if err := check(l); err != nil {
+			return err
+		}
+	}
+	return nil
+}
+
+func (m *Manifest) validateHeader(l lines) error {
+	switch {
+	case m.Scope == "":
+		return l.errorf("scope", "is required: one sentence saying which rows change and how")
+	case strings.TrimSpace(m.Owner) == "":
+		return l.errorf("owner", "is required: the team answerable for this backfill")
+	}
+	for _, r := range Risks {
+		if m.Risk == r {
+			return nil
+		}
+	}
+	return l.errorf("risk", "must be one of %s, not %q", strings.Join(Risks, ", "), m.Risk)
+}
+
+func (m *Manifest) validateExpect(l lines) error {
+	if err := m.Expect.Matched.validate(l, "expect.matched"); err != nil {
+		return err
+	}
+	return m.Expect.Changed.validate(l, "expect.changed")
+}
+
+func (b Bounds) validate(l lines, path string) error {
+	switch {
+	case b.Min == nil || b.Max == nil:
+		return l.errorf(path, "needs both min and max, e.g. {min: 1, max: 5000}")
+	case *b.Min < 0:
+		return l.errorf(path, "min must not be negative (got %d)", *b.Min)
+	case *b.Min > *b.Max:
+		return l.errorf(path, "min (%d) is greater than max (%d)", *b.Min, *b.Max)
+	}
+	return nil
+}
+
+var sysID = regexp.MustCompile(`^[0-9]{1,20}$`)
+
+func (m *Manifest) validateTarget(l lines) error {
+	t := m.Target
+	switch {
+	case t.Environment == "":
+		return l.errorf("target.environment", "is required (e.g. production)")
+	case t.Database == "":
+		return l.errorf("target.database", "is required: the database name the backfill may write to")
+	case t.SystemIdentifier != "" && !sysID.MatchString(t.SystemIdentifier):
+		return l.errorf("target.system_identifier", "must be the decimal number from pg_control_system(), quoted")
+	case t.Canary != nil && strings.TrimSpace(t.Canary.Query) == "":
+		return l.errorf("target.canary.query", "is required when a canary is set")
+	}
+	for i, tenant := range t.Tenants {
+		if strings.TrimSpace(tenant) == "" {
+			return l.errorf(fmt.Sprintf("target.tenants.%d", i), "must not be empty")
+		}
+	}
+	return nil
+}
+
+func (m *Manifest) validateBatch(l lines) error {
+	b := m.Batch
+	switch {
+	case b.Size < 1 || b.Size > maxBatchSize:
+		return l.errorf("batch.size", "must be between 1 and %d (got %d)", maxBatchSize, b.Size)
+	case b.Canary < 1 || b.Canary > b.Size:
+		return l.errorf("batch.canary", "must be between 1 and batch.size (got %d)", b.Canary)
+	case b.MaxRowsPerSecond < 0:
+		return l.errorf("batch.max_rows_per_second", "must not be negative (0 means unlimited)")
+	}
+	for _, f := range [][2]string{{"batch.lock_timeout", b.LockTimeout}, {"batch.statement_timeout", b.StatementTimeout}} {
+		d, err := time.ParseDuration(f[1])
+		if err != nil || d <= 0 {
+			return l.errorf(f[0], "must be a positive duration such as 2s or 500ms (got %q)", f[1])
+		}
+	}
+	return nil
+}
+
+func (m *Manifest) validateChecks(l lines) error {
+	seen := map[string]bool{}
+	for i, c := range m.Checks {
+		path := fmt.Sprintf("checks.%d", i)
+		switch {
+		case c.Name == "":
+			return l.errorf(path, "needs a name")
+		case seen[c.Name]:
+			return l.errorf(path, "name %q is used twice", c.Name)
+		case strings.TrimSpace(c.Query) == "":
+			return l.errorf(path, "needs a query")
+		}
+		seen[c.Name] = true
+	}
+	return nil
+}

@@ -1,0 +1,53 @@
+// Package model is the plain description of one backfill that the emitters
+// turn into code. It holds names and strings only, never parser or type-checker
+// objects, so that emitting is a pure function of a value that tests can build
+// by hand (as sqlc's code generators see only their plain request).
+package model
+
+// Backfill is everything needed to emit one backfill's wiring.
+type Backfill struct {
+	Name         string // the backfill's name, e.g. fix_roles
+	DBImport     string // import path of the sqlc-generated package
+	PkgImport    string // import path of the transform package
+	Row          string // scope row type name in the sqlc package
+	Change       string // change type name in the transform package
+	Transform    string // transform function name
+	PageParams   string // page params type name in the sqlc package
+	ApplyParams  string // apply params type name in the sqlc package
+	Cursor       Cursor
+	LimitField   string // the page params field bound to LIMIT
+	LimitType    string // its Go type: int32 or int64
+	ApplyFields  []ApplyField
+	DiffFields   []DiffField
+	Statements   []Statement
+	ManifestJSON string // canonical JSON of backfill.yaml
+	RunSignature string // hex sha256 over the inputs, see signature.go
+	CodeVersion  string
+}
+
+// Cursor is the keyset key: a row field and the page parameter it binds.
+type Cursor struct {
+	RowField   string // e.g. ID
+	ParamField string // e.g. AfterID
+	Type       string // int16, int32, int64 or string
+}
+
+// ApplyField is one array parameter of the apply query filled from a change field.
+type ApplyField struct {
+	Name    string // Go field name in both the params and the change
+	Display string // snake_case name for reports
+}
+
+// DiffField is one change field shown in a dry-run diff.
+type DiffField struct {
+	Name    string // Go field name in the change
+	Display string // snake_case name for reports
+	InRow   bool   // the scope row reads the field, so before and after compare
+}
+
+// Statement is one query of the set.
+type Statement struct {
+	Role   string // count, page or apply
+	Method string // the sqlc method name
+	SQL    string
+}

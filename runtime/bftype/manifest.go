@@ -1,0 +1,107 @@
+package bftype
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"time"
+)
+
+// Manifest is the runtime's view of the backfill.yaml the binary was built
+// from. The generator embeds it as JSON; the runtime decodes it strictly so a
+// field the runtime does not know about is an error, not a silent default.
+type Manifest struct {
+	Scope      string  `json:"scope"`
+	Owner      string  `json:"owner"`
+	Risk       string  `json:"risk"`
+	Reversible bool    `json:"reversible"`
+	Expect     Expect  `json:"expect"`
+	Target     Target  `json:"target"`
+	Batch      Batch   `json:"batch"`
+	Checks     []Check `json:"checks"`
+}
+
+// Expect bounds the counts a dry-run and a preflight must observe.
+type Expect struct {
+	Matched Bounds `json:"matched"`
+	Changed Bounds `json:"changed"`
+}
+
+// Bounds is an inclusive range.
+type Bounds struct {
+	Min *int64 `json:"min"`
+	Max *int64 `json:"max"`
+}
+
+// Contains reports whether n lies within the bounds.
+func (b Bounds) Contains(n int64) bool {
+	return (b.Min == nil || n >= *b.Min) && (b.Max == nil || n <= *b.Max)
+}
+
+func (b Bounds) String() string {
+	lo, hi := "-inf", "+inf"
+	if b.Min != nil {
+		lo = fmt.Sprint(*b.Min)
+	}
+	if b.Max != nil {
+		hi = fmt.Sprint(*b.Max)
+	}
+	return "[" + lo + ", " + hi + "]"
+}
+
+// Target pins the database a backfill may write to.
+type Target struct {
+	Environment      string   `json:"environment"`
+	Database         string   `json:"database"`
+	Host             string   `json:"host,omitempty"`
+	SystemIdentifier string   `json:"system_identifier,omitempty"`
+	Canary           *Canary  `json:"canary,omitempty"`
+	Tenants          []string `json:"tenants,omitempty"`
+}
+
+// Canary is a query whose single value must equal Equals on the target.
+type Canary struct {
+	Query  string `json:"query"`
+	Equals string `json:"equals"`
+}
+
+// Batch is the write policy of the engine.
+type Batch struct {
+	Size             int    `json:"size"`
+	Canary           int    `json:"canary"`
+	MaxRowsPerSecond int    `json:"max_rows_per_second"`
+	LockTimeout      string `json:"lock_timeout"`
+	StatementTimeout string `json:"statement_timeout"`
+}
+
+// LockTimeoutDuration parses LockTimeout; the generator validated it.
+func (b Batch) LockTimeoutDuration() time.Duration { return mustDuration(b.LockTimeout) }
+
+// StatementTimeoutDuration parses StatementTimeout; the generator validated it.
+func (b Batch) StatementTimeoutDuration() time.Duration { return mustDuration(b.StatementTimeout) }
+
+func mustDuration(s string) time.Duration {
+	d, err := time.ParseDuration(s)
+	if err != nil {
+		return 0
+	}
+	return d
+}
+
+// Check is a sanity query whose single value must equal Equals.
+type Check struct {
+	Name   string `json:"name"`
+	Query  string `json:"query"`
+	Equals string `json:"equals"`
+}
+
+// DecodeManifest decodes an embedded manifest strictly.
+func DecodeManifest(data []byte) (*Manifest, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var m Manifest
+	if err := dec.Decode(&m); err != nil {
+		return nil, fmt.Errorf("error decoding embedded manifest: %w", err)
+	}
+	return &m, nil
+}

@@ -1,0 +1,92 @@
+package bftype
+
+import (
+	"encoding/json"
+	"fmt"
+	"reflect"
+	"time"
+)
+
+// Statement is one SQL statement a backfill binary may run, with the query
+// role it plays (count, page or apply) and the sqlc name it was written under.
+type Statement struct {
+	Role string `json:"role"`
+	Name string `json:"name"`
+	SQL  string `json:"sql"`
+}
+
+// FieldDiff is one field a change would set: its value now and after.
+// Values are JSON so the report shows them exactly ("" versus null).
+type FieldDiff struct {
+	Field  string          `json:"field"`
+	Before json.RawMessage `json:"before,omitempty"` // absent when the scope row does not read the field
+	After  json.RawMessage `json:"after"`
+}
+
+// Diff builds a FieldDiff of a field the scope row reads.
+func Diff(field string, before, after any) FieldDiff {
+	return FieldDiff{Field: field, Before: exact(before), After: exact(after)}
+}
+
+// SetOnly builds a FieldDiff of a field the scope row does not read.
+func SetOnly(field string, after any) FieldDiff {
+	return FieldDiff{Field: field, After: exact(after)}
+}
+
+// Equal reports whether a field already holds the value a change would set.
+func Equal(a, b any) bool { return reflect.DeepEqual(a, b) }
+
+func exact(v any) json.RawMessage {
+	b, err := json.Marshal(v)
+	if err != nil {
+		b, _ = json.Marshal(fmt.Sprintf("%#v", v))
+	}
+	return b
+}
+
+// Sample is one row's planned change, by key.
+type Sample struct {
+	Key   json.RawMessage `json:"key"`
+	Diffs []FieldDiff     `json:"diffs"`
+}
+
+// SampleOf builds a sample for key.
+func SampleOf(key any, diffs []FieldDiff) Sample { return Sample{Key: exact(key), Diffs: diffs} }
+
+// Param is one bound parameter of a statement, for display.
+type Param struct {
+	Name  string          `json:"name"`
+	Value json.RawMessage `json:"value"`
+}
+
+// ParamOf builds a Param.
+func ParamOf(name string, v any) Param { return Param{Name: name, Value: exact(v)} }
+
+// Counts are the totals of a dry-run or a run.
+type Counts struct {
+	Scanned    int64 `json:"scanned"`     // rows the keyset pages returned
+	Matched    int64 `json:"matched"`     // rows in scope according to the scope count
+	WillChange int64 `json:"will_change"` // rows the transform would change
+	Unchanged  int64 `json:"unchanged"`   // scanned rows left as they are
+}
+
+// Report is what a dry-run found, printed for reviewers and saved as JSON.
+type Report struct {
+	Backfill     string        `json:"backfill"`
+	Digest       string        `json:"digest"`
+	RunSignature string        `json:"run_signature"`
+	SourceCommit string        `json:"source_commit"`
+	Database     string        `json:"database"`
+	Server       string        `json:"server"`
+	StartedAt    time.Time     `json:"started_at"`
+	Duration     time.Duration `json:"duration_ns"`
+	Counts       Counts        `json:"counts"`
+	Expect       Expect        `json:"expect"`
+	Violations   []string      `json:"violations"`
+	Samples      []Sample      `json:"samples"`
+	Batches      int64         `json:"batches"`
+	BatchSize    int           `json:"batch_size"`
+	ETA          time.Duration `json:"eta_ns"`
+	Statements   []Statement   `json:"statements"`
+	FirstApply   []Param       `json:"first_apply_params"`
+}

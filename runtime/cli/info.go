@@ -1,0 +1,60 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"runtime/debug"
+
+	"github.com/runonce/backfill/runtime/bftype"
+)
+
+// Info is what `info --json` prints: the binary's identity.
+type Info struct {
+	Name         string             `json:"name"`
+	Digest       string             `json:"digest"`
+	RunSignature string             `json:"run_signature"`
+	SourceCommit string             `json:"source_commit"`
+	CodeVersion  string             `json:"code_version"`
+	GoVersion    string             `json:"go_version"`
+	Manifest     *bftype.Manifest   `json:"manifest"`
+	Statements   []bftype.Statement `json:"statements"`
+}
+
+func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("info", "Usage: "+b.Name+" info [--json]\n\nShows what this binary is: its sha256 digest (the value reviewers\napprove), run signature, source commit and embedded manifest.", stderr)
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	digest, err := Digest()
+	if err != nil {
+		return err
+	}
+	info := Info{Name: b.Name, Digest: digest, RunSignature: b.RunSignature, SourceCommit: b.SourceCommit,
+		CodeVersion: b.CodeVersion, GoVersion: goVersion(), Manifest: m, Statements: b.Statements}
+	if *asJSON {
+		enc := json.NewEncoder(stdout)
+		enc.SetIndent("", "  ")
+		return enc.Encode(info)
+	}
+	fmt.Fprintf(stdout, "backfill       %s\n", info.Name)
+	fmt.Fprintf(stdout, "digest         sha256:%s\n", info.Digest)
+	fmt.Fprintf(stdout, "run signature  %s\n", info.RunSignature)
+	fmt.Fprintf(stdout, "source commit  %s\n", info.SourceCommit)
+	fmt.Fprintf(stdout, "code version   %s (%s)\n", info.CodeVersion, info.GoVersion)
+	fmt.Fprintf(stdout, "scope          %s\n", m.Scope)
+	fmt.Fprintf(stdout, "\nmanifest:\n%s\n", b.Manifest)
+	fmt.Fprintf(stdout, "statements:\n")
+	for _, s := range b.Statements {
+		fmt.Fprintf(stdout, "\n-- %s (%s)\n%s\n", s.Name, s.Role, s.SQL)
+	}
+	return nil
+}
+
+func goVersion() string {
+	if bi, ok := debug.ReadBuildInfo(); ok {
+		return bi.GoVersion
+	}
+	return "unknown"
+}

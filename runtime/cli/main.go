@@ -1,0 +1,120 @@
+package cli
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"os"
+	"os/signal"
+	"syscall"
+
+	"github.com/spf13/pflag"
+
+	"github.com/runonce/backfill/runtime/bftype"
+)
+
+// Main runs the binary with args (without the program name) and returns the
+// process exit code.
+func Main(b Binary, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	err := run(ctx, b, args, stdout, stderr)
+	return report(err, stderr)
+}
+
+// usageError is a bad flag or argument.
+type usageError struct{ msg string }
+
+func (e usageError) Error() string { return e.msg }
+
+func run(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer) error {
+	m, err := bftype.DecodeManifest([]byte(b.Manifest))
+	if err != nil {
+		return err
+	}
+	cmd, rest := "", args
+	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
+		cmd, rest = args[0], args[1:]
+	}
+	switch cmd {
+	case "":
+		return dryRunCommand(ctx, b, m, rest, stdout, stderr)
+	case "info":
+		return infoCommand(b, m, rest, stdout, stderr)
+	case "help":
+		topUsage(b, stdout)
+		return nil
+	default:
+		return usageError{fmt.Sprintf("unknown command %q; run %s --help", cmd, b.Name)}
+	}
+}
+
+func topUsage(b Binary, w io.Writer) {
+	fmt.Fprintf(w, `%[1]s: a run-once backfill binary.
+
+Scope: %[2]s
+
+Usage:
+  %[1]s [flags]          dry-run: report what would change, write nothing
+  %[1]s info [--json]    show the embedded manifest, run signature, commit and digest
+
+Run "%[1]s COMMAND --help" for a command's flags.
+`, b.Name, wrapScope(b))
+}
+
+func wrapScope(b Binary) string {
+	m, err := bftype.DecodeManifest([]byte(b.Manifest))
+	if err != nil {
+		return "(unreadable manifest)"
+	}
+	return m.Scope
+}
+
+// newFlags builds a command's flag set with a --help that prints usage.
+func newFlags(name, usage string, stderr io.Writer) *pflag.FlagSet {
+	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
+	fs.SetOutput(stderr)
+	fs.Usage = func() {
+		fmt.Fprintf(stderr, "%s\n\nFlags:\n%s", usage, fs.FlagUsages())
+	}
+	return fs
+}
+
+// parse parses flags; --help is reported as errHelp so the caller exits 0.
+func parse(fs *pflag.FlagSet, args []string) error {
+	if err := fs.Parse(args); err != nil {
+		if errors.Is(err, pflag.ErrHelp) {
+			return errHelp
+		}
+		return usageError{err.Error()}
+	}
+	if fs.NArg() > 0 {
+		return usageError{fmt.Sprintf("unexpected argument %q", fs.Arg(0))}
+	}
+	return nil
+}
+
+var errHelp = errors.New("help requested")
+
+// report prints err as the operator should see it and returns the exit code.
+func report(err error, stderr io.Writer) int {
+	var refusal *bftype.Refusal
+	var usage usageError
+	switch {
+	case err == nil, errors.Is(err, errHelp):
+		return int(bftype.ExitOK)
+	case errors.As(err, &refusal):
+		fmt.Fprintf(stderr, "REFUSED (%s): %s\n", refusal.Reason, refusal.Msg)
+		if refusal.Next != "" {
+			fmt.Fprintf(stderr, "Next: %s\n", refusal.Next)
+		}
+		return int(refusal.Code)
+	case errors.As(err, &usage):
+		fmt.Fprintf(stderr, "error: %s\n", usage.msg)
+		return int(bftype.ExitUsage)
+	default:
+		fmt.Fprintf(stderr, "error: %v\n", err)
+		return int(bftype.ExitFailure)
+	}
+}

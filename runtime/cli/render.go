@@ -1,0 +1,105 @@
+package cli
+
+import (
+	"encoding/json"
+	"fmt"
+	"io"
+	"strings"
+	"time"
+
+	"github.com/runonce/backfill/runtime/bftype"
+)
+
+const maxShownValues = 8
+
+// render prints a dry-run report for a reviewer.
+func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
+	fmt.Fprintf(w, "DRY-RUN of %s: nothing was written (one READ ONLY transaction)\n\n", b.Name)
+	fmt.Fprintf(w, "  binary         sha256:%s\n", r.Digest)
+	fmt.Fprintf(w, "  run signature  %s\n", r.RunSignature)
+	fmt.Fprintf(w, "  source commit  %s\n", r.SourceCommit)
+	fmt.Fprintf(w, "  database       %s on %s\n", r.Database, r.Server)
+	fmt.Fprintf(w, "  scope          %s\n\n", m.Scope)
+	renderCounts(w, r)
+	if r.Counts.WillChange == 0 {
+		fmt.Fprintf(w, "\n%s\n  0 CHANGES: nothing in scope would change.\n%s\n", banner, banner)
+	}
+	renderSamples(w, r)
+	fmt.Fprintf(w, "\nETA for --execute: about %s (%d batches of up to %d rows; estimated from this dry-run's reads",
+		r.ETA.Round(time.Millisecond), r.Batches, r.BatchSize)
+	if m.Batch.MaxRowsPerSecond > 0 {
+		fmt.Fprintf(w, ", limited to %d rows/s", m.Batch.MaxRowsPerSecond)
+	}
+	fmt.Fprintf(w, ")\n")
+	renderSQL(w, r)
+	if len(r.Violations) > 0 {
+		fmt.Fprintf(w, "\n%s\n  OUTSIDE EXPECTED BOUNDS: %s\n%s\n", banner, joinSentences(r.Violations), banner)
+	}
+}
+
+var banner = strings.Repeat("=", 64)
+
+func renderCounts(w io.Writer, r *bftype.Report) {
+	c := r.Counts
+	fmt.Fprintf(w, "  %-12s %10d\n", "scanned", c.Scanned)
+	fmt.Fprintf(w, "  %-12s %10d   expect %s %s\n", "matched", c.Matched, r.Expect.Matched, okMark(r.Expect.Matched.Contains(c.Matched)))
+	fmt.Fprintf(w, "  %-12s %10d   expect %s %s\n", "will change", c.WillChange, r.Expect.Changed, okMark(r.Expect.Changed.Contains(c.WillChange)))
+	fmt.Fprintf(w, "  %-12s %10d\n", "unchanged", c.Unchanged)
+	if c.Scanned != c.Matched {
+		fmt.Fprintf(w, "  note: the scope count (%d) and the rows the pages returned (%d) differ; the count and page queries should select the same rows\n", c.Matched, c.Scanned)
+	}
+}
+
+func okMark(ok bool) string {
+	if ok {
+		return "ok"
+	}
+	return "OUTSIDE"
+}
+
+func renderSamples(w io.Writer, r *bftype.Report) {
+	if len(r.Samples) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\nSamples (first %d of %d changes, by key):\n", len(r.Samples), r.Counts.WillChange)
+	for _, s := range r.Samples {
+		fmt.Fprintf(w, "  key %s\n", s.Key)
+		for _, d := range s.Diffs {
+			before := string(d.Before)
+			if d.Before == nil {
+				before = "(not read)"
+			}
+			fmt.Fprintf(w, "      %-16s %s -> %s\n", d.Field, before, d.After)
+		}
+	}
+}
+
+func renderSQL(w io.Writer, r *bftype.Report) {
+	fmt.Fprintf(w, "\nSQL a real run executes, per batch:\n")
+	for _, s := range r.Statements {
+		fmt.Fprintf(w, "\n  -- %s (%s)\n%s\n", s.Name, s.Role, indent(strings.TrimSpace(s.SQL), "    "))
+	}
+	if len(r.FirstApply) > 0 {
+		fmt.Fprintf(w, "\n  Parameters of the first Apply batch:\n")
+		for _, p := range r.FirstApply {
+			fmt.Fprintf(w, "    %-10s %s\n", p.Name, shortValue(p.Value))
+		}
+	}
+}
+
+// shortValue shows at most maxShownValues elements of an array parameter.
+func shortValue(v json.RawMessage) string {
+	var items []json.RawMessage
+	if err := json.Unmarshal(v, &items); err != nil || len(items) <= maxShownValues {
+		return string(v)
+	}
+	parts := make([]string, maxShownValues)
+	for i := range parts {
+		parts[i] = string(items[i])
+	}
+	return fmt.Sprintf("[%s, ...] (%d values)", strings.Join(parts, ", "), len(items))
+}
+
+func indent(s, pad string) string {
+	return pad + strings.ReplaceAll(s, "\n", "\n"+pad)
+}

@@ -1,0 +1,35 @@
+package pgdb
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// ReadOnly runs fn in a REPEATABLE READ, READ ONLY transaction and always
+// rolls it back: the database itself then refuses any write fn might attempt,
+// and every page fn reads sees one snapshot.
+func ReadOnly(ctx context.Context, conn *pgx.Conn, statementTimeout time.Duration, fn func(pgx.Tx) error) error {
+	tx, err := conn.BeginTx(ctx, pgx.TxOptions{IsoLevel: pgx.RepeatableRead, AccessMode: pgx.ReadOnly})
+	if err != nil {
+		return fmt.Errorf("error beginning read-only transaction: %w", err)
+	}
+	defer rollback(tx)
+	if statementTimeout > 0 {
+		if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL statement_timeout = %d", statementTimeout.Milliseconds())); err != nil {
+			return fmt.Errorf("error setting statement_timeout: %w", err)
+		}
+	}
+	return fn(tx)
+}
+
+// rollback ends tx even when the caller's context was cancelled.
+func rollback(tx pgx.Tx) {
+	ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
+	defer cancel()
+	// An error here means the connection is already broken, and the server
+	// rolls back a broken connection's transaction by itself.
+	_ = tx.Rollback(ctx)
+}

@@ -1,0 +1,108 @@
+package plan
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"time"
+
+	"github.com/runonce/backfill/runtime/bftype"
+)
+
+// Plan is a backfill's queries and transform with their types erased.
+type Plan interface {
+	// Count returns the number of rows in scope.
+	Count(ctx context.Context, db DBTX) (int64, error)
+	// Walk visits the scope in keyset pages of size rows, starting after the
+	// cursor (nil: from the start), and stops early when visit returns an error.
+	Walk(ctx context.Context, db DBTX, after json.RawMessage, size int, visit func(*Batch) error) error
+}
+
+// Batch is one keyset page with its planned changes.
+type Batch struct {
+	Scanned  int             // rows the page returned
+	Changes  int             // rows with a change to apply
+	Samples  []bftype.Sample // the changes by key, in key order
+	Cursor   json.RawMessage // the key of the page's last row
+	ReadTime time.Duration   // how long the page query took
+	apply    func(context.Context, DBTX) (int64, error)
+	params   func() []bftype.Param
+}
+
+// Apply writes the batch's changes through db and returns the rows changed.
+func (b *Batch) Apply(ctx context.Context, db DBTX) (int64, error) { return b.apply(ctx, db) }
+
+// Params shows the parameters Apply binds.
+func (b *Batch) Params() []bftype.Param { return b.params() }
+
+// New erases a Spec's types.
+func New[R, C any, K Key](s Spec[R, C, K]) Plan { return &typed[R, C, K]{s} }
+
+type typed[R, C any, K Key] struct{ s Spec[R, C, K] }
+
+func (p *typed[R, C, K]) Count(ctx context.Context, db DBTX) (int64, error) {
+	n, err := p.s.Count(ctx, db)
+	if err != nil {
+		return 0, fmt.Errorf("error counting rows in scope: %w", err)
+	}
+	return n, nil
+}
+
+func (p *typed[R, C, K]) Walk(ctx context.Context, db DBTX, after json.RawMessage, size int, visit func(*Batch) error) error {
+	cursor := p.s.Start
+	if len(after) > 0 {
+		if err := json.Unmarshal(after, &cursor); err != nil {
+			return fmt.Errorf("error decoding cursor %s: %w", after, err)
+		}
+	}
+	for {
+		began := time.Now()
+		rows, err := p.s.Page(ctx, db, cursor, size)
+		if err != nil {
+			return fmt.Errorf("error reading page after key %v: %w", cursor, err)
+		}
+		if len(rows) == 0 {
+			return nil
+		}
+		b := p.batch(rows, time.Since(began))
+		cursor = p.s.Key(rows[len(rows)-1])
+		if err := visit(b); err != nil {
+			return err
+		}
+		if len(rows) < size {
+			return nil
+		}
+	}
+}
+
+func (p *typed[R, C, K]) batch(rows []R, read time.Duration) *Batch {
+	var changes []C
+	var samples []bftype.Sample
+	for _, row := range rows {
+		change, ok := p.s.Transform(row)
+		if !ok {
+			continue
+		}
+		diffs := p.s.Diff(row, change)
+		if len(diffs) == 0 {
+			continue // the row already holds the change
+		}
+		changes = append(changes, change)
+		samples = append(samples, bftype.SampleOf(p.s.Key(row), diffs))
+	}
+	last, _ := json.Marshal(p.s.Key(rows[len(rows)-1]))
+	return &Batch{
+		Scanned:  len(rows),
+		Changes:  len(changes),
+		Samples:  samples,
+		Cursor:   last,
+		ReadTime: read,
+		apply: func(ctx context.Context, db DBTX) (int64, error) {
+			if len(changes) == 0 {
+				return 0, nil
+			}
+			return p.s.Apply(ctx, db, changes)
+		},
+		params: func() []bftype.Param { return p.s.ApplyParams(changes) },
+	}
+}

@@ -1,0 +1,53 @@
+// Package plan turns the typed queries and transform of one backfill into
+// the operations the runtime performs on them: counting the scope, walking it
+// in keyset pages, deciding each row's change and applying a batch.
+//
+// Generated wiring fills a generic Spec with closures over the backfill's own
+// sqlc package; New erases the types behind the Plan interface so the rest of
+// the runtime never sees a sqlc type. The dry-run and the real run share this
+// one walk: the dry-run only leaves out the write.
+package plan
+
+import (
+	"context"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/runonce/backfill/runtime/bftype"
+)
+
+// DBTX is the subset of pgx that sqlc-generated code calls. A pgx.Tx and a
+// *pgx.Conn both satisfy it, and a DBTX can be passed to the sqlc package's New.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
+}
+
+// Key is the type of a keyset cursor: a single ordered column.
+type Key interface {
+	~int16 | ~int32 | ~int64 | ~string
+}
+
+// Spec is what generated wiring supplies for one backfill: R is the scope
+// row, C the change and K the key the pages are ordered by.
+type Spec[R, C any, K Key] struct {
+	// Count returns the number of rows in scope.
+	Count func(ctx context.Context, db DBTX) (int64, error)
+	// Page returns up to limit rows in scope with a key after the cursor, in key order.
+	Page func(ctx context.Context, db DBTX, after K, limit int) ([]R, error)
+	// Key returns a row's key.
+	Key func(row R) K
+	// Start is a cursor before every key.
+	Start K
+	// Transform decides a row's change; false leaves the row alone.
+	Transform func(row R) (C, bool)
+	// Diff lists the fields a change would set; empty means the row already
+	// holds the change.
+	Diff func(row R, change C) []bftype.FieldDiff
+	// Apply writes a batch of changes and returns the rows it changed.
+	Apply func(ctx context.Context, db DBTX, changes []C) (int64, error)
+	// ApplyParams shows the parameters Apply would bind for a batch.
+	ApplyParams func(changes []C) []bftype.Param
+}
