@@ -38,25 +38,51 @@ func CheckName(name string) error {
 	return nil
 }
 
+// Layout says where one backfill's files are, relative to Root. The standard
+// layout is backfills/NAME and queries/NAME; tests use others.
+type Layout struct {
+	Root    string // the repository root (with go.mod)
+	Name    string // the backfill name
+	Dir     string // the transform package; its db/ and cmd/ are generated
+	Queries string // the .sql query set
+}
+
+// Standard is the layout of backfill name in the repository at root.
+func Standard(root, name string) Layout {
+	return Layout{Root: root, Name: name, Dir: filepath.Join("backfills", name), Queries: filepath.Join("queries", name)}
+}
+
+// Manifest is the path of the manifest, relative to the root.
+func (l Layout) Manifest() string { return filepath.Join(l.Dir, "backfill.yaml") }
+
+// MainFile is the path of the generated wiring, relative to the root.
+func (l Layout) MainFile() string { return filepath.Join(l.Dir, "cmd", "main.go") }
+
 // Generate returns the generated files of backfill name, keyed by path
 // relative to root.
 func Generate(root, name string) (map[string][]byte, error) {
 	if err := CheckName(name); err != nil {
 		return nil, err
 	}
-	module, err := ModulePath(root)
+	return GenerateLayout(Standard(root, name))
+}
+
+// GenerateLayout is Generate for any layout.
+func GenerateLayout(l Layout) (map[string][]byte, error) {
+	module, err := ModulePath(l.Root)
 	if err != nil {
 		return nil, err
 	}
-	m, err := manifest.Load(filepath.Join(root, ManifestPath(name)))
+	m, err := manifest.Load(filepath.Join(l.Root, l.Manifest()))
 	if err != nil {
 		return nil, err
 	}
-	b, err := inspect.Load(root, module, name)
+	pkg := module + "/" + filepath.ToSlash(l.Dir)
+	b, err := inspect.Load(l.Root, l.Name, pkg+"/db", pkg)
 	if err != nil {
 		return nil, err
 	}
-	sig, err := RunSignature(root, name)
+	sig, err := RunSignature(l)
 	if err != nil {
 		return nil, err
 	}
@@ -65,12 +91,13 @@ func Generate(root, name string) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
-	return map[string][]byte{emit.MainPath(name): main}, nil
+	return map[string][]byte{filepath.ToSlash(l.MainFile()): main}, nil
 }
 
-// Write writes generated files under root.
+// Write writes generated files under root, leaving files whose content is
+// already right untouched.
 func Write(root string, files map[string][]byte) error {
-	for _, path := range sortedKeys(files) {
+	for _, path := range Drift(root, files) {
 		full := filepath.Join(root, path)
 		if err := os.MkdirAll(filepath.Dir(full), 0o755); err != nil {
 			return fmt.Errorf("error creating directory for %q: %w", path, err)
@@ -94,9 +121,6 @@ func Drift(root string, files map[string][]byte) []string {
 	return stale
 }
 
-// ManifestPath is the manifest of backfill name, relative to the root.
-func ManifestPath(name string) string { return filepath.Join("backfills", name, "backfill.yaml") }
-
 // ModulePath reads the module path from root/go.mod.
 func ModulePath(root string) (string, error) {
 	path := filepath.Join(root, "go.mod")
@@ -119,7 +143,7 @@ func Names(root string) ([]string, error) {
 	}
 	var names []string
 	for _, e := range entries {
-		if _, err := os.Stat(filepath.Join(root, ManifestPath(e.Name()))); e.IsDir() && err == nil {
+		if _, err := os.Stat(filepath.Join(root, Standard(root, e.Name()).Manifest())); e.IsDir() && err == nil {
 			names = append(names, e.Name())
 		}
 	}

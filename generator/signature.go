@@ -13,18 +13,18 @@ import (
 // SignatureInputs lists, relative to root, the files a run signature covers:
 // the manifest, every .sql file of the query set and every non-test .go file
 // of the transform package (not the generated db/ and cmd/ below it).
-func SignatureInputs(root, name string) ([]string, error) {
-	files := []string{ManifestPath(name)}
-	sqls, err := listFiles(root, filepath.Join("queries", name), ".sql")
+func SignatureInputs(l Layout) ([]string, error) {
+	files := []string{l.Manifest()}
+	sqls, err := listFiles(l.Root, l.Queries, ".sql")
 	if err != nil {
 		return nil, err
 	}
-	gos, err := listFiles(root, filepath.Join("backfills", name), ".go")
+	gos, err := listFiles(l.Root, l.Dir, ".go")
 	if err != nil {
 		return nil, err
 	}
 	if len(sqls) == 0 {
-		return nil, fmt.Errorf("backfill %q has no queries: expected .sql files in queries/%s", name, name)
+		return nil, fmt.Errorf("backfill %q has no queries: expected .sql files in %s", l.Name, l.Queries)
 	}
 	return append(append(files, sqls...), gos...), nil
 }
@@ -32,15 +32,15 @@ func SignatureInputs(root, name string) ([]string, error) {
 // RunSignature hashes the signature inputs and the code version. Each file
 // goes in as its path and length-prefixed bytes, so moving bytes between
 // files changes the signature too.
-func RunSignature(root, name string) (string, error) {
-	files, err := SignatureInputs(root, name)
+func RunSignature(l Layout) (string, error) {
+	files, err := SignatureInputs(l)
 	if err != nil {
 		return "", err
 	}
 	h := sha256.New()
 	fmt.Fprintf(h, "backfill-run-signature/v1\x00code %s\x00", CodeVersion)
 	for _, f := range files {
-		data, err := os.ReadFile(filepath.Join(root, f))
+		data, err := os.ReadFile(filepath.Join(l.Root, f))
 		if err != nil {
 			return "", fmt.Errorf("error reading signature input %q: %w", f, err)
 		}

@@ -46,11 +46,9 @@ func (e *ShapeError) Error() string {
 	return s
 }
 
-// Load loads the packages of backfill name in the module at root and returns
-// the shape part of its model.
-func Load(root, module, name string) (*model.Backfill, error) {
-	dbPath := module + "/backfills/" + name + "/db"
-	pkgPath := module + "/backfills/" + name
+// Load loads the sqlc package dbPath and the transform package pkgPath of
+// backfill name, in the module at root, and returns the shape of its model.
+func Load(root, name, dbPath, pkgPath string) (*model.Backfill, error) {
 	cfg := &packages.Config{Dir: root, Mode: packages.NeedName | packages.NeedTypes | packages.NeedSyntax | packages.NeedTypesInfo | packages.NeedImports}
 	pkgs, err := packages.Load(cfg, dbPath, pkgPath)
 	if err != nil {
@@ -155,7 +153,8 @@ func (s *shaper) cursor(b *model.Backfill, params *types.Named, hint string) err
 			}
 			b.LimitField, b.LimitType = f.Name(), f.Type().String()
 		case strings.HasPrefix(f.Name(), cursorPrefix) && len(f.Name()) > len(cursorPrefix):
-			b.Cursor = model.Cursor{ParamField: f.Name(), RowField: strings.TrimPrefix(f.Name(), cursorPrefix), Type: f.Type().String()}
+			row := strings.TrimPrefix(f.Name(), cursorPrefix)
+			b.Cursor = model.Cursor{ParamField: f.Name(), RowField: row, Type: f.Type().String(), Display: Snake(row), ParamName: Snake(f.Name())}
 		default:
 			return s.fail(hint, "parameter %s of %s is neither the cursor After<Key> nor %s", f.Name(), PageMethod, limitField)
 		}

@@ -30,6 +30,8 @@ type Cursor struct {
 	RowField   string // e.g. ID
 	ParamField string // e.g. AfterID
 	Type       string // int16, int32, int64 or string
+	Display    string // the key's snake_case name for reports, e.g. id
+	ParamName  string // the cursor's snake_case name, e.g. after_id
 }
 
 // ApplyField is one array parameter of the apply query filled from a change field.

@@ -72,21 +72,25 @@ type Counts struct {
 
 // Report is what a dry-run found, printed for reviewers and saved as JSON.
 type Report struct {
-	Backfill     string        `json:"backfill"`
-	Digest       string        `json:"digest"`
-	RunSignature string        `json:"run_signature"`
-	SourceCommit string        `json:"source_commit"`
-	Database     string        `json:"database"`
-	Server       string        `json:"server"`
-	StartedAt    time.Time     `json:"started_at"`
-	Duration     time.Duration `json:"duration_ns"`
-	Counts       Counts        `json:"counts"`
-	Expect       Expect        `json:"expect"`
-	Violations   []string      `json:"violations"`
-	Samples      []Sample      `json:"samples"`
-	Batches      int64         `json:"batches"`
-	BatchSize    int           `json:"batch_size"`
-	ETA          time.Duration `json:"eta_ns"`
-	Statements   []Statement   `json:"statements"`
-	FirstApply   []Param       `json:"first_apply_params"`
+	Backfill     string          `json:"backfill"`
+	Digest       string          `json:"digest"`
+	RunSignature string          `json:"run_signature"`
+	SourceCommit string          `json:"source_commit"`
+	Database     string          `json:"database"`
+	Server       string          `json:"server"`
+	StartedAt    time.Time       `json:"started_at"`
+	Duration     time.Duration   `json:"duration_ns"`
+	Counts       Counts          `json:"counts"`
+	Expect       Expect          `json:"expect"`
+	Violations   []string        `json:"violations"`
+	Samples      []Sample        `json:"samples"`
+	Batches      int64           `json:"batches"`
+	BatchSize    int             `json:"batch_size"`
+	ETA          time.Duration   `json:"eta_ns"`
+	KeyName      string          `json:"key_name"`
+	CursorName   string          `json:"cursor_name"`
+	LimitName    string          `json:"limit_name"`
+	Start        json.RawMessage `json:"start_cursor"`
+	Statements   []Statement     `json:"statements"`
+	FirstApply   []Param         `json:"first_apply_params"`
 }

@@ -83,6 +83,7 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 		Backfill: b.Name, Digest: digest, RunSignature: b.RunSignature, SourceCommit: b.SourceCommit,
 		Database: server.Database, Server: server.Address + " (PostgreSQL " + server.Version + ")",
 		StartedAt: time.Now().UTC(), Expect: m.Expect, BatchSize: m.Batch.Size, Statements: b.Statements,
+		KeyName: b.Plan.Names().Key, CursorName: b.Plan.Names().Cursor, LimitName: b.Plan.Names().Limit, Start: b.Plan.Start(),
 	}
 	var read time.Duration
 	err = pgdb.ReadOnly(ctx, conn, m.Batch.StatementTimeoutDuration(), func(tx pgx.Tx) error {

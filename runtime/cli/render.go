@@ -63,7 +63,7 @@ func renderSamples(w io.Writer, r *bftype.Report) {
 	}
 	fmt.Fprintf(w, "\nSamples (first %d of %d changes, by key):\n", len(r.Samples), r.Counts.WillChange)
 	for _, s := range r.Samples {
-		fmt.Fprintf(w, "  key %s\n", s.Key)
+		fmt.Fprintf(w, "  %s=%s\n", r.KeyName, s.Key)
 		for _, d := range s.Diffs {
 			before := string(d.Before)
 			if d.Before == nil {
@@ -75,10 +75,12 @@ func renderSamples(w io.Writer, r *bftype.Report) {
 }
 
 func renderSQL(w io.Writer, r *bftype.Report) {
-	fmt.Fprintf(w, "\nSQL a real run executes, per batch:\n")
+	fmt.Fprintf(w, "\nSQL a real run executes (the count once, then page and apply per batch):\n")
 	for _, s := range r.Statements {
 		fmt.Fprintf(w, "\n  -- %s (%s)\n%s\n", s.Name, s.Role, indent(strings.TrimSpace(s.SQL), "    "))
 	}
+	fmt.Fprintf(w, "\n  Page parameters: %s = %s for the first page, then the last %s of the previous page; %s = %d\n",
+		r.CursorName, r.Start, r.KeyName, r.LimitName, r.BatchSize)
 	if len(r.FirstApply) > 0 {
 		fmt.Fprintf(w, "\n  Parameters of the first Apply batch:\n")
 		for _, p := range r.FirstApply {

@@ -16,6 +16,10 @@ type Plan interface {
 	// Walk visits the scope in keyset pages of size rows, starting after the
 	// cursor (nil: from the start), and stops early when visit returns an error.
 	Walk(ctx context.Context, db DBTX, after json.RawMessage, size int, visit func(*Batch) error) error
+	// Names are the display names of the key and page parameters.
+	Names() Names
+	// Start is the cursor before every key, as JSON.
+	Start() json.RawMessage
 }
 
 // Batch is one keyset page with its planned changes.
@@ -39,6 +43,13 @@ func (b *Batch) Params() []bftype.Param { return b.params() }
 func New[R, C any, K Key](s Spec[R, C, K]) Plan { return &typed[R, C, K]{s} }
 
 type typed[R, C any, K Key] struct{ s Spec[R, C, K] }
+
+func (p *typed[R, C, K]) Names() Names { return p.s.Names }
+
+func (p *typed[R, C, K]) Start() json.RawMessage {
+	b, _ := json.Marshal(p.s.Start)
+	return b
+}
 
 func (p *typed[R, C, K]) Count(ctx context.Context, db DBTX) (int64, error) {
 	n, err := p.s.Count(ctx, db)

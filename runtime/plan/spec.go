@@ -30,6 +30,13 @@ type Key interface {
 	~int16 | ~int32 | ~int64 | ~string
 }
 
+// Names are the display names of a plan's key and page parameters.
+type Names struct {
+	Key    string // the key column, e.g. id
+	Cursor string // the page's cursor parameter, e.g. after_id
+	Limit  string // the page's limit parameter, e.g. limit
+}
+
 // Spec is what generated wiring supplies for one backfill: R is the scope
 // row, C the change and K the key the pages are ordered by.
 type Spec[R, C any, K Key] struct {
@@ -41,6 +48,8 @@ type Spec[R, C any, K Key] struct {
 	Key func(row R) K
 	// Start is a cursor before every key.
 	Start K
+	// Names are the snake_case names of the key and page parameters, for reports.
+	Names Names
 	// Transform decides a row's change; false leaves the row alone.
 	Transform func(row R) (C, bool)
 	// Diff lists the fields a change would set; empty means the row already

@@ -44,7 +44,10 @@ func buildCommand(ctx context.Context, e *env, args []string) error {
 	if *commit == "" {
 		*commit = sourceCommit(ctx, root)
 	}
-	dir := filepath.Join(root, *out, name)
+	dir := filepath.Join(*out, name)
+	if !filepath.IsAbs(dir) {
+		dir = filepath.Join(root, dir)
+	}
 	bin, err := compile(ctx, root, name, dir, *commit)
 	if err != nil {
 		return err

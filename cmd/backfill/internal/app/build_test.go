@@ -1,0 +1,198 @@
+package app_test
+
+import (
+	"encoding/json"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/pgdb/pgtest"
+)
+
+// copyRepo copies the repository's tracked and untracked (not ignored)
+// files into a new directory, as a fresh clone with the same work tree.
+func copyRepo(t *testing.T) string {
+	t.Helper()
+	out, err := exec.Command("git", "-C", repoRoot, "ls-files", "-co", "--exclude-standard", "-z").Output()
+	require.NoError(t, err)
+	dst := filepath.Join(t.TempDir(), "clone")
+	for _, rel := range strings.Split(strings.TrimRight(string(out), "\x00"), "\x00") {
+		src := filepath.Join(repoRoot, rel)
+		st, err := os.Lstat(src)
+		if err != nil || !st.Mode().IsRegular() {
+			continue // deleted in the work tree, or not a file
+		}
+		data, err := os.ReadFile(src)
+		require.NoError(t, err)
+		require.NoError(t, os.MkdirAll(filepath.Dir(filepath.Join(dst, rel)), 0o755))
+		require.NoError(t, os.WriteFile(filepath.Join(dst, rel), data, st.Mode().Perm()))
+	}
+	return dst
+}
+
+// build builds fix_roles in repo and returns its digest and run signature.
+func build(t *testing.T, repo string) (digest, signature string) {
+	t.Helper()
+	out, err := run(repo, nil, cliBin, "build", "fix_roles", "--source-commit", "same-commit")
+	require.NoError(t, err, out)
+	var info struct {
+		Digest       string `json:"digest"`
+		RunSignature string `json:"run_signature"`
+	}
+	data, err := os.ReadFile(filepath.Join(repo, "dist/fix_roles/manifest.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &info))
+	require.Contains(t, out, "sha256:"+info.Digest)
+	sums, err := os.ReadFile(filepath.Join(repo, "dist/fix_roles/SHA256SUMS"))
+	require.NoError(t, err)
+	require.Contains(t, string(sums), info.Digest+"  fix_roles\n")
+	return info.Digest, info.RunSignature
+}
+
+func edit(t *testing.T, path, old, new string) {
+	t.Helper()
+	data, err := os.ReadFile(path)
+	require.NoError(t, err)
+	require.Contains(t, string(data), old)
+	require.NoError(t, os.WriteFile(path, []byte(strings.Replace(string(data), old, new, 1)), 0o644))
+}
+
+func TestBuildIsReproducibleAndEveryInputChangesTheDigest(t *testing.T) {
+	t.Parallel()
+	a, b := copyRepo(t), copyRepo(t)
+	digestA, sigA := build(t, a)
+	digestB, sigB := build(t, b)
+	require.Equal(t, digestA, digestB, "two builds of the same source in two directories differ")
+	require.Equal(t, sigA, sigB)
+
+	for _, c := range []struct{ name, file, old, new string }{
+		{"transform", "backfills/fix_roles/transform.go", "leave this row alone", "leave this row be"},
+		{"query", "queries/fix_roles/fix_roles.sql", "ORDER BY u.id\n", "ORDER BY u.id \n"},
+		{"manifest", "backfills/fix_roles/backfill.yaml", "owner: identity-team", "owner: identity-teams"},
+	} {
+		t.Run(c.name, func(t *testing.T) {
+			repo := copyRepo(t)
+			edit(t, filepath.Join(repo, c.file), c.old, c.new)
+			digest, sig := build(t, repo)
+			require.NotEqual(t, digestA, digest, "digest unchanged after editing %s", c.file)
+			require.NotEqual(t, sigA, sig, "run signature unchanged after editing %s", c.file)
+		})
+	}
+}
+
+func TestInfoShowsTheBinarysOwnDigest(t *testing.T) {
+	t.Parallel()
+	res := runBinary(t, nil, fixRoles, "info", "--json")
+	require.Equal(t, 0, res.code, res.stderr)
+	var info struct {
+		Name, Digest, SourceCommit string
+		RunSignature               string `json:"run_signature"`
+		Manifest                   bftype.Manifest
+		Statements                 []bftype.Statement
+	}
+	require.NoError(t, json.Unmarshal([]byte(res.stdout), &info))
+	out, err := exec.Command("sha256sum", fixRoles).Output()
+	require.NoError(t, err)
+	require.Equal(t, strings.Fields(string(out))[0], info.Digest)
+	require.Equal(t, "fix_roles", info.Name)
+	require.Len(t, info.RunSignature, 64)
+	require.Equal(t, "high", info.Manifest.Risk)
+	require.Len(t, info.Statements, 3)
+
+	text := runBinary(t, nil, fixRoles, "info")
+	require.Contains(t, text.stdout, "digest         sha256:"+info.Digest)
+	require.Contains(t, text.stdout, "source commit  test-commit")
+}
+
+func TestHelpAndUsageErrors(t *testing.T) {
+	t.Parallel()
+	for _, args := range [][]string{{"--help"}, {"help"}, {"info", "--help"}} {
+		res := runBinary(t, nil, fixRoles, args...)
+		require.Equal(t, 0, res.code, "%v: %s", args, res.stderr)
+		require.Contains(t, res.stdout+res.stderr, "Usage:")
+	}
+	res := runBinary(t, nil, fixRoles, "frobnicate")
+	require.Equal(t, int(bftype.ExitUsage), res.code)
+	require.Contains(t, res.stderr, `unknown command "frobnicate"`)
+	res = runBinary(t, nil, fixRoles, "--no-such-flag")
+	require.Equal(t, int(bftype.ExitUsage), res.code)
+
+	res = runBinary(t, nil, cliBin, "--help")
+	require.Equal(t, 0, res.code)
+	for _, cmd := range []string{"new", "generate", "build"} {
+		require.Contains(t, res.stdout, "  "+cmd+" ")
+		sub := runBinary(t, nil, cliBin, cmd, "--help")
+		require.Equal(t, 0, sub.code, sub.stderr)
+		require.Contains(t, sub.stderr, "Usage: backfill "+cmd)
+	}
+}
+
+func TestGenerateCheckFailsOnDriftWithoutWriting(t *testing.T) {
+	t.Parallel()
+	repo := copyRepo(t)
+	out, err := run(repo, nil, cliBin, "generate", "--check")
+	require.NoError(t, err, out)
+
+	edit(t, filepath.Join(repo, "backfills/fix_roles/transform.go"), "leave this row alone", "leave it alone")
+	main := filepath.Join(repo, "backfills/fix_roles/cmd/main.go")
+	before, err := os.ReadFile(main)
+	require.NoError(t, err)
+	out, err = run(repo, nil, cliBin, "generate", "--check")
+	require.Error(t, err)
+	require.Contains(t, out, "generated code is out of date: backfills/fix_roles/cmd/main.go")
+	after, err := os.ReadFile(main)
+	require.NoError(t, err)
+	require.Equal(t, before, after, "generate --check wrote a file")
+
+	out, err = run(repo, nil, cliBin, "generate")
+	require.NoError(t, err, out)
+	out, err = run(repo, nil, cliBin, "generate", "--check")
+	require.NoError(t, err, out)
+}
+
+func TestNewScaffoldBuildsAndDryRuns(t *testing.T) {
+	t.Parallel()
+	_, err := os.Stat(sqlcBin)
+	require.NoError(t, err, "sqlc is needed: run make test (it builds bin/sqlc)")
+	repo := copyRepo(t)
+	out, err := run(repo, nil, cliBin, "new", "widget_status")
+	require.NoError(t, err, out)
+	for _, f := range []string{"queries/widget_status/widget_status.sql", "backfills/widget_status/backfill.yaml", "backfills/widget_status/transform.go"} {
+		require.FileExists(t, filepath.Join(repo, f))
+	}
+	sqlcYAML, err := os.ReadFile(filepath.Join(repo, "sqlc.yaml"))
+	require.NoError(t, err)
+	require.Contains(t, string(sqlcYAML), "out: backfills/widget_status/db")
+
+	out, err = run(repo, nil, cliBin, "new", "widget_status")
+	require.Error(t, err)
+	require.Contains(t, out, `backfill "widget_status" already exists`)
+	out, err = run(repo, nil, cliBin, "new", "Bad-Name")
+	require.Error(t, err)
+	require.Contains(t, out, "must be lower case letters")
+
+	// The scaffold targets my_table; give the schema one, as an author would.
+	table := "\nCREATE TABLE my_table (id bigint PRIMARY KEY, status text NOT NULL, legacy_status text, updated_at timestamptz);\n"
+	f, err := os.OpenFile(filepath.Join(repo, "queries/schema/schema.sql"), os.O_APPEND|os.O_WRONLY, 0)
+	require.NoError(t, err)
+	_, err = f.WriteString(table)
+	require.NoError(t, err)
+	require.NoError(t, f.Close())
+	out, err = run(repo, nil, sqlcBin, "generate")
+	require.NoError(t, err, out)
+	edit(t, filepath.Join(repo, "backfills/widget_status/backfill.yaml"), "database: app", "database: whatever")
+	out, err = run(repo, nil, cliBin, "build", "widget_status")
+	require.NoError(t, err, out)
+
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db, table, `INSERT INTO my_table SELECT i, 'unknown', CASE WHEN i % 2 = 0 THEN 'active' END FROM generate_series(1, 10) i`)
+	res := runBinary(t, nil, filepath.Join(repo, "dist/widget_status/widget_status"), "--database-url", db)
+	require.Equal(t, 0, res.code, res.stderr)
+	require.Contains(t, res.stdout, "will change           5")
+	require.Contains(t, res.stdout, `status           "unknown" -> "active"`)
+}
