@@ -46,7 +46,8 @@ func renderCounts(w io.Writer, r *bftype.Report) {
 	fmt.Fprintf(w, "  %-12s %10d   expect %s %s\n", "will change", c.WillChange, r.Expect.Changed, okMark(r.Expect.Changed.Contains(c.WillChange)))
 	fmt.Fprintf(w, "  %-12s %10d\n", "unchanged", c.Unchanged)
 	if c.Scanned != c.Matched {
-		fmt.Fprintf(w, "  note: the scope count (%d) and the rows the pages returned (%d) differ; the count and page queries should select the same rows\n", c.Matched, c.Scanned)
+		fmt.Fprintf(w, "  WARNING: the scope count (%d) and the rows the pages returned (%d) differ: CountScope and ScopePage must select\n"+
+			"  the same rows, and no key may equal the start cursor (%s); see docs/authoring.md\n", c.Matched, c.Scanned, r.Start)
 	}
 }
 

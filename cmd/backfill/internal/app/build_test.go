@@ -196,3 +196,22 @@ func TestNewScaffoldBuildsAndDryRuns(t *testing.T) {
 	require.Contains(t, res.stdout, "will change           5")
 	require.Contains(t, res.stdout, `status           "unknown" -> "active"`)
 }
+
+// TestPackageBoundaries holds the layout contract: the generator and the
+// runtime never import each other, and no package is named runtime.
+func TestPackageBoundaries(t *testing.T) {
+	t.Parallel()
+	const mod = "github.com/runonce/backfill/"
+	deps := func(pattern string) string {
+		out, err := run(repoRoot, nil, "go", "list", "-deps", "-test", pattern)
+		require.NoError(t, err, out)
+		return out
+	}
+	require.NotContains(t, deps("./generator/..."), mod+"runtime/")
+	require.NotContains(t, deps("./runtime/..."), mod+"generator")
+	names, err := run(repoRoot, nil, "go", "list", "-f", "{{.Name}}", "./...")
+	require.NoError(t, err, names)
+	for _, n := range strings.Fields(names) {
+		require.NotEqual(t, "runtime", n)
+	}
+}

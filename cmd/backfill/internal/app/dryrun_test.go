@@ -141,3 +141,24 @@ func TestConnectionFromLibpqVariables(t *testing.T) {
 	require.Equal(t, 0, res.code, res.stderr)
 	require.Contains(t, res.stdout, "database       "+name)
 }
+
+func TestTextKeyedBackfillDryRuns(t *testing.T) {
+	t.Parallel()
+	bin := filepath.Join(t.TempDir(), "textkey")
+	out, err := run(repoRoot, nil, "go", "build", "-o", bin, "./generator/testdata/textkey/cmd")
+	require.NoError(t, err, out)
+
+	db := pgtest.NewDB(t)
+	pgtest.Exec(t, db, `CREATE TABLE accounts (email text PRIMARY KEY, plan text NOT NULL, note text)`,
+		`INSERT INTO accounts VALUES ('a@x', 'free', NULL), ('b@x', 'pro', NULL), ('c@x', 'pro', 'plan:pro'), ('', 'empty', NULL)`)
+	res := runBinary(t, nil, bin, "--database-url", db)
+	require.Equal(t, 0, res.code, res.stderr)
+	require.Contains(t, res.stdout, "scanned               3")
+	require.Contains(t, res.stdout, "matched               4")
+	require.Contains(t, res.stdout, `email="a@x"`)
+	require.Contains(t, res.stdout, `note             (not read) -> "plan:free"`)
+	require.Contains(t, res.stdout, "2 batches of up to 2 rows")
+	// A key equal to the start cursor ('' for text) is never paged; the
+	// dry-run must say so rather than pass over the row in silence.
+	require.Contains(t, res.stdout, "WARNING: the scope count (4) and the rows the pages returned (3) differ")
+}

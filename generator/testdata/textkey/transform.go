@@ -1,0 +1,16 @@
+// Package textkey is a golden test case of the generator: a backfill keyed
+// by text whose change sets a field the scope row does not read.
+package textkey
+
+import "github.com/runonce/backfill/generator/testdata/textkey/db"
+
+// Change sets an account's note.
+type Change struct {
+	Email string
+	Note  string
+}
+
+// Transform notes every account's plan.
+func Transform(row db.ScopePageRow) (Change, bool) {
+	return Change{Email: row.Email, Note: "plan:" + row.Plan}, true
+}
