@@ -129,8 +129,18 @@ func Parse(name string, data []byte) (*Manifest, error) {
 	if err := dec.Decode(&m); err != nil {
 		return nil, yamlError(name, err)
 	}
+	var extra yaml.Node
+	if err := dec.Decode(&extra); err == nil {
+		return nil, &Error{File: name, Line: extra.Line, Msg: "a manifest is one YAML document; remove the second one (after ---)"}
+	}
+	l := lines{name: name, root: root.Content[0]}
+	for _, key := range []string{"batch.size", "batch.canary"} {
+		if n := l.node(key); n != nil && n.Value == "0" {
+			return nil, l.errorf(key, "must be at least 1 (omit it for the default)")
+		}
+	}
 	m.applyDefaults()
-	if err := m.validate(lines{name: name, root: root.Content[0]}); err != nil {
+	if err := m.validate(l); err != nil {
 		return nil, err
 	}
 	return &m, nil
@@ -214,35 +224,49 @@ func (l lines) errorf(path, format string, args ...any) error {
 	return &Error{File: l.name, Line: l.line(path), Msg: path + ": " + fmt.Sprintf(format, args...)}
 }
 
+// line is the line of the deepest key of path that exists: the key itself,
+// or, for a missing key, the parent it belongs under.
 func (l lines) line(path string) int {
 	n, best := l.root, l.root.Line
 	for _, key := range strings.Split(path, ".") {
-		next := child(n, key)
+		keyLine, next := child(n, key)
 		if next == nil {
 			return best
 		}
-		n, best = next, next.Line
+		n, best = next, keyLine
 	}
 	return best
 }
 
-func child(n *yaml.Node, key string) *yaml.Node {
+// node is the value node at path, or nil.
+func (l lines) node(path string) *yaml.Node {
+	n := l.root
+	for _, key := range strings.Split(path, ".") {
+		if _, n = child(n, key); n == nil {
+			return nil
+		}
+	}
+	return n
+}
+
+// child returns the line of key in n and its value node.
+func child(n *yaml.Node, key string) (int, *yaml.Node) {
 	if n.Kind == yaml.SequenceNode {
 		var i int
-		if _, err := fmt.Sscanf(key, "%d", &i); err == nil && i < len(n.Content) {
-			return n.Content[i]
+		if _, err := fmt.Sscanf(key, "%d", &i); err == nil && i >= 0 && i < len(n.Content) {
+			return n.Content[i].Line, n.Content[i]
 		}
-		return nil
+		return 0, nil
 	}
 	if n.Kind != yaml.MappingNode {
-		return nil
+		return 0, nil
 	}
 	for i := 0; i+1 < len(n.Content); i += 2 {
 		if n.Content[i].Value == key {
-			return n.Content[i+1]
+			return n.Content[i].Line, n.Content[i+1]
 		}
 	}
-	return nil
+	return 0, nil
 }
 
 func (m *Manifest) validate(l lines) error {
