@@ -131,9 +131,15 @@ if ((EUID == 0)); then
 	else
 		pg_user=nobody
 	fi
-	command -v runuser >/dev/null 2>&1 ||
+	runuser_bin=$(command -v runuser 2>/dev/null) || runuser_bin=""
+	for candidate in /usr/sbin/runuser /sbin/runuser; do
+		if [[ -z $runuser_bin && -x $candidate ]]; then
+			runuser_bin=$candidate
+		fi
+	done
+	[[ -n $runuser_bin ]] ||
 		die "running as root needs runuser (util-linux) to start PostgreSQL as $pg_user."
-	as_pg=(runuser -u "$pg_user" --)
+	as_pg=("$runuser_bin" -u "$pg_user" --)
 fi
 
 tmp=$(mktemp -d "${TMPDIR:-/tmp}/withpg.XXXXXX")
@@ -159,13 +165,28 @@ cleanup() {
 	exit "$rc"
 }
 
+# True when this script's process group is its terminal's foreground group:
+# then a Ctrl-C has already reached the command, which shares that group.
+# shellcheck disable=SC2317
+from_tty_group() {
+	local stat f
+	stat=$(cat "/proc/$$/stat" 2>/dev/null) || return 1
+	# Fields after "(comm)": state ppid pgrp session tty_nr tpgid ...
+	read -r -a f <<<"${stat##*) }"
+	[[ ${#f[@]} -gt 5 && ${f[2]} == "${f[5]}" ]]
+}
+
+# Forward the signal to the command, wait for it and exit with its status.
 # shellcheck disable=SC2317
 on_signal() {
 	local sig=$1 code=$2
 	trap '' INT TERM HUP
 	if [[ -n $child ]] && kill -0 "$child" 2>/dev/null; then
-		kill "-$sig" "$child" 2>/dev/null || true
-		wait "$child" 2>/dev/null || true
+		if [[ $sig != INT ]] || ! from_tty_group; then
+			kill "-$sig" "$child" 2>/dev/null || true
+		fi
+		code=0
+		wait "$child" 2>/dev/null || code=$?
 	fi
 	exit "$code"
 }
