@@ -86,6 +86,9 @@ func GenerateLayout(l Layout) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if len(m.Target.Tenants) > 0 && b.TenantField == "" {
+		return nil, fmt.Errorf("backfill %q: target.tenants is set, so the rows of ScopePage must have a text column tenant (a Tenant string field) to check against it", l.Name)
+	}
 	b.ManifestJSON, b.RunSignature, b.CodeVersion = string(m.JSON()), sig, CodeVersion
 	main, err := emit.Main(module, b)
 	if err != nil {

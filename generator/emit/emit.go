@@ -121,6 +121,7 @@ func (e emitter) spec() []jen.Code {
 				jen.Id("Limit"):  jen.Lit(inspect.Snake(b.LimitField)),
 			}),
 			jen.Id("Transform"): jen.Qual(b.PkgImport, b.Transform),
+			jen.Id("Tenant"):    e.tenant(),
 			jen.Id("Diff"):      jen.Id("diff"),
 			jen.Id("Apply"): jen.Func().Params(e.ctxTx(), jen.Id("changes").Index().Add(e.change())).Params(jen.Int64(), jen.Error()).Block(
 				jen.Return(e.dbNew().Dot("Apply").Call(jen.Id("ctx"), jen.Id("applyParams").Call(jen.Id("changes"))))),
@@ -129,6 +130,14 @@ func (e emitter) spec() []jen.Code {
 				jen.Return(jen.Index().Qual(e.bftype, "Param").Values(multiline(e.paramList())...)),
 			),
 		}))}
+}
+
+// tenant reads a row's tenant for the manifest's tenant allowlist.
+func (e emitter) tenant() jen.Code {
+	if e.b.TenantField == "" {
+		return jen.Nil()
+	}
+	return jen.Func().Params(jen.Id("row").Add(e.row())).String().Block(jen.Return(jen.Id("row").Dot(e.b.TenantField)))
 }
 
 func (e emitter) paramList() []jen.Code {
@@ -158,6 +167,13 @@ func (e emitter) diff() []jen.Code {
 		c := jen.Id("c").Dot(f.Name)
 		if !f.InRow {
 			body = append(body, jen.Id("d").Op("=").Append(jen.Id("d"), jen.Qual(e.bftype, "SetOnly").Call(jen.Lit(f.Display), c)))
+			continue
+		}
+		if f.Nullable != "" {
+			r := func() *jen.Statement { return jen.Id("row").Dot(f.Name) }
+			before := jen.Qual(e.bftype, "Nullable").Call(r().Dot("Valid"), r().Dot(f.Nullable))
+			body = append(body, jen.If(jen.Op("!").Add(r().Dot("Valid")).Op("||").Op("!").Qual(e.bftype, "Equal").Call(r().Dot(f.Nullable), c)).Block(
+				jen.Id("d").Op("=").Append(jen.Id("d"), jen.Qual(e.bftype, "Diff").Call(jen.Lit(f.Display), before, jen.Id("c").Dot(f.Name)))))
 			continue
 		}
 		r := jen.Id("row").Dot(f.Name)

@@ -27,6 +27,7 @@ const (
 	TransformFunc = "Transform"
 	cursorPrefix  = "After"
 	limitField    = "Limit"
+	tenantField   = "Tenant"
 	queriesType   = "Queries"
 )
 
@@ -136,6 +137,9 @@ func (s *shaper) page(b *model.Backfill) error {
 		return s.fail("select named columns", "query %s must return rows of a struct type, not %s", PageMethod, rows.Elem())
 	}
 	b.Row, b.PageParams = s.row.Obj().Name(), params.Obj().Name()
+	if t := field(s.row, tenantField); t != nil && t.Type().String() == "string" {
+		b.TenantField = tenantField
+	}
 	return s.cursor(b, params, hint)
 }
 
@@ -236,9 +240,19 @@ func (s *shaper) fields(b *model.Backfill) error {
 		if c.Name() == b.Cursor.RowField {
 			continue
 		}
-		r := field(s.row, c.Name())
-		inRow := r != nil && sameType(r.Type(), c.Type())
-		b.DiffFields = append(b.DiffFields, model.DiffField{Name: c.Name(), Display: Snake(c.Name()), InRow: inRow})
+		d := model.DiffField{Name: c.Name(), Display: Snake(c.Name())}
+		if r := field(s.row, c.Name()); r != nil {
+			d.InRow = sameType(r.Type(), c.Type())
+			if !d.InRow {
+				d.Nullable = nullableValue(r.Type(), c.Type())
+				d.InRow = d.Nullable != ""
+			}
+		}
+		b.DiffFields = append(b.DiffFields, d)
+	}
+	if key := field(s.change, b.Cursor.RowField); key == nil || !sameType(key.Type(), field(s.row, b.Cursor.RowField).Type()) {
+		return s.fail("the Apply query must find each row by its key",
+			"%s must have the key field %s (%s), and Apply a parameter %s of type []%s", b.Change, b.Cursor.RowField, b.Cursor.Type, b.Cursor.RowField, b.Cursor.Type)
 	}
 	if len(b.DiffFields) == 0 {
 		return s.fail("add the field(s) the backfill sets", "%s has only the key field %s; it must set at least one other field", b.Change, b.Cursor.RowField)
@@ -256,6 +270,33 @@ func (s *shaper) statements(b *model.Backfill) error {
 		b.Statements = append(b.Statements, model.Statement{Role: q[0], Method: q[1], SQL: constant.StringVal(c.Val())})
 	}
 	return nil
+}
+
+// nullableValue recognises a pgx nullable wrapper (a struct with Valid bool
+// and one value field, like pgtype.Text{String, Valid}) around plain, and
+// returns the value field's name.
+func nullableValue(wrapper, plain types.Type) string {
+	st, ok := wrapper.Underlying().(*types.Struct)
+	if !ok {
+		return ""
+	}
+	value, valid := "", false
+	for i := range st.NumFields() {
+		f := st.Field(i)
+		switch {
+		case f.Name() == "Valid" && f.Type().String() == "bool":
+			valid = true
+		case f.Name() == "InfinityModifier":
+		case sameType(f.Type(), plain) && value == "":
+			value = f.Name()
+		default:
+			return ""
+		}
+	}
+	if !valid {
+		return ""
+	}
+	return value
 }
 
 // structParam returns the named struct of a (ctx, Params) signature.

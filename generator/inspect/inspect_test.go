@@ -100,6 +100,17 @@ func TestShapeAcceptsTextKeysAndFieldsTheRowDoesNotRead(t *testing.T) {
 	require.Equal(t, []model.DiffField{{Name: "Note", Display: "note", InRow: false}}, b.DiffFields)
 }
 
+func TestShapeComparesNullableColumnsWithPlainChanges(t *testing.T) {
+	t.Parallel()
+	db := strings.NewReplacer(
+		"type Queries struct{}", "type Queries struct{}\ntype NullText struct { String string; Valid bool }",
+		"ScopePageRow struct { ID int64; Role string;", "ScopePageRow struct { ID int64; Role NullText;",
+	).Replace(baseDB)
+	b, err := check(t, db, baseTransform)
+	require.NoError(t, err)
+	require.Equal(t, []model.DiffField{{Name: "Role", Display: "role", InRow: true, Nullable: "String"}}, b.DiffFields)
+}
+
 func TestShapeErrorsNameTheProblem(t *testing.T) {
 	t.Parallel()
 	cases := []struct {
@@ -145,6 +156,8 @@ func TestShapeErrorsNameTheProblem(t *testing.T) {
 			wantErrs: []string{"Change.Why has no Apply parameter to go to"}},
 		{name: "change sets only the key", db: [][2]string{{"ApplyParams struct { ID []int64; Role []string }", "ApplyParams struct { ID []int64 }"}}, pkg: [][2]string{{"Change struct { ID int64; Role string }", "Change struct { ID int64 }"}, {", Role: row.GrantedRole", ""}},
 			wantErrs: []string{"Change has only the key field ID; it must set at least one other field"}},
+		{name: "change without the key", db: [][2]string{{"ApplyParams struct { ID []int64; Role []string }", "ApplyParams struct { Role []string }"}}, pkg: [][2]string{{"Change struct { ID int64; Role string }", "Change struct { Role string }"}, {"ID: row.ID, ", ""}},
+			wantErrs: []string{"Change must have the key field ID (int64), and Apply a parameter ID of type []int64"}},
 		{name: "missing SQL constant", db: [][2]string{{`const apply = "UPDATE users SET role = v.role"`, ""}},
 			wantErrs: []string{"the sqlc package has no SQL text constant apply for Apply"}},
 	}

@@ -15,6 +15,7 @@ type Backfill struct {
 	PageParams   string // page params type name in the sqlc package
 	ApplyParams  string // apply params type name in the sqlc package
 	Cursor       Cursor
+	TenantField  string // the row's string field Tenant, if it has one
 	LimitField   string // the page params field bound to LIMIT
 	LimitType    string // its Go type: int32 or int64
 	ApplyFields  []ApplyField
@@ -45,6 +46,9 @@ type DiffField struct {
 	Name    string // Go field name in the change
 	Display string // snake_case name for reports
 	InRow   bool   // the scope row reads the field, so before and after compare
+	// Nullable names the value field when the row reads the column as a
+	// pgtype wrapper (e.g. String of pgtype.Text) and the change sets a plain value.
+	Nullable string
 }
 
 // Statement is one query of the set.

@@ -33,6 +33,15 @@ func SetOnly(field string, after any) FieldDiff {
 	return FieldDiff{Field: field, After: exact(after)}
 }
 
+// Nullable is a nullable column's value for a diff: nil (JSON null) when
+// the column is NULL.
+func Nullable(valid bool, v any) any {
+	if !valid {
+		return nil
+	}
+	return v
+}
+
 // Equal reports whether a field already holds the value a change would set.
 func Equal(a, b any) bool { return reflect.DeepEqual(a, b) }
 

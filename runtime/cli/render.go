@@ -25,8 +25,8 @@ func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
 		fmt.Fprintf(w, "\n%s\n  0 CHANGES: nothing in scope would change.\n%s\n", banner, banner)
 	}
 	renderSamples(w, r)
-	fmt.Fprintf(w, "\nETA for --execute: about %s (%d batches of up to %d rows; estimated from this dry-run's reads",
-		r.ETA.Round(time.Millisecond), r.Batches, r.BatchSize)
+	fmt.Fprintf(w, "\nETA for --execute: about %s (%s of up to %d rows; estimated from this dry-run's reads",
+		r.ETA.Round(time.Millisecond), plural(r.Batches, "batch", "batches"), r.BatchSize)
 	if m.Batch.MaxRowsPerSecond > 0 {
 		fmt.Fprintf(w, ", limited to %d rows/s", m.Batch.MaxRowsPerSecond)
 	}
@@ -85,7 +85,7 @@ func renderSQL(w io.Writer, r *bftype.Report) {
 	if len(r.FirstApply) > 0 {
 		fmt.Fprintf(w, "\n  Parameters of the first Apply batch:\n")
 		for _, p := range r.FirstApply {
-			fmt.Fprintf(w, "    %-10s %s\n", p.Name, shortValue(p.Value))
+			fmt.Fprintf(w, "    %-*s %s\n", width(r.FirstApply), p.Name, shortValue(p.Value))
 		}
 	}
 }
@@ -101,6 +101,21 @@ func shortValue(v json.RawMessage) string {
 		parts[i] = string(items[i])
 	}
 	return fmt.Sprintf("[%s, ...] (%d values)", strings.Join(parts, ", "), len(items))
+}
+
+func width(params []bftype.Param) int {
+	w := 10
+	for _, p := range params {
+		w = max(w, len(p.Name))
+	}
+	return w
+}
+
+func plural(n int64, one, many string) string {
+	if n == 1 {
+		return "1 " + one
+	}
+	return fmt.Sprintf("%d %s", n, many)
 }
 
 func indent(s, pad string) string {

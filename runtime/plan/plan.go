@@ -16,6 +16,8 @@ type Plan interface {
 	// Walk visits the scope in keyset pages of size rows, starting after the
 	// cursor (nil: from the start), and stops early when visit returns an error.
 	Walk(ctx context.Context, db DBTX, after json.RawMessage, size int, visit func(*Batch) error) error
+	// Next reads the one page after the cursor; it returns nil at the end.
+	Next(ctx context.Context, db DBTX, after json.RawMessage, size int) (*Batch, error)
 	// Names are the display names of the key and page parameters.
 	Names() Names
 	// Start is the cursor before every key, as JSON.
@@ -28,6 +30,8 @@ type Batch struct {
 	Changes  int             // rows with a change to apply
 	Samples  []bftype.Sample // the changes by key, in key order
 	Cursor   json.RawMessage // the key of the page's last row
+	Last     bool            // fewer rows than asked for: the scope ends here
+	Tenants  []string        // the tenant of every row read, when the rows have one
 	ReadTime time.Duration   // how long the page query took
 	apply    func(context.Context, DBTX) (int64, error)
 	params   func() []bftype.Param
@@ -60,30 +64,39 @@ func (p *typed[R, C, K]) Count(ctx context.Context, db DBTX) (int64, error) {
 }
 
 func (p *typed[R, C, K]) Walk(ctx context.Context, db DBTX, after json.RawMessage, size int, visit func(*Batch) error) error {
-	cursor := p.s.Start
-	if len(after) > 0 {
-		if err := json.Unmarshal(after, &cursor); err != nil {
-			return fmt.Errorf("error decoding cursor %s: %w", after, err)
-		}
-	}
 	for {
-		began := time.Now()
-		rows, err := p.s.Page(ctx, db, cursor, size)
-		if err != nil {
-			return fmt.Errorf("error reading page after key %v: %w", cursor, err)
+		b, err := p.Next(ctx, db, after, size)
+		if err != nil || b == nil {
+			return err
 		}
-		if len(rows) == 0 {
-			return nil
-		}
-		b := p.batch(rows, time.Since(began))
-		cursor = p.s.Key(rows[len(rows)-1])
 		if err := visit(b); err != nil {
 			return err
 		}
-		if len(rows) < size {
+		if b.Last {
 			return nil
 		}
+		after = b.Cursor
 	}
+}
+
+func (p *typed[R, C, K]) Next(ctx context.Context, db DBTX, after json.RawMessage, size int) (*Batch, error) {
+	cursor := p.s.Start
+	if len(after) > 0 && string(after) != "null" {
+		if err := json.Unmarshal(after, &cursor); err != nil {
+			return nil, fmt.Errorf("error decoding cursor %s: %w", after, err)
+		}
+	}
+	began := time.Now()
+	rows, err := p.s.Page(ctx, db, cursor, size)
+	if err != nil {
+		return nil, fmt.Errorf("error reading page after key %v: %w", cursor, err)
+	}
+	if len(rows) == 0 {
+		return nil, nil
+	}
+	b := p.batch(rows, time.Since(began))
+	b.Last = len(rows) < size
+	return b, nil
 }
 
 func (p *typed[R, C, K]) batch(rows []R, read time.Duration) *Batch {
@@ -102,7 +115,15 @@ func (p *typed[R, C, K]) batch(rows []R, read time.Duration) *Batch {
 		samples = append(samples, bftype.SampleOf(p.s.Key(row), diffs))
 	}
 	last, _ := json.Marshal(p.s.Key(rows[len(rows)-1]))
+	var tenants []string
+	if p.s.Tenant != nil {
+		tenants = make([]string, len(rows))
+		for i, row := range rows {
+			tenants[i] = p.s.Tenant(row)
+		}
+	}
 	return &Batch{
+		Tenants:  tenants,
 		Scanned:  len(rows),
 		Changes:  len(changes),
 		Samples:  samples,

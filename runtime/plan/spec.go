@@ -50,6 +50,8 @@ type Spec[R, C any, K Key] struct {
 	Start K
 	// Names are the snake_case names of the key and page parameters, for reports.
 	Names Names
+	// Tenant returns a row's tenant, or is nil when rows have none.
+	Tenant func(row R) string
 	// Transform decides a row's change; false leaves the row alone.
 	Transform func(row R) (C, bool)
 	// Diff lists the fields a change would set; empty means the row already

@@ -157,7 +157,10 @@ var spec = plan.Spec[db.ScopePageRow, fix_roles.Change, int64]{
 			Limit:   int32(limit),
 		})
 	},
-	Start:     math.MinInt64,
+	Start: math.MinInt64,
+	Tenant: func(row db.ScopePageRow) string {
+		return row.Tenant
+	},
 	Transform: fix_roles.Transform,
 }
 

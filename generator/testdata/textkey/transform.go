@@ -1,5 +1,5 @@
 // Package textkey is a golden test case of the generator: a backfill keyed
-// by text whose change sets a field the scope row does not read.
+// by text whose change sets a nullable column (pgtype.Text) from a string.
 package textkey
 
 import "github.com/runonce/backfill/generator/testdata/textkey/db"

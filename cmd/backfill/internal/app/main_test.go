@@ -12,10 +12,10 @@ import (
 
 // Built once per test binary in TestMain and shared by every test.
 var (
-	repoRoot  string // the repository under test
-	cliBin    string // bin/backfill built from it
-	fixRoles  string // dist/fix_roles/fix_roles built from it
-	sqlcBin   string // bin/sqlc, built by make test
+	repoRoot string // the repository under test
+	cliBin   string // bin/backfill built from it
+	fixRoles string // dist/fix_roles/fix_roles built from it
+	sqlcBin  string // bin/sqlc, built by make test
 )
 
 func TestMain(m *testing.M) {

@@ -19,14 +19,14 @@ var sourceCommit = "unknown"
 
 // runSignature is the sha256 over the manifest, the query text, the transform source
 // and the code version: the identity of this run in the ledger.
-const runSignature = "fd6a8ee998c939026fbaa3e372ba961a6dd019354c65d819fdbbbfd5444de5f4"
+const runSignature = "f966a97298569359e7e64b6b3dce5d9b53ec5c94ef5b80027b000b547c39d9d6"
 
 // codeVersion is the version of the generator and runtime that made this binary.
 const codeVersion = "0.1.0"
 
 // manifest is the backfill's backfill.yaml as canonical JSON.
 const manifest = `{
-  "scope": "Set accounts.note to 'plan:\u003cplan\u003e' for every account; compare nothing.",
+  "scope": "Set accounts.note to 'plan:\u003cplan\u003e' for every account where it differs.",
   "owner": "test",
   "risk": "low",
   "reversible": false,
@@ -77,7 +77,7 @@ var statements = []bftype.Statement{
 	{
 		Name: "ScopePage",
 		Role: "page",
-		SQL:  `SELECT email, plan FROM accounts WHERE email > $1::text ORDER BY email LIMIT $2::bigint`,
+		SQL:  `SELECT email, plan, note FROM accounts WHERE email > $1::text ORDER BY email LIMIT $2::bigint`,
 	},
 	{
 		Name: "Apply",
@@ -119,6 +119,7 @@ var spec = plan.Spec[db.ScopePageRow, textkey.Change, string]{
 		})
 	},
 	Start:     "",
+	Tenant:    nil,
 	Transform: textkey.Transform,
 }
 
@@ -136,6 +137,8 @@ func applyParams(changes []textkey.Change) db.ApplyParams {
 // already holds the change and is left alone.
 func diff(row db.ScopePageRow, c textkey.Change) []bftype.FieldDiff {
 	var d []bftype.FieldDiff
-	d = append(d, bftype.SetOnly("note", c.Note))
+	if !row.Note.Valid || !bftype.Equal(row.Note.String, c.Note) {
+		d = append(d, bftype.Diff("note", bftype.Nullable(row.Note.Valid, row.Note.String), c.Note))
+	}
 	return d
 }

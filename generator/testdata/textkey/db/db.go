@@ -7,6 +7,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
+	"github.com/jackc/pgx/v5/pgtype"
 )
 
 // DBTX is what sqlc's generated code calls.
@@ -31,7 +32,7 @@ func (q *Queries) CountScope(ctx context.Context) (int64, error) {
 	return n, err
 }
 
-const scopePage = `SELECT email, plan FROM accounts WHERE email > $1::text ORDER BY email LIMIT $2::bigint`
+const scopePage = `SELECT email, plan, note FROM accounts WHERE email > $1::text ORDER BY email LIMIT $2::bigint`
 
 // ScopePageParams are the page parameters.
 type ScopePageParams struct {
@@ -43,6 +44,7 @@ type ScopePageParams struct {
 type ScopePageRow struct {
 	Email string
 	Plan  string
+	Note  pgtype.Text
 }
 
 // ScopePage reads a page of accounts.
@@ -53,7 +55,7 @@ func (q *Queries) ScopePage(ctx context.Context, arg ScopePageParams) ([]ScopePa
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (ScopePageRow, error) {
 		var i ScopePageRow
-		err := r.Scan(&i.Email, &i.Plan)
+		err := r.Scan(&i.Email, &i.Plan, &i.Note)
 		return i, err
 	})
 }

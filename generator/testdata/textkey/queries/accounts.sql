@@ -2,7 +2,7 @@
 SELECT count(*) FROM accounts;
 
 -- name: ScopePage :many
-SELECT email, plan FROM accounts WHERE email > sqlc.arg(after_email)::text ORDER BY email LIMIT sqlc.arg('limit')::bigint;
+SELECT email, plan, note FROM accounts WHERE email > sqlc.arg(after_email)::text ORDER BY email LIMIT sqlc.arg('limit')::bigint;
 
 -- name: Apply :execrows
 UPDATE accounts AS a SET note = v.note
