@@ -18,6 +18,8 @@ const (
 	ExitLocked       ExitCode = 14 // another execution holds the run's lock
 	ExitSchema       ExitCode = 15 // a statement does not match the live schema
 	ExitLedger       ExitCode = 16 // the ledger is missing, too old or too new
+	ExitTenant       ExitCode = 17 // a row in scope belongs to a tenant outside the allowlist
+	ExitPermission   ExitCode = 18 // the login lacks a privilege the run needs
 	ExitInterrupted  ExitCode = 20 // stopped by a signal or cancel; resumable
 	ExitPartial      ExitCode = 21 // stopped by an error after some batches
 	ExitValidation   ExitCode = 22 // a post-run check did not hold

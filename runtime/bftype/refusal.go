@@ -16,6 +16,11 @@ const (
 	ReasonLocked       StopReason = "locked"
 	ReasonSchema       StopReason = "schema_mismatch"
 	ReasonLedger       StopReason = "ledger_unusable"
+	ReasonTenant       StopReason = "tenant_not_allowed"
+	ReasonPermission   StopReason = "permission_denied"
+	ReasonFailed       StopReason = "batch_failed"
+	ReasonInterrupted  StopReason = "interrupted"
+	ReasonValidation   StopReason = "validation_failed"
 )
 
 // Refusal is the error a backfill returns when it will not go on. It carries

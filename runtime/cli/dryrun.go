@@ -11,17 +11,24 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/ledger"
 	"github.com/runonce/backfill/runtime/pgdb"
 	"github.com/runonce/backfill/runtime/plan"
 )
 
 const dryRunUsage = `Usage: %[1]s [flags]
+       %[1]s --execute [--database-url URL]
 
 Dry-run (the default): runs the same selection and transform as a real run
 inside a READ ONLY transaction, so nothing is written, and reports scanned,
 matched, will-change and unchanged totals, sample diffs, an ETA and the SQL
 a real run would execute. Exits %[2]d when a count is outside the manifest's
 expect bounds.
+
+With --execute it writes: a preflight checks the target, the approvals of
+this binary's own digest, that this run has not completed, the lock, the
+schema and the expected counts, refusing with its own exit code unless all
+hold; then it applies the batches. docs/operating.md lists the exit codes.
 
 The connection comes from --database-url, else DATABASE_URL, else the libpq
 PG* variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, ...).`
@@ -30,6 +37,8 @@ type dryRunFlags struct {
 	url     string
 	report  string
 	samples int
+	save    bool
+	execute bool
 }
 
 func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
@@ -38,8 +47,16 @@ func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	fs.StringVar(&f.url, "database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	fs.StringVar(&f.report, "report", "", "also write the report as JSON to this file")
 	fs.IntVar(&f.samples, "samples", 5, "how many before/after samples to show")
+	fs.BoolVar(&f.save, "save", false, "also save the report in the ledger (needs the backfill_runner role)")
+	fs.BoolVar(&f.execute, "execute", false, "write: run the preflight, then the batches (needs approvals; see docs/operating.md)")
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	if f.execute {
+		if f.report != "" || f.save {
+			return usageError{"--report and --save belong to the dry-run; run the dry-run without --execute"}
+		}
+		return execute(ctx, b, m, f, args, stdout)
 	}
 	if f.samples < 0 {
 		return usageError{"--samples must not be negative"}
@@ -49,6 +66,13 @@ func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 		return err
 	}
 	render(stdout, b, m, rep)
+	if f.save {
+		id, err := saveReport(ctx, f, b, rep)
+		if err != nil {
+			return err
+		}
+		fmt.Fprintf(stdout, "\nReport saved in the ledger as dry-run %d\n", id)
+	}
 	if f.report != "" {
 		if err := writeJSON(f.report, rep); err != nil {
 			return err
@@ -103,6 +127,21 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 	rep.ETA = eta(rep, read, m.Batch.MaxRowsPerSecond)
 	rep.Violations = violations(rep)
 	return rep, nil
+}
+
+// saveReport stores the report in the ledger on its own connection, so the
+// dry-run's transaction stays read-only.
+func saveReport(ctx context.Context, f dryRunFlags, b Binary, rep *bftype.Report) (int64, error) {
+	url, src := pgdb.Resolve(f.url)
+	conn, err := pgdb.Connect(ctx, url, src, b.Name+" dry-run")
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := ledger.Check(ctx, conn); err != nil {
+		return 0, err
+	}
+	return ledger.SaveDryRun(ctx, conn, b.Name, rep.Digest, b.RunSignature, rep)
 }
 
 func tally(rep *bftype.Report, batch *plan.Batch, samples int) {

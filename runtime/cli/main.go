@@ -57,6 +57,7 @@ Scope: %[2]s
 
 Usage:
   %[1]s [flags]          dry-run: report what would change, write nothing
+  %[1]s --execute        write, once, after every guardrail holds
   %[1]s info [--json]    show the embedded manifest, run signature, commit and digest
 
 Run "%[1]s COMMAND --help" for a command's flags.

@@ -93,3 +93,7 @@ func rootCause(err error) string {
 	}
 	return msg
 }
+
+// ErrorSentence is an error's root cause in one line, with the SQLSTATE of a
+// server error.
+func ErrorSentence(err error) string { return rootCause(err) }

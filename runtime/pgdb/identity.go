@@ -25,3 +25,24 @@ func Describe(ctx context.Context, conn *pgx.Conn) (Server, error) {
 	}
 	return s, nil
 }
+
+// Identity is what the server says about itself, for the target checks.
+type Identity struct {
+	Database         string
+	ServerAddress    string // inet_server_addr(), "" on a Unix socket
+	DialedHost       string // the host the client connected to
+	SystemIdentifier string
+	SessionUser      string
+}
+
+// ReadIdentity reads the connection's identity.
+func ReadIdentity(ctx context.Context, conn *pgx.Conn) (Identity, error) {
+	id := Identity{DialedHost: conn.Config().Host}
+	err := conn.QueryRow(ctx, `SELECT current_database(), coalesce(host(inet_server_addr()), ''),
+		(SELECT system_identifier::text FROM pg_control_system()), session_user`).
+		Scan(&id.Database, &id.ServerAddress, &id.SystemIdentifier, &id.SessionUser)
+	if err != nil {
+		return id, fmt.Errorf("error reading the server's identity: %w", err)
+	}
+	return id, nil
+}

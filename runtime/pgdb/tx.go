@@ -33,3 +33,20 @@ func rollback(tx pgx.Tx) {
 	// rolls back a broken connection's transaction by itself.
 	_ = tx.Rollback(ctx)
 }
+
+// WithTx runs fn in a read-write transaction and commits it when fn returns
+// nil; otherwise, or when the context ends, it rolls back.
+func WithTx(ctx context.Context, conn *pgx.Conn, fn func(pgx.Tx) error) error {
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return fmt.Errorf("error beginning transaction: %w", err)
+	}
+	defer rollback(tx)
+	if err := fn(tx); err != nil {
+		return err
+	}
+	if err := tx.Commit(ctx); err != nil {
+		return fmt.Errorf("error committing transaction: %w", err)
+	}
+	return nil
+}

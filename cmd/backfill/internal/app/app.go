@@ -38,9 +38,17 @@ type env struct {
 }
 
 var commands = map[string]command{
-	"new":      {"scaffold a backfill: query set, manifest and transform", newCommand},
-	"generate": {"regenerate the wiring of backfills (--check: fail on drift, write nothing)", generateCommand},
-	"build":    {"generate and build the reproducible binary dist/NAME/NAME", buildCommand},
+	"new":       {"scaffold a backfill: query set, manifest and transform", newCommand},
+	"generate":  {"regenerate the wiring of backfills (--check: fail on drift, write nothing)", generateCommand},
+	"build":     {"generate and build the reproducible binary dist/NAME/NAME", buildCommand},
+	"ledger":    {"ledger init: create or migrate the ledger and its roles", ledgerCommand},
+	"keys":      {"keys generate NAME: write an approver key pair (cosign format)", keysCommand},
+	"approvers": {"approvers add|list|revoke: manage trusted approver keys", approversCommand},
+	"approve":   {"approve BINARY: sign and store an approval of a binary's digest", approveCommand},
+	"approval":  {"approval statement|submit: approve with cosign or another signer", approvalCommand},
+	"runs":      {"list runs in the ledger", runsCommand},
+	"show":      {"show RUN: one run and its audit events", showCommand},
+	"audit":     {"audit verify: recompute the audit hash chain", auditCommand},
 }
 
 // Run runs the CLI and returns the exit code.

@@ -79,7 +79,14 @@ type result struct {
 // PG* from the developer's shell) plus env.
 func runBinary(t *testing.T, env []string, bin string, args ...string) result {
 	t.Helper()
+	return runBinaryIn(t, "", env, bin, args...)
+}
+
+// runBinaryIn is runBinary in a working directory.
+func runBinaryIn(t *testing.T, dir string, env []string, bin string, args ...string) result {
+	t.Helper()
 	cmd := exec.Command(bin, args...)
+	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), env...)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

@@ -1,0 +1,310 @@
+package app
+
+import (
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/pflag"
+
+	"github.com/runonce/backfill/runtime/approval"
+	"github.com/runonce/backfill/runtime/ledger"
+)
+
+// subject is the binary under approval.
+type subject struct {
+	Name, Digest, RunSignature string
+}
+
+// inspectBinary hashes a backfill binary and reads its run signature from
+// its own `info --json`, checking that the digest it reports is the file's.
+func inspectBinary(ctx context.Context, path string) (*subject, error) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("error reading binary %q: %w", path, err)
+	}
+	sum := sha256.Sum256(data)
+	digest := hex.EncodeToString(sum[:])
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("error resolving %q: %w", path, err)
+	}
+	out, err := exec.CommandContext(ctx, abs, "info", "--json").Output()
+	if err != nil {
+		return nil, fmt.Errorf("error running %s info --json (is it a backfill binary?): %w", path, err)
+	}
+	var info struct {
+		Name         string `json:"name"`
+		Digest       string `json:"digest"`
+		RunSignature string `json:"run_signature"`
+	}
+	if err := json.Unmarshal(out, &info); err != nil {
+		return nil, fmt.Errorf("error reading %s info --json: %w", path, err)
+	}
+	if info.Digest != digest {
+		return nil, fmt.Errorf("%s reports digest %s but the file hashes to %s; it changed while being read", path, info.Digest, digest)
+	}
+	return &subject{Name: info.Name, Digest: digest, RunSignature: info.RunSignature}, nil
+}
+
+// statementFlags are the fields of an approval statement.
+type statementFlags struct {
+	reason, environment, purpose string
+	expires                      time.Duration
+	revertRun                    int64
+}
+
+func addStatementFlags(fs *pflag.FlagSet) *statementFlags {
+	f := &statementFlags{}
+	fs.StringVar(&f.reason, "reason", "", "why this change is approved (recorded; required)")
+	fs.DurationVar(&f.expires, "expires", 24*time.Hour, "how long the approval stays valid (at most 720h)")
+	fs.StringVar(&f.environment, "environment", "", "environment approved (default: the ledger's)")
+	fs.Int64Var(&f.revertRun, "revert-run", 0, "approve reverting this run instead of executing")
+	return f
+}
+
+func (f *statementFlags) purposeName() string {
+	if f.revertRun > 0 {
+		return approval.RevertPurpose(f.revertRun)
+	}
+	return approval.PurposeExecute
+}
+
+func ledgerEnvironment(ctx context.Context, conn *pgx.Conn) (string, error) {
+	return ledger.Check(ctx, conn)
+}
+
+func approveCommand(ctx context.Context, e *env, args []string) error {
+	fs := flags(e, "approve", "BINARY --key NAME.key --reason TEXT [--expires 24h]", "Approves a backfill binary: hashes it, builds an in-toto statement about its sha256\n"+
+		"(run signature, environment, expiry, reason, approver), signs it with your key and\nstores it in the ledger. Run it as the database login your key is registered to.")
+	url := dbFlag(fs)
+	keyPath := fs.String("key", "", "your private key (ours or cosign's cosign.key)")
+	sf := addStatementFlags(fs)
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	if *keyPath == "" {
+		return usageError{"approve needs --key"}
+	}
+	subj, err := inspectBinary(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	pw, err := password(e, false)
+	if err != nil {
+		return err
+	}
+	signer, err := approval.LoadPrivateKey(*keyPath, pw)
+	if err != nil {
+		return err
+	}
+	pub, err := approval.PublicKeyPEM(signer)
+	if err != nil {
+		return err
+	}
+	keyID, err := approval.KeyID(pub)
+	if err != nil {
+		return err
+	}
+	conn, err := connect(ctx, *url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	name, err := approverByKey(ctx, conn, keyID)
+	if err != nil {
+		return err
+	}
+	stmt, err := buildStatement(ctx, conn, subj, sf, name)
+	if err != nil {
+		return err
+	}
+	sig, err := approval.Sign(signer, stmt)
+	if err != nil {
+		return err
+	}
+	return store(ctx, e, conn, stmt, sig)
+}
+
+func approverByKey(ctx context.Context, conn *pgx.Conn, keyID string) (string, error) {
+	list, err := ledger.Approvers(ctx, conn)
+	if err != nil {
+		return "", err
+	}
+	for _, a := range list {
+		if a.KeyID == keyID && a.RevokedAt == nil {
+			return a.Name, nil
+		}
+	}
+	return "", fmt.Errorf("your key (id %s) is not a trusted approver key in this ledger; ask an admin to run backfill approvers add", keyID[:16])
+}
+
+func buildStatement(ctx context.Context, conn *pgx.Conn, subj *subject, sf *statementFlags, approver string) ([]byte, error) {
+	envName := sf.environment
+	if envName == "" {
+		if conn == nil {
+			return nil, usageError{"--environment is required without a database connection"}
+		}
+		var err error
+		if envName, err = ledgerEnvironment(ctx, conn); err != nil {
+			return nil, err
+		}
+	}
+	return approval.New(approval.Request{Backfill: subj.Name, Digest: subj.Digest, RunSignature: subj.RunSignature,
+		Environment: envName, Purpose: sf.purposeName(), Approver: approver, Reason: sf.reason, Now: time.Now(), TTL: sf.expires})
+}
+
+// store verifies a signed statement against the approver's trusted key and
+// saves it.
+func store(ctx context.Context, e *env, conn *pgx.Conn, stmt []byte, sig string) error {
+	s, err := approval.Parse(stmt)
+	if err != nil {
+		return err
+	}
+	list, err := ledger.Approvers(ctx, conn)
+	if err != nil {
+		return err
+	}
+	var key *ledger.Approver
+	for i := range list {
+		if list[i].Name == s.Predicate.Approver {
+			key = &list[i]
+		}
+	}
+	if key == nil || key.RevokedAt != nil {
+		return fmt.Errorf("approver %q is not trusted in this ledger", s.Predicate.Approver)
+	}
+	if err := approval.Verify([]byte(key.PublicKey), stmt, sig); err != nil {
+		return fmt.Errorf("the signature is not %s's over this statement: %w", key.Name, err)
+	}
+	p := s.Predicate
+	id, err := ledger.AddApproval(ctx, conn, ledger.Approval{Backfill: p.Backfill, Digest: s.Digest(), RunSignature: p.RunSignature,
+		Environment: p.Environment, Purpose: p.Purpose, Approver: p.Approver, Reason: p.Reason, ExpiresAt: p.ExpiresAt,
+		Statement: string(stmt), Signature: sig})
+	if err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "approval %d by %s of %s sha256:%s for %s (%s), expires %s\n", id, p.Approver, p.Backfill,
+		s.Digest(), p.Environment, p.Purpose, p.ExpiresAt.Format(time.RFC3339))
+	return nil
+}
+
+func approvalCommand(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 {
+		return usageError{"usage: backfill approval statement|submit ..."}
+	}
+	switch args[0] {
+	case "statement":
+		return approvalStatement(ctx, e, args[1:])
+	case "sign":
+		return approvalSign(e, args[1:])
+	case "submit":
+		return approvalSubmit(ctx, e, args[1:])
+	}
+	return usageError{fmt.Sprintf("unknown approval command %q; use statement, sign or submit", args[0])}
+}
+
+func approvalStatement(ctx context.Context, e *env, args []string) error {
+	fs := flags(e, "approval statement", "BINARY --approver NAME --reason TEXT [--environment ENV]", "Prints the in-toto statement approving BINARY, to sign with another tool:\n"+
+		"  backfill approval statement dist/x/x --approver alice --reason '...' > stmt.json\n"+
+		"  cosign sign-blob --key cosign.key stmt.json > stmt.sig\n"+
+		"  backfill approval submit stmt.json --signature stmt.sig\n"+
+		"Without --environment it reads the ledger's environment from the database.")
+	url := dbFlag(fs)
+	approver := fs.String("approver", "", "your approver name in the ledger")
+	sf := addStatementFlags(fs)
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	if *approver == "" {
+		return usageError{"approval statement needs --approver"}
+	}
+	subj, err := inspectBinary(ctx, fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	var conn *pgx.Conn
+	if sf.environment == "" {
+		if conn, err = connect(ctx, *url); err != nil {
+			return err
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+	}
+	stmt, err := buildStatement(ctx, conn, subj, sf, *approver)
+	if err != nil {
+		return err
+	}
+	_, err = e.stdout.Write(stmt)
+	return err
+}
+
+func approvalSign(e *env, args []string) error {
+	fs := flags(e, "approval sign", "STATEMENT --key NAME.key", "Signs a statement file offline and prints the signature as cosign sign-blob does\n"+
+		"(base64 DER ECDSA over SHA-256 of the file). Needs no database: sign on a\nmachine that holds your key, then submit from one that reaches the ledger.")
+	keyPath := fs.String("key", "", "your private key (ours or cosign's cosign.key)")
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	if *keyPath == "" {
+		return usageError{"approval sign needs --key"}
+	}
+	stmt, err := readFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	if _, err := approval.Parse(stmt); err != nil {
+		return fmt.Errorf("error reading %q: %w", fs.Arg(0), err)
+	}
+	pw, err := password(e, false)
+	if err != nil {
+		return err
+	}
+	signer, err := approval.LoadPrivateKey(*keyPath, pw)
+	if err != nil {
+		return err
+	}
+	sig, err := approval.Sign(signer, stmt)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(e.stdout, sig)
+	return nil
+}
+
+func approvalSubmit(ctx context.Context, e *env, args []string) error {
+	fs := flags(e, "approval submit", "STATEMENT --signature SIG", "Stores a statement signed elsewhere (cosign sign-blob, or any tool writing base64\n"+
+		"DER ECDSA over SHA-256 of the file). The signature is checked against the\napprover's trusted key first. Run it as the approver's database login.")
+	url := dbFlag(fs)
+	sigPath := fs.String("signature", "", "the signature file")
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	if *sigPath == "" {
+		return usageError{"approval submit needs --signature"}
+	}
+	stmt, err := readFile(fs.Arg(0))
+	if err != nil {
+		return err
+	}
+	rawSig, err := readFile(*sigPath)
+	if err != nil {
+		return err
+	}
+	sig, err := approval.NormalizeSignature(rawSig)
+	if err != nil {
+		return fmt.Errorf("error reading %q: %w", *sigPath, err)
+	}
+	conn, err := connect(ctx, *url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return store(ctx, e, conn, stmt, sig)
+}

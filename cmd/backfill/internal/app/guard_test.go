@@ -1,0 +1,248 @@
+package app_test
+
+import (
+	"context"
+	"os"
+	"path/filepath"
+	"strings"
+	"sync"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/engine"
+	"github.com/runonce/backfill/runtime/pgdb/pgtest"
+)
+
+func TestExecuteWithTwoApprovalsChangesEachRowOnceAndRefusesARerun(t *testing.T) {
+	t.Parallel()
+	x := newTarget(t)
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+	res := x.execute(x.bin)
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+	require.Contains(t, res.stdout, "Completed run")
+	require.Contains(t, res.stdout, "changed 333")
+	require.Equal(t, "0", pgtest.Query(t, x.db, `SELECT count(*) FROM users u WHERE created_at < '2026-01-01' AND role <>
+		(SELECT g.role FROM role_grants g WHERE g.user_id = u.id ORDER BY g.granted_at DESC, g.id DESC LIMIT 1)`))
+	require.Equal(t, "completed:", x.lastRun())
+
+	before := x.state()
+	x.requireRefused(x.execute(x.bin), before, bftype.ExitAlreadyDone, bftype.ReasonAlreadyDone, "already completed")
+
+	runs := x.cli("runs", "--database-url", x.observer)
+	require.Contains(t, runs, "completed")
+	require.Contains(t, runs, "already_completed")
+	require.Contains(t, x.cli("audit", "verify", "--database-url", x.observer), "audit chain verified")
+}
+
+func TestApprovalRefusals(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name    string
+		setup   func(x *target) string // returns the binary to execute
+		message string
+	}{
+		{"no approval", func(x *target) string { return x.bin }, "0 of 2 required distinct approvals are valid"},
+		{"one of two approvals", func(x *target) string { x.approve("alice", x.bin); return x.bin }, "1 of 2 required"},
+		{"the same approver twice", func(x *target) string { x.approve("alice", x.bin); x.approve("alice", x.bin); return x.bin }, "1 of 2 required"},
+		{"approvals of another digest", func(x *target) string {
+			other := appendByte(t, x.bin)
+			x.approve("alice", other)
+			x.approve("bob", other)
+			return x.bin
+		}, "0 of 2 required"},
+		{"one byte appended after approval", func(x *target) string {
+			x.approve("alice", x.bin)
+			x.approve("bob", x.bin)
+			return appendByte(t, x.bin)
+		}, "0 of 2 required"},
+		{"expired approval", func(x *target) string {
+			x.approve("alice", x.bin)
+			x.approve("bob", x.bin, "--expires", "1s")
+			time.Sleep(1500 * time.Millisecond)
+			return x.bin
+		}, "it expired at"},
+		{"revoked key", func(x *target) string {
+			x.approve("alice", x.bin)
+			x.approve("bob", x.bin)
+			x.cli("approvers", "revoke", "bob", "--database-url", x.admin)
+			return x.bin
+		}, "the approver's key was revoked"},
+		{"approval for another environment", func(x *target) string {
+			x.approve("alice", x.bin)
+			x.approve("bob", x.bin, "--environment", "production")
+			return x.bin
+		}, "it approves environment production, not demo"},
+		{"approval for a revert, not an execution", func(x *target) string {
+			x.approve("alice", x.bin)
+			x.approve("bob", x.bin, "--revert-run", "1")
+			return x.bin
+		}, "it approves revert:1, not execute"},
+		{"signature over a modified statement", func(x *target) string {
+			x.approve("alice", x.bin)
+			// Bob signs a statement; his login then stores an edited copy with
+			// that signature, straight into the table.
+			stmt := x.cli("approval", "statement", x.bin, "--approver", "bob", "--reason", "small change", "--environment", "demo")
+			sig := x.sign(stmt, "bob")
+			insertApproval(t, x.bob, "bob", strings.Replace(stmt, "small change", "any change", 1), sig)
+			return x.bin
+		}, "the signature does not verify with the approver's key"},
+		{"signature by an untrusted key", func(x *target) string {
+			x.approve("alice", x.bin)
+			x.cliIn(x.keys, "keys", "generate", "mallory")
+			stmt := x.cli("approval", "statement", x.bin, "--approver", "bob", "--reason", "forged", "--environment", "demo")
+			insertApproval(t, x.bob, "bob", stmt, x.sign(stmt, "mallory"))
+			return x.bin
+		}, "the signature does not verify with the approver's key"},
+		{"the operator approved their own run", func(x *target) string {
+			x.approve("alice", x.bin)
+			x.approve("bob", x.bin)
+			// Bob's login may also run backfills; his approval then cannot count.
+			pgtest.Exec(t, pgtest.AdminURL(), "GRANT backfill_runner TO t_bob_"+x.suffix)
+			x.runner = x.bob
+			return x.bin
+		}, "cannot approve their own run"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			x := newTarget(t)
+			bin := c.setup(x)
+			before := x.state()
+			x.requireRefused(x.execute(bin), before, bftype.ExitNotApproved, bftype.ReasonNotApproved, c.message)
+		})
+	}
+}
+
+// insertApproval writes an approval row directly, as the CLI would, but
+// without the CLI's own signature check: the runtime must catch it.
+func insertApproval(t *testing.T, url, approver, stmt, sig string) {
+	t.Helper()
+	ctx := context.Background()
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	defer conn.Close(ctx)
+	_, err = conn.Exec(ctx, `INSERT INTO backfill.approvals (backfill, digest, run_signature, environment, purpose, approver,
+		reason, expires_at, statement, signature)
+		SELECT s->'predicate'->>'backfill', s->'subject'->0->'digest'->>'sha256', s->'predicate'->>'run_signature',
+		s->'predicate'->>'environment', s->'predicate'->>'purpose', $1, s->'predicate'->>'reason',
+		(s->'predicate'->>'expires_at')::timestamptz, $2, $3 FROM (SELECT $2::jsonb AS s) x`, approver, stmt, sig)
+	require.NoError(t, err)
+}
+
+// sign signs a statement with who's key through backfill approval sign.
+func (x *target) sign(stmt, who string) string {
+	x.t.Helper()
+	path := filepath.Join(x.t.TempDir(), "stmt.json")
+	require.NoError(x.t, os.WriteFile(path, []byte(stmt), 0o644))
+	return strings.TrimSpace(x.cli("approval", "sign", path, "--key", filepath.Join(x.keys, who+".key")))
+}
+
+func TestEnvironmentRefusals(t *testing.T) {
+	t.Parallel()
+	cases := []struct {
+		name   string
+		edits  []edit2
+		setup  func(x *target)
+		code   bftype.ExitCode
+		reason bftype.StopReason
+		msg    string
+	}{
+		{name: "wrong database",
+			code: bftype.ExitEnvironment, reason: bftype.ReasonEnvironment, msg: "but the backfill targets \"elsewhere\""},
+		{name: "wrong host", edits: []edit2{{"  environment: demo\n", "  environment: demo\n  host: db.prod.internal\n"}},
+			code: bftype.ExitEnvironment, reason: bftype.ReasonEnvironment, msg: `but the backfill targets "db.prod.internal"`},
+		{name: "wrong cluster", edits: []edit2{{"  environment: demo\n", "  environment: demo\n  system_identifier: \"1234567890\"\n"}},
+			code: bftype.ExitEnvironment, reason: bftype.ReasonEnvironment, msg: "but the backfill targets 1234567890"},
+		{name: "wrong environment", edits: []edit2{{"  environment: demo\n", "  environment: staging\n"}},
+			code: bftype.ExitEnvironment, reason: bftype.ReasonEnvironment, msg: `ledger says it is environment "demo", but the backfill targets "staging"`},
+		{name: "wrong canary value", setup: func(x *target) {
+			pgtest.Exec(t, x.db, "UPDATE app_settings SET value = 'production' WHERE key = 'env'")
+		},
+			code: bftype.ExitEnvironment, reason: bftype.ReasonEnvironment, msg: `The canary query returned "production", but the backfill expects "demo"`},
+		{name: "a tenant outside the allowlist", edits: []edit2{{"  environment: demo\n", "  environment: demo\n  tenants: [acme, globex]\n"}},
+			code: bftype.ExitTenant, reason: bftype.ReasonTenant, msg: `belongs to tenant "initech", outside target.tenants [acme globex]`},
+		{name: "a dropped column", setup: func(x *target) { pgtest.Exec(t, x.db, "ALTER TABLE users DROP COLUMN tenant") },
+			code: bftype.ExitSchema, reason: bftype.ReasonSchema, msg: "Statement ScopePage does not match the live schema: column u.tenant does not exist (SQLSTATE 42703)"},
+		{name: "counts outside expect", setup: func(x *target) {
+			pgtest.Exec(t, x.db, `INSERT INTO users (id, email, role, tenant, created_at)
+				SELECT i, 'x' || i, 'member', 'acme', '2025-03-01' FROM generate_series(20001, 40000) i`,
+				`INSERT INTO role_grants (user_id, role, granted_at) SELECT i, 'member', '2025-04-01' FROM generate_series(20001, 40000) i`)
+		}, code: bftype.ExitExpectBounds, reason: bftype.ReasonExpectBounds, msg: "The scope holds 21000 rows, outside expect.matched [1, 15000]"},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			x := newTarget(t, c.edits...)
+			if c.name == "wrong database" {
+				x = retarget(t, x, "elsewhere")
+			}
+			x.approve("alice", x.bin)
+			x.approve("bob", x.bin)
+			if c.setup != nil {
+				c.setup(x)
+			}
+			before := x.state()
+			x.requireRefused(x.execute(x.bin), before, c.code, c.reason, c.msg)
+		})
+	}
+}
+
+// retarget rebuilds x's binary for another database name.
+func retarget(t *testing.T, x *target, database string) *target {
+	t.Helper()
+	edit(t, filepath.Join(x.repo, "backfills/fix_roles/backfill.yaml"), "database: "+x.name, "database: "+database)
+	out, err := run(x.repo, nil, cliBin, "build", "fix_roles", "--source-commit", "test")
+	require.NoError(t, err, out)
+	return x
+}
+
+func TestConcurrentExecutionsOneRunsOneIsRefused(t *testing.T) {
+	t.Parallel()
+	x := newTarget(t)
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+
+	// Deterministic: a session holding the run's lock makes execute exit at once, naming it.
+	ctx := context.Background()
+	holder, err := pgx.Connect(ctx, x.db)
+	require.NoError(t, err)
+	info := runBinary(t, nil, x.bin, "info", "--json")
+	runSig := between(info.stdout, `"run_signature": "`, `"`)
+	_, err = holder.Exec(ctx, "SELECT pg_advisory_lock($1)", engine.LockKey(runSig, "execute"))
+	require.NoError(t, err)
+	before := x.state()
+	res := x.execute(x.bin)
+	x.requireRefused(res, before, bftype.ExitLocked, bftype.ReasonLocked, "Another execution of this backfill holds its lock: pid")
+	require.NoError(t, holder.Close(ctx))
+
+	// For real: two executions at once; one completes, the other is refused.
+	var wg sync.WaitGroup
+	codes := make([]int, 2)
+	for i := range codes {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			codes[i] = x.execute(x.bin).code
+		}()
+	}
+	wg.Wait()
+	require.ElementsMatch(t, []int{0, 0}, []int{min(codes[0], codes[1]), 0}, "one execution must succeed: %v", codes)
+	other := max(codes[0], codes[1])
+	require.Contains(t, []int{int(bftype.ExitLocked), int(bftype.ExitAlreadyDone)}, other, "codes %v", codes)
+	require.Equal(t, "1", pgtest.Query(t, x.db, "SELECT count(*) FROM backfill.runs WHERE status = 'completed'"))
+	require.Equal(t, "333", pgtest.Query(t, x.db, "SELECT sum(changed) FROM backfill.runs"))
+}
+
+func between(s, start, end string) string {
+	i := strings.Index(s, start)
+	if i < 0 {
+		return ""
+	}
+	s = s[i+len(start):]
+	return s[:strings.Index(s, end)]
+}

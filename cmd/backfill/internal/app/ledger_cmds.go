@@ -1,0 +1,187 @@
+package app
+
+import (
+	"context"
+	"encoding/json"
+	"fmt"
+	"strconv"
+	"text/tabwriter"
+	"time"
+
+	"github.com/runonce/backfill/runtime/ledger"
+)
+
+func ledgerCommand(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "init" {
+		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
+			fmt.Fprintf(e.stderr, "Usage: backfill ledger init --environment NAME [--database-url URL]\n")
+			return nil
+		}
+		return usageError{"usage: backfill ledger init --environment NAME [--database-url URL]"}
+	}
+	fs := flags(e, "ledger init", "--environment NAME", "Creates or migrates the ledger (schema backfill) in the target database, with the\n"+
+		"roles backfill_runner, backfill_approver, backfill_observer and backfill_admin.\n"+
+		"Idempotent. --environment names what this database is (e.g. production); it is\nset once and every backfill's target.environment must match it. Run as the\ndatabase owner or a superuser.")
+	url := dbFlag(fs)
+	envName := fs.String("environment", "", "the environment this database is (required the first time)")
+	if err := parse(fs, args[1:], 0, 0); err != nil {
+		return err
+	}
+	conn, err := connect(ctx, *url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	res, err := ledger.Init(ctx, conn, *envName)
+	if err != nil {
+		return err
+	}
+	if res.From == res.To {
+		fmt.Fprintf(e.stdout, "ledger is up to date (version %d, environment %s)\n", res.To, res.Environment)
+	} else {
+		fmt.Fprintf(e.stdout, "ledger migrated from version %d to %d (environment %s)\n", res.From, res.To, res.Environment)
+	}
+	return nil
+}
+
+func runsCommand(ctx context.Context, e *env, args []string) error {
+	fs := flags(e, "runs", "", "Lists the runs recorded in the ledger, newest first (needs any backfill_* role).")
+	url := dbFlag(fs)
+	limit := fs.Int("limit", 50, "how many runs to list")
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	conn, err := connect(ctx, *url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	runs, err := ledger.Runs(ctx, conn, *limit)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSONTo(e, runs)
+	}
+	w := tabwriter.NewWriter(e.stdout, 0, 2, 2, ' ', 0)
+	fmt.Fprintln(w, "RUN\tBACKFILL\tSTATUS\tSTOP REASON\tMATCHED\tCHANGED\tBATCHES\tOPERATOR\tSTARTED")
+	for _, r := range runs {
+		matched := "-"
+		if r.Matched != nil {
+			matched = strconv.FormatInt(*r.Matched, 10)
+		}
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s@%s (%s)\t%s\n", r.ID, r.Backfill, r.Status, deref(r.StopReason),
+			matched, r.Changed, r.Batches, r.OSUser, r.ClientHost, r.DBUser, r.StartedAt.Format(time.RFC3339))
+	}
+	return w.Flush()
+}
+
+func showCommand(ctx context.Context, e *env, args []string) error {
+	fs := flags(e, "show", "RUN", "Shows one run: its record and its audit events.")
+	url := dbFlag(fs)
+	asJSON := fs.Bool("json", false, "print as JSON")
+	if err := parse(fs, args, 1, 1); err != nil {
+		return err
+	}
+	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+	if err != nil {
+		return usageError{fmt.Sprintf("run id %q is not a number", fs.Arg(0))}
+	}
+	conn, err := connect(ctx, *url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	run, err := ledger.GetRun(ctx, conn, id)
+	if err != nil {
+		return err
+	}
+	events, err := ledger.Events(ctx, conn, id)
+	if err != nil {
+		return err
+	}
+	if *asJSON {
+		return writeJSONTo(e, map[string]any{"run": run, "events": events})
+	}
+	w := tabwriter.NewWriter(e.stdout, 0, 2, 2, ' ', 0)
+	rows := [][2]string{
+		{"run", strconv.FormatInt(run.ID, 10)}, {"backfill", run.Backfill}, {"status", run.Status},
+		{"stop reason", deref(run.StopReason)}, {"message", deref(run.Message)}, {"digest", "sha256:" + run.Digest},
+		{"run signature", run.RunSignature}, {"purpose", run.Purpose}, {"environment", deref(run.Environment)},
+		{"operator", run.OSUser + "@" + run.ClientHost}, {"database login", run.DBUser},
+		{"code version", run.CodeVersion}, {"source commit", run.SourceCommit},
+		{"approvals", fmt.Sprint(run.ApprovalIDs)}, {"matched", fmtPtr(run.Matched)},
+		{"scanned", strconv.FormatInt(run.Scanned, 10)}, {"changed", strconv.FormatInt(run.Changed, 10)},
+		{"batches", strconv.FormatInt(run.Batches, 10)}, {"checkpoint", string(run.Cursor)},
+		{"resumes", strconv.Itoa(run.Resumes)}, {"started", run.StartedAt.Format(time.RFC3339)},
+		{"finished", fmtTime(run.FinishedAt)},
+	}
+	for _, r := range rows {
+		fmt.Fprintf(w, "%s\t%s\n", r[0], r[1])
+	}
+	if err := w.Flush(); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "\naudit events:\n")
+	for _, ev := range events {
+		fmt.Fprintf(e.stdout, "  #%d %s %-10s by %s %s\n", ev.Seq, time.UnixMicro(ev.AtMicros).UTC().Format(time.RFC3339), ev.Kind, ev.Actor, ev.Payload)
+	}
+	return nil
+}
+
+func auditCommand(ctx context.Context, e *env, args []string) error {
+	if len(args) == 0 || args[0] != "verify" {
+		return usageError{"usage: backfill audit verify [--database-url URL]"}
+	}
+	fs := flags(e, "audit verify", "", "Recomputes the hash chain of the audit log and names the first broken link.")
+	url := dbFlag(fs)
+	if err := parse(fs, args[1:], 0, 0); err != nil {
+		return err
+	}
+	conn, err := connect(ctx, *url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	events, err := ledger.Events(ctx, conn, 0)
+	if err != nil {
+		return err
+	}
+	if err := ledger.VerifyChain(events, ledger.GenesisHash); err != nil {
+		return err
+	}
+	head := ledger.GenesisHash
+	if len(events) > 0 {
+		head = events[len(events)-1].Hash
+	}
+	fmt.Fprintf(e.stdout, "audit chain verified: %d events, head %s\n", len(events), head)
+	return nil
+}
+
+func writeJSONTo(e *env, v any) error {
+	enc := json.NewEncoder(e.stdout)
+	enc.SetIndent("", "  ")
+	return enc.Encode(v)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
+
+func fmtPtr(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	return strconv.FormatInt(*n, 10)
+}
+
+func fmtTime(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.Format(time.RFC3339)
+}

@@ -1,0 +1,120 @@
+// Package approval builds, signs and verifies approvals: in-toto Statements
+// about one binary digest, signed with ECDSA P-256 through sigstore in the
+// same format as `cosign sign-blob` (base64 of an ASN.1 DER signature over
+// the SHA-256 of the statement file), so reviewers may sign with our CLI or
+// with cosign keys they already have.
+package approval
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"regexp"
+	"time"
+)
+
+// In-toto types of an approval statement.
+const (
+	StatementType = "https://in-toto.io/Statement/v1"
+	PredicateType = "https://github.com/runonce/backfill/approval/v1"
+	// PurposeExecute approves running the binary with --execute.
+	PurposeExecute = "execute"
+)
+
+// RevertPurpose approves reverting run id.
+func RevertPurpose(runID int64) string { return fmt.Sprintf("revert:%d", runID) }
+
+// Statement is an in-toto Statement v1 approving one binary.
+type Statement struct {
+	Type          string    `json:"_type"`
+	Subject       []Subject `json:"subject"`
+	PredicateType string    `json:"predicateType"`
+	Predicate     Predicate `json:"predicate"`
+}
+
+// Subject is the binary: its name and sha256 digest.
+type Subject struct {
+	Name   string            `json:"name"`
+	Digest map[string]string `json:"digest"`
+}
+
+// Predicate is what the approver asserts about the subject.
+type Predicate struct {
+	Backfill     string    `json:"backfill"`
+	RunSignature string    `json:"run_signature"`
+	Environment  string    `json:"environment"`
+	Purpose      string    `json:"purpose"`
+	Approver     string    `json:"approver"`
+	Reason       string    `json:"reason"`
+	IssuedAt     time.Time `json:"issued_at"`
+	ExpiresAt    time.Time `json:"expires_at"`
+}
+
+// Request is what an approver fills in.
+type Request struct {
+	Backfill     string
+	Digest       string
+	RunSignature string
+	Environment  string
+	Purpose      string
+	Approver     string
+	Reason       string
+	Now          time.Time
+	TTL          time.Duration
+}
+
+var hexDigest = regexp.MustCompile(`^[0-9a-f]{64}$`)
+
+// MaxTTL bounds how long an approval may stay valid.
+const MaxTTL = 30 * 24 * time.Hour
+
+// New builds the statement bytes to sign. They are stored and verified as
+// they are, byte for byte.
+func New(r Request) ([]byte, error) {
+	switch {
+	case !hexDigest.MatchString(r.Digest):
+		return nil, fmt.Errorf("digest %q is not a hex sha256", r.Digest)
+	case r.RunSignature == "" || r.Backfill == "" || r.Approver == "" || r.Environment == "":
+		return nil, fmt.Errorf("an approval needs a backfill, run signature, approver and environment")
+	case len(bytes.TrimSpace([]byte(r.Reason))) == 0:
+		return nil, fmt.Errorf("an approval needs a reason (--reason)")
+	case r.TTL <= 0 || r.TTL > MaxTTL:
+		return nil, fmt.Errorf("--expires must be between 1s and %s, not %s", MaxTTL, r.TTL)
+	}
+	if r.Purpose == "" {
+		r.Purpose = PurposeExecute
+	}
+	now := r.Now.UTC().Truncate(time.Second)
+	s := Statement{
+		Type:          StatementType,
+		Subject:       []Subject{{Name: r.Backfill, Digest: map[string]string{"sha256": r.Digest}}},
+		PredicateType: PredicateType,
+		Predicate: Predicate{Backfill: r.Backfill, RunSignature: r.RunSignature, Environment: r.Environment,
+			Purpose: r.Purpose, Approver: r.Approver, Reason: r.Reason, IssuedAt: now, ExpiresAt: now.Add(r.TTL)},
+	}
+	out, err := json.MarshalIndent(s, "", "  ")
+	if err != nil {
+		return nil, fmt.Errorf("error encoding statement: %w", err)
+	}
+	return append(out, '\n'), nil
+}
+
+// Parse decodes statement bytes strictly.
+func Parse(data []byte) (*Statement, error) {
+	dec := json.NewDecoder(bytes.NewReader(data))
+	dec.DisallowUnknownFields()
+	var s Statement
+	if err := dec.Decode(&s); err != nil {
+		return nil, fmt.Errorf("error decoding approval statement: %w", err)
+	}
+	if s.Type != StatementType || s.PredicateType != PredicateType {
+		return nil, fmt.Errorf("not a backfill approval statement (type %q, predicate %q)", s.Type, s.PredicateType)
+	}
+	if len(s.Subject) != 1 || !hexDigest.MatchString(s.Subject[0].Digest["sha256"]) {
+		return nil, fmt.Errorf("an approval statement must have exactly one subject with a sha256 digest")
+	}
+	return &s, nil
+}
+
+// Digest is the approved binary's sha256.
+func (s *Statement) Digest() string { return s.Subject[0].Digest["sha256"] }

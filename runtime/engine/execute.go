@@ -1,0 +1,143 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/runonce/backfill/runtime/approval"
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/ledger"
+	"github.com/runonce/backfill/runtime/pgdb"
+)
+
+// Result is a finished (or stopped) execution.
+type Result struct {
+	Run     *ledger.Run
+	Resumed bool
+}
+
+// Execute runs the preflight and, if every check holds, the batches. A
+// refusal is recorded in the ledger and returned as a *bftype.Refusal; the
+// target tables are untouched.
+func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks Hooks) (*Result, error) {
+	p := &preflight{job: job, conn: conn, purpose: approval.PurposeExecute}
+	var err error
+	if p.id, err = pgdb.ReadIdentity(ctx, conn); err != nil {
+		return nil, err
+	}
+	if p.env, err = ledger.Check(ctx, conn); err != nil {
+		return nil, err
+	}
+	base := p.runRecord(op)
+	steps := []struct {
+		name   string
+		run    func(context.Context) error
+		detail func() string
+	}{
+		{"environment", p.checkEnvironment, func() string {
+			return fmt.Sprintf("database %s, environment %s, cluster %s", p.id.Database, p.env, p.id.SystemIdentifier)
+		}},
+		{"approval", func(ctx context.Context) error { return p.checkApprovals(ctx, time.Now()) }, p.approvalDetail},
+		{"run_once", p.checkRunOnce, p.runOnceDetail},
+		{"lock", p.takeLock, func() string { return "held for this run signature" }},
+		{"schema", p.checkSchema, func() string {
+			return fmt.Sprintf("%d statements prepared against the live schema", len(job.Statements))
+		}},
+		{"expected_counts", p.checkCounts, func() string {
+			return fmt.Sprintf("%d rows in scope, expect.matched %s", p.matched, job.Manifest.Expect.Matched)
+		}},
+		{"tenants", p.checkTenants, func() string { return tenantDetail(job.Manifest.Target.Tenants) }},
+	}
+	for _, s := range steps {
+		if err := s.run(ctx); err != nil {
+			return nil, p.refused(ctx, base, err)
+		}
+		hooks.check(s.name, s.detail())
+	}
+	base.ApprovalIDs, base.Matched = p.verdict.IDs(), &p.matched
+	run, resumed, err := startRun(ctx, conn, base, p)
+	if err != nil {
+		return nil, err
+	}
+	if hooks.Started != nil {
+		hooks.Started(run.ID, resumed)
+	}
+	return runBatches(ctx, conn, job, run, resumed, p.matched, hooks)
+}
+
+func tenantDetail(t []string) string {
+	if len(t) == 0 {
+		return "no allowlist in the manifest"
+	}
+	return fmt.Sprintf("every row in scope belongs to %v", t)
+}
+
+func (p *preflight) approvalDetail() string {
+	var names []string
+	for _, c := range p.verdict.Counted {
+		names = append(names, c.Approver)
+	}
+	return fmt.Sprintf("%d of %d distinct approvers (%v) for sha256:%s", p.verdict.Distinct, p.verdict.Required, names, p.job.Digest[:16])
+}
+
+func (p *preflight) runOnceDetail() string {
+	if p.resuming != nil {
+		return fmt.Sprintf("resuming run %d (%s) after key %s", p.resuming.ID, p.resuming.Status, string(p.resuming.Cursor))
+	}
+	return "no earlier run of this signature"
+}
+
+func (p *preflight) runRecord(op Operator) ledger.Run {
+	params, _ := json.Marshal(op.Parameters)
+	env := p.env
+	return ledger.Run{Backfill: p.job.Name, Digest: p.job.Digest, RunSignature: p.job.RunSignature, Purpose: p.purpose,
+		OSUser: op.OSUser, ClientHost: op.ClientHost, CodeVersion: p.job.CodeVersion, SourceCommit: p.job.SourceCommit,
+		Environment: &env, Parameters: params}
+}
+
+// refused records a refusal in the ledger and returns it. A permission error
+// becomes a refusal of its own.
+func (p *preflight) refused(ctx context.Context, base ledger.Run, err error) error {
+	var r *bftype.Refusal
+	if !errors.As(err, &r) {
+		var pgErr *pgconn.PgError
+		if !errors.As(err, &pgErr) || pgErr.Code != "42501" {
+			return err
+		}
+		r = refuse(bftype.ReasonPermission, bftype.ExitPermission,
+			"Grant this login the backfill_runner role (and the privileges the backfill's queries need).",
+			"Login %s may not do what the run needs: %s.", p.id.SessionUser, pgErr.Message)
+		r.Err = err
+	}
+	if _, recErr := ledger.Refused(context.WithoutCancel(ctx), p.conn, base, string(r.Reason), r.Msg); recErr != nil {
+		r.Msg += fmt.Sprintf(" (The refusal could not be recorded in the ledger: %v.)", recErr)
+	}
+	return r
+}
+
+func startRun(ctx context.Context, conn *pgx.Conn, base ledger.Run, p *preflight) (*ledger.Run, bool, error) {
+	var run *ledger.Run
+	var resumed bool
+	err := pgdb.WithTx(ctx, conn, func(tx pgx.Tx) error {
+		var err error
+		if run, resumed, err = ledger.Start(ctx, tx, base); err != nil {
+			return err
+		}
+		if err := ledger.SetMatched(ctx, tx, run.ID, p.matched); err != nil {
+			return err
+		}
+		return ledger.Append(ctx, tx, run.ID, "preflight", map[string]any{"result": "passed", "database": p.id.Database,
+			"environment": p.env, "system_identifier": p.id.SystemIdentifier, "db_user": p.id.SessionUser,
+			"approval_ids": p.verdict.IDs(), "matched": p.matched})
+	})
+	if err != nil {
+		return nil, false, fmt.Errorf("error starting the run: %w", err)
+	}
+	return run, resumed, nil
+}

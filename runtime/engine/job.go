@@ -1,0 +1,59 @@
+// Package engine runs a backfill for real: the preflight that refuses unless
+// every guardrail holds, then the batches, each committing its writes and its
+// checkpoint in one transaction.
+//
+// It never prints: it reports progress through a callback and returns typed
+// refusals, and the CLI draws both for the operator.
+package engine
+
+import (
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/plan"
+)
+
+// Job is one backfill binary's identity and plan.
+type Job struct {
+	Name         string
+	Manifest     *bftype.Manifest
+	Digest       string
+	RunSignature string
+	SourceCommit string
+	CodeVersion  string
+	Statements   []bftype.Statement
+	Plan         plan.Plan
+}
+
+// Operator says who runs the job and how it was launched.
+type Operator struct {
+	OSUser     string
+	ClientHost string
+	Parameters map[string]any
+}
+
+// Check is one preflight step's outcome, reported as it passes.
+type Check struct {
+	Name   string // environment, approval, run_once, lock, schema, expected_counts
+	Detail string
+}
+
+// Progress is one committed batch.
+type Progress struct {
+	RunID   int64
+	Batch   int64
+	Scanned int64 // rows read in this run so far
+	Changed int64 // rows written in this run so far
+	Matched int64
+}
+
+// Hooks receive what the engine does; any may be nil.
+type Hooks struct {
+	Check    func(Check)
+	Started  func(runID int64, resumed bool)
+	Progress func(Progress)
+}
+
+func (h Hooks) check(name, detail string) {
+	if h.Check != nil {
+		h.Check(Check{Name: name, Detail: detail})
+	}
+}

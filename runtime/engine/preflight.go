@@ -1,0 +1,224 @@
+package engine
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"hash/fnv"
+	"slices"
+	"strings"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/runonce/backfill/runtime/approval"
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/ledger"
+	"github.com/runonce/backfill/runtime/pgdb"
+	"github.com/runonce/backfill/runtime/plan"
+)
+
+// preflight is the state the checks build up.
+type preflight struct {
+	job      *Job
+	conn     *pgx.Conn
+	id       pgdb.Identity
+	env      string
+	verdict  approval.Verdict
+	matched  int64
+	resuming *ledger.Run
+	purpose  string
+}
+
+func refuse(reason bftype.StopReason, code bftype.ExitCode, next, format string, args ...any) *bftype.Refusal {
+	return bftype.Refuse(reason, code, next, format, args...)
+}
+
+// checkEnvironment verifies the target: ledger environment, database name,
+// host, cluster identity and canary value.
+func (p *preflight) checkEnvironment(ctx context.Context) error {
+	t := p.job.Manifest.Target
+	next := "Connect to the database named in the manifest's target, or rebuild the backfill for this one."
+	switch {
+	case p.env != t.Environment:
+		return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment, next,
+			"This database's ledger says it is environment %q, but the backfill targets %q.", p.env, t.Environment)
+	case p.id.Database != t.Database:
+		return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment, next,
+			"Connected to database %q, but the backfill targets %q.", p.id.Database, t.Database)
+	case t.Host != "" && t.Host != p.id.DialedHost && t.Host != p.id.ServerAddress:
+		return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment, next,
+			"Connected to host %q (server address %q), but the backfill targets %q.", p.id.DialedHost, p.id.ServerAddress, t.Host)
+	case t.SystemIdentifier != "" && t.SystemIdentifier != p.id.SystemIdentifier:
+		return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment, next,
+			"This PostgreSQL cluster's system identifier is %s, but the backfill targets %s.", p.id.SystemIdentifier, t.SystemIdentifier)
+	}
+	if t.Canary != nil {
+		got, err := singleValue(ctx, p.conn, t.Canary.Query)
+		if err != nil {
+			return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment, "Fix target.canary.query or the database.",
+				"The canary query failed: %v.", err)
+		}
+		if got != t.Canary.Equals {
+			return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment, next,
+				"The canary query returned %q, but the backfill expects %q.", got, t.Canary.Equals)
+		}
+	}
+	return nil
+}
+
+// singleValue runs a one-value query read-only and returns it as text.
+func singleValue(ctx context.Context, conn *pgx.Conn, query string) (string, error) {
+	var out *string
+	err := pgdb.ReadOnly(ctx, conn, 30*time.Second, func(tx pgx.Tx) error {
+		return tx.QueryRow(ctx, "SELECT ("+strings.TrimRight(strings.TrimSpace(query), ";")+")::text").Scan(&out)
+	})
+	if err != nil {
+		return "", err
+	}
+	if out == nil {
+		return "NULL", nil
+	}
+	return *out, nil
+}
+
+// checkApprovals counts valid approvals of this binary's own digest.
+func (p *preflight) checkApprovals(ctx context.Context, now time.Time) error {
+	approvals, err := ledger.ApprovalsFor(ctx, p.conn, p.job.Digest)
+	if err != nil {
+		return err
+	}
+	approvers, err := ledger.Approvers(ctx, p.conn)
+	if err != nil {
+		return err
+	}
+	m := p.job.Manifest
+	p.verdict = approval.Evaluate(approvals, approvers, approval.Want{
+		Backfill: p.job.Name, Digest: p.job.Digest, RunSignature: p.job.RunSignature, Environment: p.env,
+		Purpose: p.purpose, Required: approval.Required(m.Risk), NeedReason: m.Risk == "high",
+		Operator: p.id.SessionUser, Now: now,
+	})
+	if !p.verdict.Enough() {
+		return refuse(bftype.ReasonNotApproved, bftype.ExitNotApproved,
+			fmt.Sprintf("Ask reviewers to approve digest sha256:%s (see docs/reviewing.md).", p.job.Digest),
+			"This binary is not approved: %s.", p.verdict.Summary())
+	}
+	return nil
+}
+
+// checkRunOnce refuses a signature that already completed and finds the
+// unfinished run to resume.
+func (p *preflight) checkRunOnce(ctx context.Context) error {
+	done, err := ledger.Completed(ctx, p.conn, p.job.RunSignature, p.purpose)
+	if err != nil {
+		return err
+	}
+	if done != nil {
+		return refuse(bftype.ReasonAlreadyDone, bftype.ExitAlreadyDone,
+			"A backfill runs once; to change more rows, write and approve a new one.",
+			"Run %d of this backfill (signature %s) already completed at %s.", done.ID, p.job.RunSignature[:12], done.FinishedAt.Format(time.RFC3339))
+	}
+	p.resuming, err = ledger.Unfinished(ctx, p.conn, p.job.RunSignature, p.purpose)
+	return err
+}
+
+// LockKey is the advisory lock of a run signature and purpose.
+func LockKey(signature, purpose string) int64 {
+	h := fnv.New64a()
+	h.Write([]byte("backfill-run\x00" + signature + "\x00" + purpose))
+	return int64(h.Sum64())
+}
+
+// takeLock holds the run's session advisory lock until the connection closes.
+func (p *preflight) takeLock(ctx context.Context) error {
+	key := LockKey(p.job.RunSignature, p.purpose)
+	var ok bool
+	if err := p.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
+		return fmt.Errorf("error taking the run lock: %w", err)
+	}
+	if ok {
+		return nil
+	}
+	return refuse(bftype.ReasonLocked, bftype.ExitLocked, "Wait for it to finish, or stop it; never run two at once.",
+		"Another execution of this backfill holds its lock: %s.", lockHolder(ctx, p.conn, key))
+}
+
+func lockHolder(ctx context.Context, conn *pgx.Conn, key int64) string {
+	var pid int32
+	var user, app, addr, since string
+	err := conn.QueryRow(ctx, `SELECT a.pid, coalesce(a.usename, '?'), coalesce(a.application_name, '?'),
+		coalesce(host(a.client_addr), 'an address hidden from this login'), coalesce(a.backend_start::text, 'a time hidden from this login')
+		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
+		WHERE l.locktype = 'advisory' AND l.granted AND l.classid = (($1::bigint >> 32) & 4294967295)::oid AND l.objid = ($1::bigint & 4294967295)::oid
+		AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`, key).
+		Scan(&pid, &user, &app, &addr, &since)
+	if err != nil {
+		return "a session that could not be identified"
+	}
+	return fmt.Sprintf("pid %d, login %s, %q from %s since %s", pid, user, app, addr, since)
+}
+
+// checkSchema prepares every statement against the live database.
+func (p *preflight) checkSchema(ctx context.Context) error {
+	for _, s := range p.job.Statements {
+		if _, err := p.conn.Prepare(ctx, "backfill_"+s.Name, s.SQL); err != nil {
+			msg := err.Error()
+			var pgErr *pgconn.PgError
+			if errors.As(err, &pgErr) {
+				msg = fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
+			}
+			return refuse(bftype.ReasonSchema, bftype.ExitSchema,
+				"The schema changed since the backfill was written: update queries/schema and the queries, then rebuild.",
+				"Statement %s does not match the live schema: %s.", s.Name, msg)
+		}
+	}
+	return nil
+}
+
+// checkCounts counts the scope and holds it to expect.matched.
+func (p *preflight) checkCounts(ctx context.Context) error {
+	err := pgdb.ReadOnly(ctx, p.conn, p.job.Manifest.Batch.StatementTimeoutDuration(), func(tx pgx.Tx) error {
+		var err error
+		p.matched, err = p.job.Plan.Count(ctx, tx)
+		return err
+	})
+	if err != nil {
+		return err
+	}
+	b := p.job.Manifest.Expect.Matched
+	if p.resuming == nil && !b.Contains(p.matched) {
+		return refuse(bftype.ReasonExpectBounds, bftype.ExitExpectBounds,
+			"Check the data and the scope, or correct expect in backfill.yaml and rebuild.",
+			"The scope holds %d rows, outside expect.matched %s.", p.matched, b)
+	}
+	return nil
+}
+
+// checkTenants reads the whole scope and refuses a row of a tenant outside
+// the allowlist, before anything is written.
+func (p *preflight) checkTenants(ctx context.Context) error {
+	allowed := p.job.Manifest.Target.Tenants
+	if len(allowed) == 0 {
+		return nil
+	}
+	size := p.job.Manifest.Batch.Size
+	return pgdb.ReadOnly(ctx, p.conn, p.job.Manifest.Batch.StatementTimeoutDuration(), func(tx pgx.Tx) error {
+		var after []byte
+		if p.resuming != nil {
+			after = p.resuming.Cursor
+		}
+		return p.job.Plan.Walk(ctx, tx, after, size, func(b *plan.Batch) error { return tenantsAllowed(b.Tenants, b.Cursor, allowed) })
+	})
+}
+
+func tenantsAllowed(tenants []string, cursor []byte, allowed []string) error {
+	for _, t := range tenants {
+		if !slices.Contains(allowed, t) {
+			return refuse(bftype.ReasonTenant, bftype.ExitTenant,
+				"Narrow the scope to the allowed tenants, or add the tenant to target.tenants and have it approved again.",
+				"A row in scope (page ending at key %s) belongs to tenant %q, outside target.tenants %v.", cursor, t, allowed)
+		}
+	}
+	return nil
+}

@@ -1,0 +1,64 @@
+package ledger
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Approval is a signed statement stored in the ledger.
+type Approval struct {
+	ID           int64     `json:"id"`
+	Backfill     string    `json:"backfill"`
+	Digest       string    `json:"digest"`
+	RunSignature string    `json:"run_signature"`
+	Environment  string    `json:"environment"`
+	Purpose      string    `json:"purpose"`
+	Approver     string    `json:"approver"`
+	Reason       string    `json:"reason"`
+	ExpiresAt    time.Time `json:"expires_at"`
+	Statement    string    `json:"statement"`
+	Signature    string    `json:"signature"`
+	SubmittedBy  string    `json:"submitted_by"`
+	SubmittedAt  time.Time `json:"submitted_at"`
+}
+
+// AddApproval stores an approval; the database checks that the submitting
+// login owns the approver's key and logs it in the audit chain.
+func AddApproval(ctx context.Context, q Querier, a Approval) (int64, error) {
+	var id int64
+	err := q.QueryRow(ctx, `INSERT INTO backfill.approvals
+		(backfill, digest, run_signature, environment, purpose, approver, reason, expires_at, statement, signature)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
+		a.Backfill, a.Digest, a.RunSignature, a.Environment, a.Purpose, a.Approver, a.Reason, a.ExpiresAt, a.Statement, a.Signature).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("error storing approval by %q: %w", a.Approver, err)
+	}
+	return id, nil
+}
+
+// ApprovalsFor returns every approval stored for a digest, oldest first.
+func ApprovalsFor(ctx context.Context, q Querier, digest string) ([]Approval, error) {
+	return approvals(ctx, q, "WHERE digest = $1", digest)
+}
+
+// ApprovalsByID returns the approvals with the given ids.
+func ApprovalsByID(ctx context.Context, q Querier, ids []int64) ([]Approval, error) {
+	return approvals(ctx, q, "WHERE id = ANY($1)", ids)
+}
+
+func approvals(ctx context.Context, q Querier, where string, arg any) ([]Approval, error) {
+	rows, err := q.Query(ctx, `SELECT id, backfill, digest, run_signature, environment, purpose, approver, reason,
+		expires_at, statement, signature, submitted_by, submitted_at FROM backfill.approvals `+where+` ORDER BY id`, arg)
+	if err != nil {
+		return nil, fmt.Errorf("error reading approvals: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Approval, error) {
+		var a Approval
+		err := r.Scan(&a.ID, &a.Backfill, &a.Digest, &a.RunSignature, &a.Environment, &a.Purpose, &a.Approver, &a.Reason,
+			&a.ExpiresAt, &a.Statement, &a.Signature, &a.SubmittedBy, &a.SubmittedAt)
+		return a, err
+	})
+}

@@ -1,0 +1,218 @@
+package ledger
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+// Run statuses.
+const (
+	StatusRunning          = "running"
+	StatusCompleted        = "completed"
+	StatusFailed           = "failed"
+	StatusRefused          = "refused"
+	StatusInterrupted      = "interrupted"
+	StatusPartial          = "partial"
+	StatusCancelled        = "cancelled"
+	StatusFailedValidation = "failed_validation"
+)
+
+// Run is one execution attempt of a binary, kept across resumes.
+type Run struct {
+	ID           int64           `json:"id"`
+	Backfill     string          `json:"backfill"`
+	Digest       string          `json:"digest"`
+	RunSignature string          `json:"run_signature"`
+	Purpose      string          `json:"purpose"`
+	Status       string          `json:"status"`
+	StopReason   *string         `json:"stop_reason"`
+	Message      *string         `json:"message"`
+	Parameters   json.RawMessage `json:"parameters"`
+	OSUser       string          `json:"os_user"`
+	DBUser       string          `json:"db_user"`
+	ClientHost   string          `json:"client_host"`
+	CodeVersion  string          `json:"code_version"`
+	SourceCommit string          `json:"source_commit"`
+	Environment  *string         `json:"environment"`
+	ApprovalIDs  []int64         `json:"approval_ids"`
+	Matched      *int64          `json:"matched"`
+	Scanned      int64           `json:"scanned"`
+	Changed      int64           `json:"changed"`
+	Batches      int64           `json:"batches"`
+	Cursor       json.RawMessage `json:"cursor"`
+	Resumes      int             `json:"resumes"`
+	StartedAt    time.Time       `json:"started_at"`
+	UpdatedAt    time.Time       `json:"updated_at"`
+	FinishedAt   *time.Time      `json:"finished_at"`
+}
+
+const runColumns = `id, backfill, digest, run_signature, purpose, status, stop_reason, message, parameters, os_user, db_user,
+	client_host, code_version, source_commit, environment, approval_ids, matched, scanned, changed, batches, cursor, resumes,
+	started_at, updated_at, finished_at`
+
+func scanRun(r pgx.CollectableRow) (Run, error) {
+	var x Run
+	err := r.Scan(&x.ID, &x.Backfill, &x.Digest, &x.RunSignature, &x.Purpose, &x.Status, &x.StopReason, &x.Message,
+		&x.Parameters, &x.OSUser, &x.DBUser, &x.ClientHost, &x.CodeVersion, &x.SourceCommit, &x.Environment, &x.ApprovalIDs,
+		&x.Matched, &x.Scanned, &x.Changed, &x.Batches, &x.Cursor, &x.Resumes, &x.StartedAt, &x.UpdatedAt, &x.FinishedAt)
+	return x, err
+}
+
+func queryRuns(ctx context.Context, q Querier, where string, args ...any) ([]Run, error) {
+	rows, err := q.Query(ctx, "SELECT "+runColumns+" FROM backfill.runs "+where, args...)
+	if err != nil {
+		return nil, fmt.Errorf("error reading runs: %w", err)
+	}
+	return pgx.CollectRows(rows, scanRun)
+}
+
+// Runs lists runs, newest first, at most limit.
+func Runs(ctx context.Context, q Querier, limit int) ([]Run, error) {
+	return queryRuns(ctx, q, "ORDER BY id DESC LIMIT $1", limit)
+}
+
+// GetRun returns one run.
+func GetRun(ctx context.Context, q Querier, id int64) (*Run, error) {
+	runs, err := queryRuns(ctx, q, "WHERE id = $1", id)
+	if err != nil {
+		return nil, err
+	}
+	if len(runs) == 0 {
+		return nil, fmt.Errorf("run %d: %w", id, ErrNotFound)
+	}
+	return &runs[0], nil
+}
+
+// Completed returns the completed run of a signature and purpose, or nil.
+func Completed(ctx context.Context, q Querier, signature, purpose string) (*Run, error) {
+	runs, err := queryRuns(ctx, q, "WHERE run_signature = $1 AND purpose = $2 AND status = 'completed'", signature, purpose)
+	if err != nil || len(runs) == 0 {
+		return nil, err
+	}
+	return &runs[0], nil
+}
+
+// Unfinished returns the run of a signature and purpose that can be resumed, or nil.
+func Unfinished(ctx context.Context, q Querier, signature, purpose string) (*Run, error) {
+	runs, err := queryRuns(ctx, q, "WHERE run_signature = $1 AND purpose = $2 AND status IN ('running', 'failed', 'interrupted', 'partial')", signature, purpose)
+	if err != nil || len(runs) == 0 {
+		return nil, err
+	}
+	return &runs[0], nil
+}
+
+// Start records a new running run, or marks an unfinished one running again
+// as a resume. The caller holds the run's lock.
+func Start(ctx context.Context, q Querier, r Run) (*Run, bool, error) {
+	prev, err := Unfinished(ctx, q, r.RunSignature, r.Purpose)
+	if err != nil {
+		return nil, false, err
+	}
+	if prev != nil {
+		if _, err := q.Exec(ctx, `UPDATE backfill.runs SET status = 'running', stop_reason = NULL, message = NULL,
+			resumes = resumes + 1, updated_at = now(), finished_at = NULL, digest = $2, approval_ids = $3 WHERE id = $1`,
+			prev.ID, r.Digest, r.ApprovalIDs); err != nil {
+			return nil, false, fmt.Errorf("error resuming run %d: %w", prev.ID, err)
+		}
+		if err := Append(ctx, q, prev.ID, "resumed", map[string]any{"from_status": prev.Status, "cursor": prev.Cursor,
+			"os_user": r.OSUser, "client_host": r.ClientHost, "parameters": r.Parameters}); err != nil {
+			return nil, false, err
+		}
+		got, err := GetRun(ctx, q, prev.ID)
+		return got, true, err
+	}
+	id, err := insertRun(ctx, q, r, StatusRunning)
+	if err != nil {
+		return nil, false, err
+	}
+	if err := Append(ctx, q, id, "started", map[string]any{"backfill": r.Backfill, "digest": r.Digest,
+		"run_signature": r.RunSignature, "purpose": r.Purpose, "os_user": r.OSUser, "client_host": r.ClientHost,
+		"approval_ids": r.ApprovalIDs, "parameters": r.Parameters}); err != nil {
+		return nil, false, err
+	}
+	got, err := GetRun(ctx, q, id)
+	return got, false, err
+}
+
+func insertRun(ctx context.Context, q Querier, r Run, status string) (int64, error) {
+	params := r.Parameters
+	if params == nil {
+		params = json.RawMessage("{}")
+	}
+	var id int64
+	err := q.QueryRow(ctx, `INSERT INTO backfill.runs (backfill, digest, run_signature, purpose, status, stop_reason, message,
+		parameters, os_user, client_host, code_version, source_commit, environment, approval_ids, matched)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, '{}'::bigint[]), $15) RETURNING id`,
+		r.Backfill, r.Digest, r.RunSignature, r.Purpose, status, r.StopReason, r.Message, params, r.OSUser, r.ClientHost,
+		r.CodeVersion, r.SourceCommit, r.Environment, r.ApprovalIDs, r.Matched).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("error recording run of %s: %w", r.Backfill, err)
+	}
+	return id, nil
+}
+
+// Refused records a refused attempt as its own run row with the stop reason,
+// and logs it. It never touches a resumable run.
+func Refused(ctx context.Context, q Querier, r Run, reason, message string) (int64, error) {
+	r.StopReason, r.Message = &reason, &message
+	id, err := insertRun(ctx, q, r, StatusRefused)
+	if err != nil {
+		return 0, err
+	}
+	if _, err := q.Exec(ctx, "UPDATE backfill.runs SET finished_at = now() WHERE id = $1", id); err != nil {
+		return 0, fmt.Errorf("error finishing refused run: %w", err)
+	}
+	return id, Append(ctx, q, id, "refused", map[string]any{"backfill": r.Backfill, "digest": r.Digest,
+		"stop_reason": reason, "message": message, "os_user": r.OSUser, "client_host": r.ClientHost})
+}
+
+// Progress records a committed batch; call it in the batch's transaction.
+func Progress(ctx context.Context, q Querier, id int64, cursor json.RawMessage, scanned, changed int64) error {
+	_, err := q.Exec(ctx, `UPDATE backfill.runs SET cursor = $2, scanned = scanned + $3, changed = changed + $4,
+		batches = batches + 1, updated_at = now() WHERE id = $1`, id, cursor, scanned, changed)
+	if err != nil {
+		return fmt.Errorf("error recording progress of run %d: %w", id, err)
+	}
+	return nil
+}
+
+// SetMatched records the scope count of a run's preflight.
+func SetMatched(ctx context.Context, q Querier, id, matched int64) error {
+	if _, err := q.Exec(ctx, "UPDATE backfill.runs SET matched = $2, updated_at = now() WHERE id = $1", id, matched); err != nil {
+		return fmt.Errorf("error recording scope count of run %d: %w", id, err)
+	}
+	return nil
+}
+
+// Finish ends a run with a status and, unless completed, a stop reason.
+func Finish(ctx context.Context, q Querier, id int64, status, reason, message string) error {
+	_, err := q.Exec(ctx, `UPDATE backfill.runs SET status = $2, stop_reason = nullif($3, ''), message = nullif($4, ''),
+		updated_at = now(), finished_at = now() WHERE id = $1`, id, status, reason, message)
+	if err != nil {
+		return fmt.Errorf("error finishing run %d as %s: %w", id, status, err)
+	}
+	return Append(ctx, q, id, "finished", map[string]any{"status": status, "stop_reason": reason, "message": message})
+}
+
+// SaveDryRun stores a dry-run report.
+func SaveDryRun(ctx context.Context, q Querier, backfill, digest, signature string, report any) (int64, error) {
+	data, err := json.Marshal(report)
+	if err != nil {
+		return 0, fmt.Errorf("error encoding dry-run report: %w", err)
+	}
+	var id int64
+	err = q.QueryRow(ctx, `INSERT INTO backfill.dry_runs (backfill, digest, run_signature, report) VALUES ($1, $2, $3, $4) RETURNING id`,
+		backfill, digest, signature, data).Scan(&id)
+	if err != nil {
+		return 0, fmt.Errorf("error saving dry-run report: %w", err)
+	}
+	return id, Append(ctx, q, 0, "dry_run", map[string]any{"dry_run_id": id, "backfill": backfill, "digest": digest})
+}
+
+// IsNotFound reports whether err is a missing row.
+func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
