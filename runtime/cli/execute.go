@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"net/url"
 	"os"
 	"os/user"
+	"strings"
 	"time"
 
 	"github.com/runonce/backfill/runtime/bftype"
@@ -63,5 +65,28 @@ func operator(args []string) engine.Operator {
 		name = u.Username
 	}
 	host, _ := os.Hostname()
-	return engine.Operator{OSUser: name, ClientHost: host, Parameters: map[string]any{"args": args}}
+	return engine.Operator{OSUser: name, ClientHost: host, Parameters: map[string]any{"args": redact(args)}}
+}
+
+// redact hides passwords in connection URLs among the arguments, which are
+// recorded in the ledger and its audit log.
+func redact(args []string) []string {
+	out := make([]string, len(args))
+	for i, a := range args {
+		prefix, value, found := strings.Cut(a, "=")
+		if !found || !strings.HasPrefix(a, "--") {
+			prefix, value = "", a
+		}
+		if u, err := url.Parse(value); err == nil && u.User != nil {
+			if _, has := u.User.Password(); has {
+				u.User = url.UserPassword(u.User.Username(), "REDACTED")
+				value = u.String()
+			}
+		}
+		if prefix != "" {
+			value = prefix + "=" + value
+		}
+		out[i] = value
+	}
+	return out
 }

@@ -3,7 +3,10 @@
 # it through tools/withpg.sh, which sets DATABASE_URL (yours, or a temporary
 # cluster removed afterwards). It recreates the database $DEMO_DB on that
 # server, seeds users whose roles a bad release left wrong, builds the
-# fix_roles binary and shows its dry-run.
+# fix_roles binary, shows its dry-run, sets up the ledger with two approvers
+# and a runner, shows the refusals, approves, executes, refuses a rerun and
+# lists the runs. The logins it creates (demo_alice, demo_bob, demo_runner)
+# have the password "demo".
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -27,6 +30,26 @@ demo_url() {
 DB=$(demo_url)
 export DATABASE_URL=$DB
 
+# as USER: the demo database URL with another login (password "demo").
+as() {
+	local rest=${DB#*://}
+	[[ $rest == *@* ]] && rest=${rest#*@}
+	printf 'postgres://%s:demo@%s\n' "$1" "$rest"
+}
+
+# expect CODE CMD...: run CMD, show its exit code, and stop the demo if it
+# is not CODE.
+expect() {
+	local want=$1 got=0
+	shift
+	"$@" || got=$?
+	printf '\033[2m(exit code %s)\033[0m\n' "$got"
+	if [[ $got != "$want" ]]; then
+		echo "demo: expected exit code $want from: $*" >&2
+		exit 1
+	fi
+}
+
 step "Creating database $DEMO_DB and seeding users with wrong roles"
 psql -X -q -v ON_ERROR_STOP=1 -d "${DB/\/$DEMO_DB/\/postgres}" \
 	-c "DROP DATABASE IF EXISTS $DEMO_DB WITH (FORCE)" -c "CREATE DATABASE $DEMO_DB"
@@ -42,5 +65,55 @@ dist/fix_roles/fix_roles info | head -n 6
 step "Dry-run (the default): what would change, writing nothing"
 dist/fix_roles/fix_roles --report dist/fix_roles/dry-run.json
 
+step "Ledger: backfill ledger init --environment demo (as the database owner)"
+bin/backfill ledger init --environment demo
+psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
+DO $$
+DECLARE r text[];
+BEGIN
+    FOREACH r SLICE 1 IN ARRAY ARRAY[['demo_alice', 'backfill_approver'], ['demo_bob', 'backfill_approver'], ['demo_runner', 'backfill_runner']] LOOP
+        BEGIN
+            EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r[1], 'demo');
+        EXCEPTION WHEN duplicate_object THEN NULL;
+        END;
+        EXECUTE format('GRANT %I TO %I', r[2], r[1]);
+    END LOOP;
+END $$;
+GRANT SELECT, UPDATE ON users TO demo_runner;
+GRANT SELECT ON role_grants, app_settings TO demo_runner;
+SQL
+echo "logins: demo_alice and demo_bob (backfill_approver), demo_runner (backfill_runner)"
+
+step "Reviewers make keys; an admin trusts them with their logins"
+KEYS=$(mktemp -d)
+trap 'rm -rf "$KEYS"' EXIT
+export BACKFILL_KEY_PASSWORD=demo
+bin/backfill keys generate alice --dir "$KEYS"
+bin/backfill keys generate bob --dir "$KEYS"
+bin/backfill approvers add alice --key "$KEYS/alice.pub" --login demo_alice
+bin/backfill approvers add bob --key "$KEYS/bob.pub" --login demo_bob
+
+step "The runner tries --execute before any approval: refused, nothing written"
+expect 12 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)"
+
+step "Alice approves the binary's digest (risk: high needs two approvers)"
+bin/backfill approve dist/fix_roles/fix_roles --key "$KEYS/alice.key" --reason "roles drifted after release 4.2" \
+	--expires 1h --database-url "$(as demo_alice)"
+expect 12 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)"
+
+step "Bob approves too; now the runner executes"
+bin/backfill approve dist/fix_roles/fix_roles --key "$KEYS/bob.key" --reason "checked the samples" \
+	--expires 1h --database-url "$(as demo_bob)"
+expect 0 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)"
+
+step "A second run of the same backfill is refused: it runs once"
+expect 13 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)"
+
+step "The ledger: runs, the completed run, and the audit chain"
+bin/backfill runs
+RUN=$(psql -X -At -d "$DB" -c "SELECT id FROM backfill.runs WHERE status = 'completed'")
+bin/backfill show "$RUN"
+bin/backfill audit verify
+
 step "Done"
-echo "The dry-run report is in dist/fix_roles/dry-run.json."
+echo "The dry-run report is in dist/fix_roles/dry-run.json; run $RUN of fix_roles completed once."

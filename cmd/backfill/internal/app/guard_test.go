@@ -22,9 +22,13 @@ func TestExecuteWithTwoApprovalsChangesEachRowOnceAndRefusesARerun(t *testing.T)
 	x := newTarget(t)
 	x.approve("alice", x.bin)
 	x.approve("bob", x.bin)
+	// A password in the URL (trust auth ignores it) must never reach the ledger.
+	x.runner = strings.Replace(x.runner, "@", ":hunter2@", 1)
 	res := x.execute(x.bin)
 	require.Equal(t, 0, res.code, res.stdout+res.stderr)
 	require.Contains(t, res.stdout, "Completed run")
+	require.Equal(t, "0", pgtest.Query(t, x.db, "SELECT count(*) FROM backfill.audit_events WHERE payload::text LIKE '%hunter2%'"))
+	require.Equal(t, "0", pgtest.Query(t, x.db, "SELECT count(*) FROM backfill.runs WHERE parameters::text LIKE '%hunter2%'"))
 	require.Contains(t, res.stdout, "changed 333")
 	require.Equal(t, "0", pgtest.Query(t, x.db, `SELECT count(*) FROM users u WHERE created_at < '2026-01-01' AND role <>
 		(SELECT g.role FROM role_grants g WHERE g.user_id = u.id ORDER BY g.granted_at DESC, g.id DESC LIMIT 1)`))
