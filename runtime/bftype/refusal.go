@@ -20,6 +20,7 @@ const (
 	ReasonPermission   StopReason = "permission_denied"
 	ReasonFailed       StopReason = "batch_failed"
 	ReasonInterrupted  StopReason = "interrupted"
+	ReasonCancelled    StopReason = "cancelled"
 	ReasonValidation   StopReason = "validation_failed"
 )
 

@@ -39,6 +39,7 @@ type dryRunFlags struct {
 	samples int
 	save    bool
 	execute bool
+	exec    execFlags
 }
 
 func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
@@ -49,6 +50,7 @@ func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	fs.IntVar(&f.samples, "samples", 5, "how many before/after samples to show")
 	fs.BoolVar(&f.save, "save", false, "also save the report in the ledger (needs the backfill_runner role)")
 	fs.BoolVar(&f.execute, "execute", false, "write: run the preflight, then the batches (needs approvals; see docs/operating.md)")
+	f.exec.register(fs, b.Name)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
@@ -56,12 +58,14 @@ func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 		if f.report != "" || f.save {
 			return usageError{"--report and --save belong to the dry-run; run the dry-run without --execute"}
 		}
-		return execute(ctx, b, m, f, args, stdout)
+		return execute(ctx, b, m, f, args, stdout, stderr)
 	}
 	if f.samples < 0 {
 		return usageError{"--samples must not be negative"}
 	}
-	rep, err := dryRun(ctx, b, m, f)
+	soft, cancel := softContext(ctx)
+	defer cancel()
+	rep, err := dryRun(soft, b, m, f)
 	if err != nil {
 		return err
 	}

@@ -4,58 +4,159 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"net/url"
 	"os"
 	"os/user"
 	"strings"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+	"github.com/spf13/pflag"
+	"golang.org/x/term"
+
 	"github.com/runonce/backfill/runtime/bftype"
 	"github.com/runonce/backfill/runtime/engine"
 	"github.com/runonce/backfill/runtime/pgdb"
 )
 
-// execute runs the preflight and the batches, drawing progress on stdout.
-func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, args []string, stdout io.Writer) error {
+// execFlags tune --execute.
+type execFlags struct {
+	logFile       string
+	maxRetryTime  time.Duration
+	targetBatch   time.Duration
+	maxReplicaLag time.Duration
+}
+
+func (f *execFlags) register(fs *pflag.FlagSet, name string) {
+	fs.StringVar(&f.logFile, "log-file", name+".log", "durable JSON log of the execution (appended)")
+	fs.DurationVar(&f.maxRetryTime, "max-retry-time", 5*time.Minute, "stop as partial when one batch keeps failing this long")
+	fs.DurationVar(&f.targetBatch, "target-batch-time", 200*time.Millisecond, "batch duration the batch size adapts toward (never above batch.size)")
+	fs.DurationVar(&f.maxReplicaLag, "max-replication-lag", 0, "pause while a replica lags more than this (0: do not check)")
+}
+
+// execute runs the preflight and the batches, drawing progress for the operator.
+func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, args []string, stdout, stderr io.Writer) error {
 	digest, err := Digest()
 	if err != nil {
 		return err
 	}
-	url, src := pgdb.Resolve(f.url)
-	conn, err := pgdb.Connect(ctx, url, src, b.Name+" execute")
+	dbURL, src := pgdb.Resolve(f.url)
+	connect := func(ctx context.Context) (*pgx.Conn, error) { return pgdb.Connect(ctx, dbURL, src, b.Name+" execute") }
+	conn, err := connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
+	op := operator(args)
+	logger, closeLog, err := openLog(f.exec.logFile, stderr, op)
+	if err != nil {
+		return err
+	}
+	defer closeLog()
 	job := &engine.Job{Name: b.Name, Manifest: m, Digest: digest, RunSignature: b.RunSignature,
 		SourceCommit: b.SourceCommit, CodeVersion: b.CodeVersion, Statements: b.Statements, Plan: b.Plan}
 	fmt.Fprintf(stdout, "EXECUTE %s (sha256:%s)\n\nPreflight:\n", b.Name, digest)
-	last := time.Time{}
+	live := newProgressLine(stderr)
 	hooks := engine.Hooks{
-		Check: func(c engine.Check) { fmt.Fprintf(stdout, "  ok  %-16s %s\n", c.Name, c.Detail) },
+		Check: func(c engine.Check) {
+			fmt.Fprintf(stdout, "  ok  %-16s %s\n", c.Name, c.Detail)
+			logger.Info("preflight check passed", "event", "preflight", "check", c.Name, "detail", c.Detail)
+		},
 		Started: func(id int64, resumed bool) {
 			verb := "Started"
 			if resumed {
 				verb = "Resumed"
 			}
-			fmt.Fprintf(stdout, "\n%s run %d.\n", verb, id)
+			fmt.Fprintf(stdout, "\n%s run %d. Ctrl-C once stops after the current batch; twice stops at once.\n", verb, id)
 		},
-		Progress: func(p engine.Progress) {
-			if time.Since(last) < time.Second && p.Scanned < p.Matched {
-				return
-			}
-			last = time.Now()
-			fmt.Fprintf(stdout, "  batch %d: scanned %d of %d, changed %d\n", p.Batch, p.Scanned, p.Matched, p.Changed)
+		Progress: live.update,
+		Paused: func(id int64) {
+			live.note(fmt.Sprintf("run %d paused through the ledger; waiting for resume or cancel", id))
 		},
+		Stopped: func(int64, string, string) { live.done() },
 	}
-	res, err := engine.Execute(ctx, conn, job, operator(args), hooks)
+	opts := engine.Options{Logger: logger, Connect: connect, Graceful: graceful(ctx), MaxRetryTime: f.exec.maxRetryTime,
+		TargetBatchTime: f.exec.targetBatch, MaxReplicationLag: f.exec.maxReplicaLag}
+	res, err := engine.Execute(ctx, conn, job, op, hooks, opts)
+	live.done()
 	if err != nil {
+		logger.Error("execution ended", "event", "stop", "error", err.Error())
 		return err
 	}
 	r := res.Run
-	fmt.Fprintf(stdout, "\nCompleted run %d: scanned %d rows, changed %d, in %d batches (%s).\n",
-		r.ID, r.Scanned, r.Changed, r.Batches, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond))
+	fmt.Fprintf(stdout, "\nCompleted run %d: scanned %d rows, changed %d, in %d batches (%s). Log: %s\n",
+		r.ID, r.Scanned, r.Changed, r.Batches, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), f.exec.logFile)
 	return nil
+}
+
+// openLog returns a JSON logger writing to the durable log file and, unless
+// stderr is a terminal (where the live progress line is drawn instead), to
+// stderr. Every line carries the launch parameters.
+func openLog(path string, stderr io.Writer, op engine.Operator) (*slog.Logger, func(), error) {
+	file, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	if err != nil {
+		return nil, nil, fmt.Errorf("error opening log file %q (set --log-file): %w", path, err)
+	}
+	var w io.Writer = file
+	if !isTerminal(stderr) {
+		w = io.MultiWriter(file, stderr)
+	}
+	logger := slog.New(slog.NewJSONHandler(w, nil)).With("args", op.Parameters["args"], "os_user", op.OSUser, "client_host", op.ClientHost)
+	return logger, func() { file.Sync(); file.Close() }, nil
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	return ok && term.IsTerminal(int(f.Fd()))
+}
+
+// progressLine draws one live line on a terminal, or a line a second otherwise.
+type progressLine struct {
+	w       io.Writer
+	tty     bool
+	started time.Time
+	last    time.Time
+	drawn   bool
+}
+
+func newProgressLine(w io.Writer) *progressLine {
+	return &progressLine{w: w, tty: isTerminal(w), started: time.Now()}
+}
+
+func (p *progressLine) update(pr engine.Progress) {
+	if time.Since(p.last) < 200*time.Millisecond && pr.Scanned < pr.Matched {
+		return
+	}
+	p.last = time.Now()
+	elapsed := time.Since(p.started).Seconds()
+	rate := float64(pr.Scanned) / max(elapsed, 0.001)
+	eta := "-"
+	if rate > 0 && pr.Matched > pr.Scanned {
+		eta = (time.Duration(float64(pr.Matched-pr.Scanned)/rate) * time.Second).Round(time.Second).String()
+	}
+	line := fmt.Sprintf("batch %d  scanned %d/%d  changed %d  skipped %d  %.0f rows/s  ETA %s",
+		pr.Batch, pr.Scanned, pr.Matched, pr.Changed, pr.Scanned-pr.Changed, rate, eta)
+	if p.tty {
+		fmt.Fprintf(p.w, "\r\033[K%s", line)
+		p.drawn = true
+		return
+	}
+	if pr.Scanned >= pr.Matched || time.Since(p.started) > time.Second {
+		fmt.Fprintln(p.w, line)
+	}
+}
+
+func (p *progressLine) note(s string) {
+	p.done()
+	fmt.Fprintln(p.w, s)
+}
+
+func (p *progressLine) done() {
+	if p.drawn {
+		fmt.Fprintln(p.w)
+		p.drawn = false
+	}
 }
 
 // operator is who runs the binary, from the operating system, never typed in.
@@ -69,7 +170,7 @@ func operator(args []string) engine.Operator {
 }
 
 // redact hides passwords in connection URLs among the arguments, which are
-// recorded in the ledger and its audit log.
+// recorded in the ledger, its audit log and the log file.
 func redact(args []string) []string {
 	out := make([]string, len(args))
 	for i, a := range args {

@@ -17,10 +17,68 @@ import (
 // Main runs the binary with args (without the program name) and returns the
 // process exit code.
 func Main(b Binary, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
-	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
-	defer stop()
-	err := run(ctx, b, args, stdout, stderr)
+	ctx, sig := twoStage(stderr)
+	defer sig.stop()
+	err := run(context.WithValue(ctx, signalsKey{}, sig), b, args, stdout, stderr)
 	return report(err, stderr)
+}
+
+// signals is the two-stage Ctrl-C: the first SIGINT or SIGTERM closes
+// graceful (finish the current batch, then stop); the second cancels the
+// context (stop at once; the open transaction rolls back).
+type signals struct {
+	graceful chan struct{}
+	stop     func()
+}
+
+type signalsKey struct{}
+
+func twoStage(stderr io.Writer) (context.Context, *signals) {
+	ctx, cancel := context.WithCancel(context.Background())
+	ch := make(chan os.Signal, 2)
+	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
+	s := &signals{graceful: make(chan struct{})}
+	done := make(chan struct{})
+	s.stop = func() { signal.Stop(ch); close(done); cancel() }
+	go func() {
+		select {
+		case <-ch:
+		case <-done:
+			return
+		}
+		close(s.graceful)
+		fmt.Fprintln(stderr, "Stopping after the current batch; press Ctrl-C again to stop at once.")
+		select {
+		case <-ch:
+			fmt.Fprintln(stderr, "Stopping now; the open batch rolls back.")
+			cancel()
+		case <-done:
+		}
+	}()
+	return ctx, s
+}
+
+// softContext is ctx cancelled already at the first signal, for commands
+// with no batch to finish.
+func softContext(ctx context.Context) (context.Context, context.CancelFunc) {
+	soft, cancel := context.WithCancel(ctx)
+	if s, ok := ctx.Value(signalsKey{}).(*signals); ok {
+		go func() {
+			select {
+			case <-s.graceful:
+				cancel()
+			case <-soft.Done():
+			}
+		}()
+	}
+	return soft, cancel
+}
+
+func graceful(ctx context.Context) <-chan struct{} {
+	if s, ok := ctx.Value(signalsKey{}).(*signals); ok {
+		return s.graceful
+	}
+	return nil
 }
 
 // usageError is a bad flag or argument.

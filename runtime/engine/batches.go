@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"log/slog"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -15,57 +16,252 @@ import (
 	"github.com/runonce/backfill/runtime/plan"
 )
 
-// runBatches applies the batches in key order from the run's checkpoint,
-// each batch committing its write, checkpoint and audit event together.
-func runBatches(ctx context.Context, conn *pgx.Conn, job *Job, run *ledger.Run, resumed bool, matched int64, hooks Hooks) (*Result, error) {
+// runner applies the batches of one run in key order from its checkpoint.
+// Each batch commits its writes, checkpoint, progress row and audit event
+// in one transaction, so a crash at any instant loses or repeats nothing.
+type runner struct {
+	job     *Job
+	conn    *pgx.Conn
+	run     *ledger.Run
+	hooks   Hooks
+	opts    Options
+	log     *slog.Logger
+	matched int64
+	cursor  json.RawMessage
+	scanned int64
+	changed int64
+	batches int64
+	size    sizer
+}
+
+func runBatches(ctx context.Context, conn *pgx.Conn, job *Job, run *ledger.Run, resumed bool, matched int64, hooks Hooks, opts Options) (*Result, error) {
 	m := job.Manifest
-	cursor := run.Cursor
-	scanned, changed, batches := run.Scanned, run.Changed, run.Batches
+	r := &runner{job: job, conn: conn, run: run, hooks: hooks, opts: opts, log: opts.Logger.With("run_id", run.ID),
+		matched: matched, cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches,
+		size: sizer{size: m.Batch.Size, max: m.Batch.Size, target: opts.TargetBatchTime}}
+	r.log.Info("run started", "event", "start", "resumed", resumed, "cursor", string(run.Cursor), "matched", matched)
 	for {
-		if ctx.Err() != nil {
-			return stop(conn, run, ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
-				"Stopped by a signal between batches; rerun the same binary to resume.", "interrupted after %d batches", batches)
+		done, res, err := r.step(ctx)
+		if err != nil || res != nil {
+			return res, err
 		}
-		size := m.Batch.Size
-		canary := batches == 0
-		if canary {
-			size = m.Batch.Canary
+		if done {
+			break
 		}
-		var b *plan.Batch
-		var n int64
-		err := pgdb.WithTx(ctx, conn, func(tx pgx.Tx) error {
-			var err error
-			if b, n, err = applyBatch(ctx, tx, job, run.ID, cursor, size, canary); err != nil || b == nil {
-				return err
+	}
+	return r.finish(ctx, resumed)
+}
+
+// step runs one batch, or stops the run; done means the scope is exhausted.
+func (r *runner) step(ctx context.Context) (bool, *Result, error) {
+	if stopped(r.opts.Graceful) || ctx.Err() != nil {
+		return false, nil, r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
+			"Rerun the same binary to resume from the last committed batch.", "stopped by a signal after %d batches", r.batches)
+	}
+	if res, err := r.obeyControl(ctx); res != nil || err != nil {
+		return false, res, err
+	}
+	if err := r.waitForReplicas(ctx); err != nil {
+		return false, nil, err
+	}
+	canary := r.batches == 0
+	size := r.size.size
+	if canary {
+		size = min(size, r.job.Manifest.Batch.Canary)
+	}
+	b, n, attempts, took, err := r.attempt(ctx, size, canary)
+	if err != nil {
+		return false, nil, err
+	}
+	if b == nil {
+		return true, nil, nil
+	}
+	r.cursor, r.scanned, r.changed, r.batches = b.Cursor, r.scanned+int64(b.Scanned), r.changed+n, r.batches+1
+	r.log.Info("batch committed", "event", "batch", "batch", r.batches, "cursor", string(b.Cursor), "scanned", b.Scanned,
+		"intended", b.Changes, "changed", n, "size", size, "attempts", attempts, "duration_ms", ms(took), "canary", canary)
+	if r.hooks.Progress != nil {
+		r.hooks.Progress(Progress{RunID: r.run.ID, Batch: r.batches, Scanned: r.scanned, Changed: r.changed, Matched: r.matched})
+	}
+	if !canary {
+		r.size.after(took)
+	}
+	r.throttle(ctx, b.Scanned, took)
+	return b.Last, nil, nil
+}
+
+func stopped(graceful <-chan struct{}) bool {
+	select {
+	case <-graceful:
+		return true
+	default:
+		return false
+	}
+}
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
+
+// attempt runs one batch, retrying by error class until MaxRetryTime.
+func (r *runner) attempt(ctx context.Context, size int, canary bool) (*plan.Batch, int64, int, time.Duration, error) {
+	var first time.Time
+	for attempt := 1; ; attempt++ {
+		began := time.Now()
+		b, n, err := r.commitBatch(ctx, size, canary, attempt, began)
+		if err == nil {
+			return b, n, attempt, time.Since(began), nil
+		}
+		if first.IsZero() {
+			first = began
+		}
+		class := pgdb.Classify(err)
+		var refusal *bftype.Refusal
+		if errors.As(err, &refusal) || ctx.Err() != nil || class == pgdb.Stop || class == pgdb.Permission {
+			return nil, 0, attempt, 0, r.failed(ctx, err, class)
+		}
+		if time.Since(first) > r.opts.MaxRetryTime {
+			return nil, 0, attempt, 0, r.stop(ledger.StatusPartial, bftype.ReasonFailed, bftype.ExitPartial,
+				"Fix the cause, then rerun the same binary: it resumes after the last committed batch.",
+				"batch %d kept failing for %s (%d attempts); last error: %s", r.batches+1, r.opts.MaxRetryTime, attempt, pgdb.ErrorSentence(err))
+		}
+		if pgdb.IsTimeout(err) {
+			r.size.timedOut()
+			size = max(1, min(size, r.size.size))
+		}
+		wait := backoff(attempt - 1)
+		r.log.Warn("batch failed, retrying", "event", "backoff", "batch", r.batches+1, "attempt", attempt, "class", class.String(),
+			"error", pgdb.ErrorSentence(err), "wait_ms", ms(wait), "size", size)
+		if !sleep(ctx, r.opts.Graceful, wait) {
+			return nil, 0, attempt, 0, r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
+				"Rerun the same binary to resume from the last committed batch.", "stopped by a signal while retrying batch %d", r.batches+1)
+		}
+		if class == pgdb.Reconnect {
+			if err := r.reconnect(ctx); err != nil {
+				r.log.Warn("reconnect failed", "event", "backoff", "error", pgdb.ErrorSentence(err))
 			}
-			return ledger.Append(ctx, tx, run.ID, "batch", map[string]any{"batch": batches + 1, "cursor": b.Cursor,
-				"scanned": b.Scanned, "intended": b.Changes, "changed": n, "canary": canary})
-		})
+		}
+	}
+}
+
+// commitBatch reads, checks, writes and records one batch in one transaction.
+func (r *runner) commitBatch(ctx context.Context, size int, canary bool, attempt int, began time.Time) (*plan.Batch, int64, error) {
+	var b *plan.Batch
+	var n int64
+	err := pgdb.WithTx(ctx, r.conn, func(tx pgx.Tx) error {
+		var err error
+		if b, n, err = applyBatch(ctx, tx, r.job, r.run.ID, r.cursor, size, canary); err != nil || b == nil {
+			return err
+		}
+		batch := r.batches + 1
+		if err := ledger.RecordBatch(ctx, tx, ledger.Batch{RunID: r.run.ID, Batch: batch, Cursor: b.Cursor, Scanned: b.Scanned,
+			Intended: b.Changes, Changed: n, Size: size, Attempts: attempt, DurationMS: ms(time.Since(began))}); err != nil {
+			return err
+		}
+		return ledger.Append(ctx, tx, r.run.ID, "batch", map[string]any{"batch": batch, "cursor": b.Cursor,
+			"scanned": b.Scanned, "intended": b.Changes, "changed": n, "canary": canary})
+	})
+	return b, n, err
+}
+
+// reconnect replaces a lost connection and takes the run's lock again.
+func (r *runner) reconnect(ctx context.Context) error {
+	if r.opts.Connect == nil {
+		return errors.New("no way to reconnect")
+	}
+	conn, err := r.opts.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	var ok bool
+	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", LockKey(r.job.RunSignature, r.run.Purpose)).Scan(&ok); err != nil || !ok {
+		conn.Close(context.WithoutCancel(ctx))
+		return fmt.Errorf("could not take the run's lock again after reconnecting (ok=%v): %v", ok, err)
+	}
+	r.conn.Close(context.WithoutCancel(ctx))
+	r.conn = conn
+	r.log.Info("reconnected", "event", "reconnect")
+	return nil
+}
+
+// obeyControl honours pause and cancel requests from the ledger.
+func (r *runner) obeyControl(ctx context.Context) (*Result, error) {
+	announced := false
+	for {
+		c, err := ledger.Control(ctx, r.conn, r.run.ID)
 		if err != nil {
-			return stopOnError(ctx, conn, run, err, batches)
+			return nil, err
 		}
-		if b == nil {
-			break
+		switch c {
+		case ledger.ControlRun:
+			if announced {
+				r.log.Info("run resumed", "event", "resume")
+			}
+			return nil, nil
+		case ledger.ControlCancel:
+			return nil, r.stop(ledger.StatusCancelled, bftype.ReasonCancelled, bftype.ExitInterrupted,
+				"The run was cancelled through the ledger; it will not resume.", "cancelled by an operator after %d batches", r.batches)
 		}
-		cursor, scanned, changed, batches = b.Cursor, scanned+int64(b.Scanned), changed+n, batches+1
-		if hooks.Progress != nil {
-			hooks.Progress(Progress{RunID: run.ID, Batch: batches, Scanned: scanned, Changed: changed, Matched: matched})
+		if !announced {
+			r.log.Info("run paused", "event", "pause", "batches", r.batches)
+			if r.hooks.Paused != nil {
+				r.hooks.Paused(r.run.ID)
+			}
+			announced = true
 		}
-		if b.Last {
-			break
+		if !sleep(ctx, r.opts.Graceful, r.opts.ControlPoll) {
+			return nil, r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
+				"Rerun the same binary to resume from the last committed batch.", "stopped by a signal while paused")
 		}
 	}
-	if err := validate(ctx, conn, m); err != nil {
-		var r *bftype.Refusal
-		if errors.As(err, &r) {
-			return stop(conn, run, ledger.StatusFailedValidation, r.Reason, r.Code, r.Next, "%s", r.Msg)
+}
+
+// waitForReplicas pauses while any replica lags more than allowed.
+func (r *runner) waitForReplicas(ctx context.Context) error {
+	if r.opts.MaxReplicationLag <= 0 {
+		return nil
+	}
+	for {
+		var lag float64
+		err := r.conn.QueryRow(ctx, "SELECT coalesce(max(extract(epoch FROM replay_lag)), 0)::float8 FROM pg_stat_replication").Scan(&lag)
+		if err != nil {
+			return fmt.Errorf("error reading replication lag: %w", err)
+		}
+		d := time.Duration(lag * float64(time.Second))
+		if d <= r.opts.MaxReplicationLag {
+			return nil
+		}
+		r.log.Warn("replica lagging, waiting", "event", "throttle", "lag_ms", ms(d), "max_ms", ms(r.opts.MaxReplicationLag))
+		if !sleep(ctx, r.opts.Graceful, time.Second) {
+			return nil // the next step sees the signal
+		}
+	}
+}
+
+// throttle keeps the run under the manifest's rows per second.
+func (r *runner) throttle(ctx context.Context, rows int, took time.Duration) {
+	limit := r.job.Manifest.Batch.MaxRowsPerSecond
+	if limit <= 0 {
+		return
+	}
+	wait := time.Duration(float64(rows)/float64(limit)*float64(time.Second)) - took
+	if wait > 10*time.Millisecond {
+		r.log.Debug("throttling", "event", "throttle", "wait_ms", ms(wait), "max_rows_per_second", limit)
+	}
+	sleep(ctx, r.opts.Graceful, wait)
+}
+
+func (r *runner) finish(ctx context.Context, resumed bool) (*Result, error) {
+	if err := validate(ctx, r.conn, r.job.Manifest); err != nil {
+		var refusal *bftype.Refusal
+		if errors.As(err, &refusal) {
+			return nil, r.stop(ledger.StatusFailedValidation, refusal.Reason, refusal.Code, refusal.Next, "%s", refusal.Msg)
 		}
 		return nil, err
 	}
-	if err := ledger.Finish(context.WithoutCancel(ctx), conn, run.ID, ledger.StatusCompleted, "", ""); err != nil {
+	bg := context.WithoutCancel(ctx)
+	if err := ledger.Finish(bg, r.conn, r.run.ID, ledger.StatusCompleted, "", ""); err != nil {
 		return nil, err
 	}
-	final, err := ledger.GetRun(context.WithoutCancel(ctx), conn, run.ID)
+	r.log.Info("run completed", "event", "finish", "status", ledger.StatusCompleted, "scanned", r.scanned, "changed", r.changed, "batches", r.batches)
+	final, err := ledger.GetRun(bg, r.conn, r.run.ID)
 	return &Result{Run: final, Resumed: resumed}, err
 }
 
@@ -87,7 +283,7 @@ func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, runID int64, cursor js
 	}
 	n, err := b.Apply(ctx, tx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("error applying the batch after key %s: %w", string(cursor), err)
+		return nil, 0, fmt.Errorf("error applying the batch after key %s up to key %s: %w", string(cursor), string(b.Cursor), err)
 	}
 	if n > int64(b.Changes) || (canary && n != int64(b.Changes)) {
 		return nil, 0, refuse(bftype.ReasonFailed, bftype.ExitPartial,
@@ -116,29 +312,41 @@ func validate(ctx context.Context, conn *pgx.Conn, m *bftype.Manifest) error {
 	return nil
 }
 
-func stopOnError(ctx context.Context, conn *pgx.Conn, run *ledger.Run, err error, batches int64) (*Result, error) {
-	var r *bftype.Refusal
-	if errors.As(err, &r) {
-		return stop(conn, run, ledger.StatusFailed, r.Reason, r.Code, r.Next, "%s", r.Msg)
+// failed stops the run after a batch error that retrying cannot fix.
+func (r *runner) failed(ctx context.Context, err error, class pgdb.Class) error {
+	var refusal *bftype.Refusal
+	switch {
+	case errors.As(err, &refusal):
+		return r.stop(ledger.StatusFailed, refusal.Reason, refusal.Code, refusal.Next, "%s", refusal.Msg)
+	case ctx.Err() != nil:
+		return r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
+			"Rerun the same binary to resume from the last committed batch.", "interrupted during batch %d; it was rolled back", r.batches+1)
+	case class == pgdb.Permission:
+		return r.stop(ledger.StatusFailed, bftype.ReasonPermission, bftype.ExitPermission,
+			"Grant the runner login what the backfill's queries need, then rerun to resume.",
+			"batch %d was refused a privilege and rolled back: %s", r.batches+1, pgdb.ErrorSentence(err))
 	}
-	if ctx.Err() != nil {
-		return stop(conn, run, ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
-			"Rerun the same binary to resume from the last committed batch.", "Interrupted during batch %d; it was rolled back", batches+1)
+	msg := fmt.Sprintf("batch %d failed and was rolled back: %s", r.batches+1, pgdb.ErrorSentence(err))
+	if d := pgdb.Detail(err); d != "" {
+		msg += " (" + d + ")"
 	}
-	return stop(conn, run, ledger.StatusFailed, bftype.ReasonFailed, bftype.ExitPartial,
-		"Fix the cause, then rerun the same binary: it resumes after the last committed batch.",
-		"Batch %d failed and was rolled back: %s", batches+1, pgdb.ErrorSentence(err))
+	return r.stop(ledger.StatusFailed, bftype.ReasonFailed, bftype.ExitPartial,
+		"Fix the data or the backfill, then rerun the same binary: it resumes after the last committed batch.", "%s", msg)
 }
 
 // stop records how a run ended and returns the matching refusal.
-func stop(conn *pgx.Conn, run *ledger.Run, status string, reason bftype.StopReason, code bftype.ExitCode, next, format string, args ...any) (*Result, error) {
+func (r *runner) stop(status string, reason bftype.StopReason, code bftype.ExitCode, next, format string, args ...any) error {
 	msg := fmt.Sprintf(format, args...)
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	r := refuse(reason, code, next, "Run %d stopped (%s): %s", run.ID, status, msg)
-	if err := ledger.Finish(ctx, conn, run.ID, status, string(reason), msg); err != nil {
-		r.Msg += fmt.Sprintf(" (The stop could not be recorded in the ledger: %v.)", err)
+	refusal := refuse(reason, code, next, "Run %d stopped (%s): %s.", r.run.ID, status, msg)
+	if err := ledger.Finish(ctx, r.conn, r.run.ID, status, string(reason), msg); err != nil {
+		refusal.Msg += fmt.Sprintf(" (The stop could not be recorded in the ledger: %v.)", err)
 	}
-	final, _ := ledger.GetRun(ctx, conn, run.ID)
-	return &Result{Run: final}, r
+	r.log.Error("run stopped", "event", "stop", "status", status, "stop_reason", string(reason), "message", msg,
+		"scanned", r.scanned, "changed", r.changed, "batches", r.batches)
+	if r.hooks.Stopped != nil {
+		r.hooks.Stopped(r.run.ID, status, msg)
+	}
+	return refusal
 }

@@ -25,7 +25,8 @@ type Result struct {
 // Execute runs the preflight and, if every check holds, the batches. A
 // refusal is recorded in the ledger and returned as a *bftype.Refusal; the
 // target tables are untouched.
-func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks Hooks) (*Result, error) {
+func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks Hooks, opts Options) (*Result, error) {
+	opts = opts.withDefaults()
 	p := &preflight{job: job, conn: conn, purpose: approval.PurposeExecute}
 	var err error
 	if p.id, err = pgdb.ReadIdentity(ctx, conn); err != nil {
@@ -68,7 +69,7 @@ func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks H
 	if hooks.Started != nil {
 		hooks.Started(run.ID, resumed)
 	}
-	return runBatches(ctx, conn, job, run, resumed, p.matched, hooks)
+	return runBatches(ctx, conn, job, run, resumed, p.matched, hooks, opts)
 }
 
 func tenantDetail(t []string) string {

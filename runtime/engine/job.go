@@ -50,6 +50,8 @@ type Hooks struct {
 	Check    func(Check)
 	Started  func(runID int64, resumed bool)
 	Progress func(Progress)
+	Paused   func(runID int64)
+	Stopped  func(runID int64, status, message string)
 }
 
 func (h Hooks) check(name, detail string) {

@@ -115,7 +115,8 @@ func Start(ctx context.Context, q Querier, r Run) (*Run, bool, error) {
 	}
 	if prev != nil {
 		if _, err := q.Exec(ctx, `UPDATE backfill.runs SET status = 'running', stop_reason = NULL, message = NULL,
-			resumes = resumes + 1, updated_at = now(), finished_at = NULL, digest = $2, approval_ids = $3 WHERE id = $1`,
+			resumes = resumes + 1, updated_at = now(), finished_at = NULL, digest = $2, approval_ids = $3, control = 'run'
+			WHERE id = $1`,
 			prev.ID, r.Digest, r.ApprovalIDs); err != nil {
 			return nil, false, fmt.Errorf("error resuming run %d: %w", prev.ID, err)
 		}
@@ -216,3 +217,70 @@ func SaveDryRun(ctx context.Context, q Querier, backfill, digest, signature stri
 
 // IsNotFound reports whether err is a missing row.
 func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
+
+// Batch is one committed batch of a run.
+type Batch struct {
+	RunID      int64           `json:"run_id"`
+	Batch      int64           `json:"batch"`
+	Cursor     json.RawMessage `json:"cursor"`
+	Scanned    int             `json:"scanned"`
+	Intended   int             `json:"intended"`
+	Changed    int64           `json:"changed"`
+	Size       int             `json:"size"`
+	Attempts   int             `json:"attempts"`
+	DurationMS float64         `json:"duration_ms"`
+	Committed  time.Time       `json:"committed_at"`
+}
+
+// RecordBatch writes a batch's progress row; call it in the batch's transaction.
+func RecordBatch(ctx context.Context, q Querier, b Batch) error {
+	_, err := q.Exec(ctx, `INSERT INTO backfill.batches (run_id, batch, cursor, scanned, intended, changed, size, attempts, duration_ms)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, b.RunID, b.Batch, b.Cursor, b.Scanned, b.Intended, b.Changed, b.Size, b.Attempts, b.DurationMS)
+	if err != nil {
+		return fmt.Errorf("error recording batch %d of run %d: %w", b.Batch, b.RunID, err)
+	}
+	return nil
+}
+
+// Batches lists a run's committed batches in order.
+func Batches(ctx context.Context, q Querier, runID int64) ([]Batch, error) {
+	rows, err := q.Query(ctx, `SELECT run_id, batch, cursor, scanned, intended, changed, size, attempts, duration_ms, committed_at
+		FROM backfill.batches WHERE run_id = $1 ORDER BY batch`, runID)
+	if err != nil {
+		return nil, fmt.Errorf("error reading batches of run %d: %w", runID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Batch, error) {
+		var b Batch
+		err := r.Scan(&b.RunID, &b.Batch, &b.Cursor, &b.Scanned, &b.Intended, &b.Changed, &b.Size, &b.Attempts, &b.DurationMS, &b.Committed)
+		return b, err
+	})
+}
+
+// Controls an operator can set on a running run.
+const (
+	ControlRun    = "run"
+	ControlPause  = "pause"
+	ControlCancel = "cancel"
+)
+
+// SetControl asks a running run to pause, resume or cancel, and logs it.
+func SetControl(ctx context.Context, q Querier, id int64, control string) error {
+	tag, err := q.Exec(ctx, `UPDATE backfill.runs SET control = $2, control_by = session_user, updated_at = now()
+		WHERE id = $1 AND status = 'running'`, id, control)
+	if err != nil {
+		return fmt.Errorf("error setting run %d to %s: %w", id, control, err)
+	}
+	if tag.RowsAffected() == 0 {
+		return fmt.Errorf("run %d is not running: %w", id, ErrNotFound)
+	}
+	return Append(ctx, q, id, "control", map[string]any{"control": control})
+}
+
+// Control reads a run's requested control.
+func Control(ctx context.Context, q Querier, id int64) (string, error) {
+	var c string
+	if err := q.QueryRow(ctx, "SELECT control FROM backfill.runs WHERE id = $1", id).Scan(&c); err != nil {
+		return "", fmt.Errorf("error reading control of run %d: %w", id, err)
+	}
+	return c, nil
+}

@@ -94,20 +94,20 @@ bin/backfill approvers add alice --key "$KEYS/alice.pub" --login demo_alice
 bin/backfill approvers add bob --key "$KEYS/bob.pub" --login demo_bob
 
 step "The runner tries --execute before any approval: refused, nothing written"
-expect 12 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)"
+expect 12 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)" --log-file dist/fix_roles/execute.log
 
 step "Alice approves the binary's digest (risk: high needs two approvers)"
 bin/backfill approve dist/fix_roles/fix_roles --key "$KEYS/alice.key" --reason "roles drifted after release 4.2" \
 	--expires 1h --database-url "$(as demo_alice)"
-expect 12 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)"
+expect 12 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)" --log-file dist/fix_roles/execute.log
 
 step "Bob approves too; now the runner executes"
 bin/backfill approve dist/fix_roles/fix_roles --key "$KEYS/bob.key" --reason "checked the samples" \
 	--expires 1h --database-url "$(as demo_bob)"
-expect 0 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)"
+expect 0 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)" --log-file dist/fix_roles/execute.log
 
 step "A second run of the same backfill is refused: it runs once"
-expect 13 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)"
+expect 13 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)" --log-file dist/fix_roles/execute.log
 
 step "The ledger: runs, the completed run, and the audit chain"
 bin/backfill runs

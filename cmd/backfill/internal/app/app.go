@@ -47,6 +47,9 @@ var commands = map[string]command{
 	"approve":   {"approve BINARY: sign and store an approval of a binary's digest", approveCommand},
 	"approval":  {"approval statement|submit: approve with cosign or another signer", approvalCommand},
 	"runs":      {"list runs in the ledger", runsCommand},
+	"pause":     {"pause RUN: a running run waits after its current batch", controlCommand("pause")},
+	"resume":    {"resume RUN: a paused run goes on", controlCommand("run")},
+	"cancel":    {"cancel RUN: a running run stops after its current batch, for good", controlCommand("cancel")},
 	"show":      {"show RUN: one run and its audit events", showCommand},
 	"audit":     {"audit verify: recompute the audit hash chain", auditCommand},
 }

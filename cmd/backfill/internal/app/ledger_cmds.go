@@ -130,6 +130,32 @@ func showCommand(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
+// controlCommand sets a running run's control in the ledger.
+func controlCommand(control string) func(context.Context, *env, []string) error {
+	return func(ctx context.Context, e *env, args []string) error {
+		verb := map[string]string{"pause": "pause", "run": "resume", "cancel": "cancel"}[control]
+		fs := flags(e, verb, "RUN", "Asks running run RUN to "+verb+"; it obeys between batches. Needs backfill_runner.")
+		url := dbFlag(fs)
+		if err := parse(fs, args, 1, 1); err != nil {
+			return err
+		}
+		id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
+		if err != nil {
+			return usageError{fmt.Sprintf("run id %q is not a number", fs.Arg(0))}
+		}
+		conn, err := connect(ctx, *url)
+		if err != nil {
+			return err
+		}
+		defer conn.Close(context.WithoutCancel(ctx))
+		if err := ledger.SetControl(ctx, conn, id, control); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "run %d asked to %s\n", id, verb)
+		return nil
+	}
+}
+
 func auditCommand(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] != "verify" {
 		return usageError{"usage: backfill audit verify [--database-url URL]"}

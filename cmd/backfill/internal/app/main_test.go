@@ -86,6 +86,9 @@ func runBinary(t *testing.T, env []string, bin string, args ...string) result {
 func runBinaryIn(t *testing.T, dir string, env []string, bin string, args ...string) result {
 	t.Helper()
 	cmd := exec.Command(bin, args...)
+	if dir == "" {
+		dir = t.TempDir() // log files and reports land here, not in the package
+	}
 	cmd.Dir = dir
 	cmd.Env = append(cleanEnv(), env...)
 	var stdout, stderr bytes.Buffer

@@ -1,0 +1,81 @@
+package app_test
+
+import (
+	"math/rand/v2"
+	"os/exec"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/pgdb/pgtest"
+)
+
+// wrongRoles counts in-scope users whose role differs from their latest grant.
+const wrongRoles = `SELECT count(*) FROM users u WHERE created_at < '2026-01-01' AND role <>
+	(SELECT g.role FROM role_grants g WHERE g.user_id = u.id ORDER BY g.granted_at DESC, g.id DESC LIMIT 1)`
+
+// TestKillAtRandomInstantsNeverWritesARowTwice SIGKILLs one execution at
+// many random instants and reruns it each time. Every batch commits its
+// writes and its checkpoint together, so a trigger counting writes per row
+// must end with each row that needed a change written exactly once.
+func TestKillAtRandomInstantsNeverWritesARowTwice(t *testing.T) {
+	t.Parallel()
+	x := newTarget(t, edit2{"batch: {size: 500, canary: 50,", "batch: {size: 2, canary: 1,"})
+	pgtest.Exec(t, x.db, `CREATE TABLE row_writes (id bigint PRIMARY KEY, n int NOT NULL)`,
+		`CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
+			INSERT INTO row_writes VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = row_writes.n + 1; RETURN NEW; END $$`,
+		`CREATE TRIGGER count_write AFTER UPDATE ON users FOR EACH ROW EXECUTE FUNCTION count_write()`,
+		`GRANT SELECT, INSERT, UPDATE ON row_writes TO backfill_runner`)
+	expected := pgtest.Query(t, x.db, `SELECT string_agg(u.id::text, ',' ORDER BY u.id) FROM users u WHERE created_at < '2026-01-01' AND role <>
+		(SELECT g.role FROM role_grants g WHERE g.user_id = u.id ORDER BY g.granted_at DESC, g.id DESC LIMIT 1)`)
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+
+	kills := 0
+	for attempt := 0; attempt < 200; attempt++ {
+		cmd := exec.Command(x.bin, "--execute", "--database-url", x.runner)
+		cmd.Env = cleanEnv()
+		require.NoError(t, cmd.Start())
+		done := make(chan error, 1)
+		go func() { done <- cmd.Wait() }()
+		delay := time.Duration(40+rand.IntN(160)) * time.Millisecond
+		select {
+		case err := <-done:
+			code := exitCode(err)
+			if code == int(bftype.ExitLocked) { // the killed run's session is still closing
+				time.Sleep(50 * time.Millisecond)
+				continue
+			}
+			require.Equal(t, 0, code, "a rerun after %d kills failed", kills)
+			require.GreaterOrEqual(t, kills, 20, "the run finished before it was killed 20 times; make it longer")
+			require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles))
+			require.Equal(t, expected, pgtest.Query(t, x.db, "SELECT string_agg(id::text, ',' ORDER BY id) FROM row_writes"),
+				"rows written differ from rows that needed a change")
+			require.Equal(t, "1", pgtest.Query(t, x.db, "SELECT max(n) FROM row_writes"), "a row was written twice")
+			run := pgtest.Query(t, x.db, "SELECT status || ' resumes=' || (resumes > 0)::text FROM backfill.runs WHERE status <> 'refused' ORDER BY id LIMIT 1")
+			require.Equal(t, "completed resumes=true", run)
+			require.Equal(t, "1", pgtest.Query(t, x.db, "SELECT count(*) FROM backfill.runs WHERE status NOT IN ('refused')"),
+				"a resumed run must keep its run id")
+			require.Contains(t, x.cli("audit", "verify", "--database-url", x.observer), "audit chain verified")
+			return
+		case <-time.After(delay):
+			require.NoError(t, cmd.Process.Signal(syscall.SIGKILL))
+			<-done
+			kills++
+		}
+	}
+	t.Fatalf("the execution never completed after %d kills", kills)
+}
+
+func exitCode(err error) int {
+	if err == nil {
+		return 0
+	}
+	if ee, ok := err.(*exec.ExitError); ok {
+		return ee.ExitCode()
+	}
+	return -1
+}
