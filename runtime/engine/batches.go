@@ -59,10 +59,10 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 			"Rerun the same binary to resume from the last committed batch.", "stopped by a signal after %d batches", r.batches)
 	}
 	if res, err := r.obeyControl(ctx); res != nil || err != nil {
-		return false, res, err
+		return false, res, r.recover(ctx, err)
 	}
 	if err := r.waitForReplicas(ctx); err != nil {
-		return false, nil, err
+		return false, nil, r.recover(ctx, err)
 	}
 	canary := r.batches == 0
 	size := r.size.size
@@ -87,6 +87,30 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 	}
 	r.throttle(ctx, b.Scanned, took)
 	return b.Last, nil, nil
+}
+
+// recover turns a lost connection between batches into a reconnect (the
+// step then runs again) and returns every other error as it is.
+func (r *runner) recover(ctx context.Context, err error) error {
+	var refusal *bftype.Refusal
+	if err == nil || errors.As(err, &refusal) || pgdb.Classify(err) != pgdb.Reconnect {
+		return err
+	}
+	r.log.Warn("connection lost between batches, reconnecting", "event", "backoff", "error", pgdb.ErrorSentence(err))
+	for attempt := 0; ; attempt++ {
+		if !sleep(ctx, r.opts.Graceful, backoff(attempt)) {
+			return nil // the next step sees the signal
+		}
+		rerr := r.reconnect(ctx)
+		if rerr == nil {
+			return nil
+		}
+		if attempt > 20 {
+			return r.stop(ledger.StatusPartial, bftype.ReasonFailed, bftype.ExitPartial,
+				"Check the database, then rerun the same binary: it resumes after the last committed batch.",
+				"could not reconnect after losing the connection: %s", pgdb.ErrorSentence(rerr))
+		}
+	}
 }
 
 func stopped(graceful <-chan struct{}) bool {
@@ -326,7 +350,7 @@ func (r *runner) failed(ctx context.Context, err error, class pgdb.Class) error 
 			"Grant the runner login what the backfill's queries need, then rerun to resume.",
 			"batch %d was refused a privilege and rolled back: %s", r.batches+1, pgdb.ErrorSentence(err))
 	}
-	msg := fmt.Sprintf("batch %d failed and was rolled back: %s", r.batches+1, pgdb.ErrorSentence(err))
+	msg := fmt.Sprintf("batch %d (keys after %s) failed and was rolled back: %s", r.batches+1, string(r.cursor), pgdb.ErrorSentence(err))
 	if d := pgdb.Detail(err); d != "" {
 		msg += " (" + d + ")"
 	}

@@ -1,0 +1,218 @@
+package app_test
+
+import (
+	"bytes"
+	"context"
+	"os/exec"
+	"strconv"
+	"strings"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/pgdb/pgtest"
+)
+
+// slow is a manifest edit that makes fix_roles take a few seconds: batches
+// of 10 rows at most 400 rows a second over its 1,000 rows in scope.
+var slow = edit2{"batch: {size: 500, canary: 50, max_rows_per_second: 20000,", "batch: {size: 10, canary: 5, max_rows_per_second: 400,"}
+
+// started is an execution running in the background.
+type started struct {
+	cmd    *exec.Cmd
+	stdout bytes.Buffer
+	stderr bytes.Buffer
+	done   chan int
+}
+
+func (x *target) start(extra ...string) *started {
+	x.t.Helper()
+	s := &started{done: make(chan int, 1)}
+	s.cmd = exec.Command(x.bin, append([]string{"--execute", "--database-url", x.runner}, extra...)...)
+	s.cmd.Env = cleanEnv()
+	s.cmd.Dir = x.t.TempDir()
+	s.cmd.Stdout, s.cmd.Stderr = &s.stdout, &s.stderr
+	require.NoError(x.t, s.cmd.Start())
+	go func() { s.done <- exitCode(s.cmd.Wait()) }()
+	return s
+}
+
+func (s *started) wait(t *testing.T) int {
+	t.Helper()
+	select {
+	case code := <-s.done:
+		return code
+	case <-time.After(60 * time.Second):
+		_ = s.cmd.Process.Kill()
+		t.Fatalf("execution did not finish; stdout:\n%s\nstderr:\n%s", s.stdout.String(), s.stderr.String())
+		return -1
+	}
+}
+
+// waitFor polls a query until it returns want.
+func (x *target) waitFor(query, want string) {
+	x.t.Helper()
+	require.Eventually(x.t, func() bool { return pgtest.Query(x.t, x.db, query) == want }, 30*time.Second, 20*time.Millisecond,
+		"waiting for %s = %s", query, want)
+}
+
+const runningBatches = "SELECT coalesce(max(batches), 0) > 3 FROM backfill.runs WHERE status = 'running'"
+
+func approvedSlowTarget(t *testing.T, edits ...edit2) *target {
+	x := newTarget(t, append([]edit2{slow}, edits...)...)
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+	return x
+}
+
+func TestTerminatedConnectionIsRetriedAndTheRunCompletes(t *testing.T) {
+	t.Parallel()
+	x := approvedSlowTarget(t)
+	s := x.start()
+	x.waitFor(runningBatches, "true")
+	pgtest.Exec(t, x.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 't_runner_"+x.suffix+"'")
+	require.Equal(t, 0, s.wait(t), tail(s.stderr.String()))
+	require.Contains(t, s.stderr.String(), `"event":"backoff"`)
+	require.Contains(t, s.stderr.String(), `"event":"reconnect"`)
+	require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles))
+	require.Equal(t, "completed", pgtest.Query(t, x.db, "SELECT status FROM backfill.runs WHERE status <> 'refused'"))
+}
+
+func TestLockHeldPastTheLockTimeoutIsRetriedUntilReleased(t *testing.T) {
+	t.Parallel()
+	x := approvedSlowTarget(t, edit2{"lock_timeout: 2s", "lock_timeout: 100ms"})
+	ctx := context.Background()
+	holder, err := pgx.Connect(ctx, x.db)
+	require.NoError(t, err)
+	defer holder.Close(ctx)
+	tx, err := holder.Begin(ctx)
+	require.NoError(t, err)
+	// Hold every in-scope user past the 100ms lock timeout for two seconds.
+	_, err = tx.Exec(ctx, "SELECT id FROM users WHERE id > 500 FOR UPDATE")
+	require.NoError(t, err)
+	s := x.start()
+	time.Sleep(2 * time.Second)
+	require.NoError(t, tx.Commit(ctx))
+	require.Equal(t, 0, s.wait(t), tail(s.stderr.String()))
+	logs := s.stderr.String()
+	require.Contains(t, logs, `"event":"backoff"`)
+	require.Contains(t, logs, "lock timeout")
+	require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles))
+	require.NotEqual(t, "1", pgtest.Query(t, x.db, "SELECT max(attempts) FROM backfill.batches"), "no batch needed a retry")
+}
+
+func TestConstraintViolationStopsWithTheKeyAndAResumeCompletes(t *testing.T) {
+	t.Parallel()
+	x := approvedSlowTarget(t)
+	// Rows past id 600 may not become editors: the run must stop there.
+	pgtest.Exec(t, x.db, "ALTER TABLE users ADD CONSTRAINT no_late_editors CHECK (id <= 600 OR role <> 'editor') NOT VALID")
+	res := x.execute(x.bin)
+	require.Equal(t, int(bftype.ExitPartial), res.code, tail(res.stderr))
+	require.Contains(t, res.stderr, `violates check constraint "no_late_editors"`)
+	require.Contains(t, res.stderr, "(keys after 595)")
+	require.Contains(t, res.stderr, "Failing row contains (603,")
+	require.Equal(t, "failed:batch_failed", x.lastRun())
+	committed := pgtest.Query(t, x.db, "SELECT batches FROM backfill.runs WHERE status = 'failed'")
+	require.NotEqual(t, "0", committed, "earlier batches must stay committed")
+	require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles+" AND u.id <= 595"))
+
+	pgtest.Exec(t, x.db, "ALTER TABLE users DROP CONSTRAINT no_late_editors")
+	res = x.execute(x.bin)
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+	require.Contains(t, res.stdout, "Resumed run")
+	require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles))
+	require.Equal(t, "completed 1", pgtest.Query(t, x.db, "SELECT status || ' ' || resumes FROM backfill.runs WHERE status <> 'refused'"))
+}
+
+func TestPauseResumeAndCancelThroughTheLedger(t *testing.T) {
+	t.Parallel()
+	x := approvedSlowTarget(t)
+	s := x.start()
+	x.waitFor(runningBatches, "true")
+	id := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'running'")
+	x.cli("pause", id, "--database-url", x.runner)
+	time.Sleep(1500 * time.Millisecond)
+	paused := pgtest.Query(t, x.db, "SELECT batches FROM backfill.runs WHERE id = "+id)
+	time.Sleep(1500 * time.Millisecond)
+	require.Equal(t, paused, pgtest.Query(t, x.db, "SELECT batches FROM backfill.runs WHERE id = "+id), "a paused run went on")
+	x.cli("resume", id, "--database-url", x.runner)
+	x.waitFor("SELECT batches > "+paused+" FROM backfill.runs WHERE id = "+id, "true")
+	x.cli("cancel", id, "--database-url", x.runner)
+	require.Equal(t, int(bftype.ExitInterrupted), s.wait(t))
+	require.Equal(t, "cancelled:cancelled", x.lastRun())
+	require.NotEqual(t, "0", pgtest.Query(t, x.db, wrongRoles), "a cancelled run must not have finished")
+	// An observer may not steer a run.
+	res := runBinary(t, nil, cliBin, "pause", id, "--database-url", x.observer)
+	require.Equal(t, 1, res.code)
+}
+
+func TestTwoStageInterrupt(t *testing.T) {
+	t.Parallel()
+	x := approvedSlowTarget(t)
+	s := x.start()
+	x.waitFor(runningBatches, "true")
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGINT))
+	require.Equal(t, int(bftype.ExitInterrupted), s.wait(t), s.stderr.String())
+	require.Contains(t, s.stderr.String(), "Stopping after the current batch")
+	require.Equal(t, "interrupted:interrupted", x.lastRun())
+	// The checkpoint matches what was written: a rerun resumes and finishes.
+	res := x.execute(x.bin)
+	require.Equal(t, 0, res.code, res.stderr)
+	require.Contains(t, res.stdout, "Resumed run")
+	require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles))
+
+	// Twice: the second signal stops at once.
+	y := approvedSlowTarget(t)
+	s = y.start()
+	y.waitFor(runningBatches, "true")
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGINT))
+	require.NoError(t, s.cmd.Process.Signal(syscall.SIGINT))
+	require.Equal(t, int(bftype.ExitInterrupted), s.wait(t), s.stderr.String())
+	require.Equal(t, "interrupted:interrupted", y.lastRun())
+	batches, _ := strconv.Atoi(pgtest.Query(t, y.db, "SELECT batches FROM backfill.runs WHERE status = 'interrupted'"))
+	require.Equal(t, strconv.Itoa(batches), pgtest.Query(t, y.db, "SELECT count(*) FROM backfill.batches"))
+}
+
+func TestFailingCheckFailsTheRun(t *testing.T) {
+	t.Parallel()
+	x := newTarget(t, edit2{`equals: 0}`, `equals: 0}
+  - {name: impossible, query: "SELECT count(*) FROM users", equals: 7}`})
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+	res := x.execute(x.bin)
+	require.Equal(t, int(bftype.ExitValidation), res.code, res.stdout+res.stderr)
+	require.Contains(t, res.stderr, `Check impossible returned "1200" after the run, not "7"`)
+	require.Equal(t, "failed_validation:validation_failed", x.lastRun())
+}
+
+func TestJSONLogCarriesTheRunIDOnEveryRunLine(t *testing.T) {
+	t.Parallel()
+	x := newTarget(t)
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+	res := x.execute(x.bin)
+	require.Equal(t, 0, res.code)
+	var runLines int
+	for _, line := range strings.Split(strings.TrimSpace(res.stderr), "\n") {
+		if !strings.HasPrefix(line, "{") {
+			continue
+		}
+		require.Contains(t, line, `"args":["--execute","--database-url",`)
+		require.Contains(t, line, `"time":"`)
+		if strings.Contains(line, `"event":"batch"`) || strings.Contains(line, `"event":"finish"`) {
+			require.Contains(t, line, `"run_id":`)
+			runLines++
+		}
+	}
+	require.Greater(t, runLines, 2)
+}
+
+// tail keeps failure messages short: the last lines of a log.
+func tail(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-4):], "\n")
+}
