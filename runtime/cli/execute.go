@@ -9,6 +9,7 @@ import (
 	"os"
 	"os/user"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -26,6 +27,9 @@ type execFlags struct {
 	maxRetryTime  time.Duration
 	targetBatch   time.Duration
 	maxReplicaLag time.Duration
+	alertWebhook  string
+	alertCommand  string
+	stuckAfter    time.Duration
 }
 
 func (f *execFlags) register(fs *pflag.FlagSet, name string) {
@@ -33,6 +37,9 @@ func (f *execFlags) register(fs *pflag.FlagSet, name string) {
 	fs.DurationVar(&f.maxRetryTime, "max-retry-time", 5*time.Minute, "stop as partial when one batch keeps failing this long")
 	fs.DurationVar(&f.targetBatch, "target-batch-time", 200*time.Millisecond, "batch duration the batch size adapts toward (never above batch.size)")
 	fs.DurationVar(&f.maxReplicaLag, "max-replication-lag", 0, "pause while a replica lags more than this (0: do not check)")
+	fs.StringVar(&f.alertWebhook, "alert-webhook", "", "POST a JSON alert here when the run completes, fails, stops or gets stuck")
+	fs.StringVar(&f.alertCommand, "alert-command", "", "run this shell command with the JSON alert on stdin on the same events")
+	fs.DurationVar(&f.stuckAfter, "stuck-after", 10*time.Minute, "alert when no batch commits for this long (0: never)")
 }
 
 // execute runs the preflight and the batches, drawing progress for the operator.
@@ -58,23 +65,37 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 		SourceCommit: b.SourceCommit, CodeVersion: b.CodeVersion, Statements: b.Statements, Plan: b.Plan}
 	fmt.Fprintf(stdout, "EXECUTE %s (sha256:%s)\n\nPreflight:\n", b.Name, digest)
 	live := newProgressLine(stderr)
+	alerts := &alerter{webhook: f.exec.alertWebhook, command: f.exec.alertCommand, log: logger}
+	defer alerts.wait()
+	var runID atomic.Int64
+	dog := startWatchdog(f.exec.stuckAfter, func(idle time.Duration) {
+		logger.Warn("no progress", "event", "stuck", "run_id", runID.Load(), "idle_ms", ms(idle))
+		alerts.fire(Alert{Event: "stuck", Backfill: b.Name, RunID: runID.Load(), Digest: digest,
+			Message: fmt.Sprintf("no batch committed for %s", idle.Round(time.Second))})
+	})
+	defer dog.close()
 	hooks := engine.Hooks{
 		Check: func(c engine.Check) {
 			fmt.Fprintf(stdout, "  ok  %-16s %s\n", c.Name, c.Detail)
 			logger.Info("preflight check passed", "event", "preflight", "check", c.Name, "detail", c.Detail)
 		},
 		Started: func(id int64, resumed bool) {
+			runID.Store(id)
+			dog.touch()
 			verb := "Started"
 			if resumed {
 				verb = "Resumed"
 			}
 			fmt.Fprintf(stdout, "\n%s run %d. Ctrl-C once stops after the current batch; twice stops at once.\n", verb, id)
 		},
-		Progress: live.update,
+		Progress: func(p engine.Progress) { dog.touch(); live.update(p) },
 		Paused: func(id int64) {
 			live.note(fmt.Sprintf("run %d paused through the ledger; waiting for resume or cancel", id))
 		},
-		Stopped: func(int64, string, string) { live.done() },
+		Stopped: func(id int64, status, msg string) {
+			live.done()
+			alerts.fire(Alert{Event: status, Backfill: b.Name, RunID: id, Digest: digest, Message: msg})
+		},
 	}
 	opts := engine.Options{Logger: logger, Connect: connect, Graceful: graceful(ctx), MaxRetryTime: f.exec.maxRetryTime,
 		TargetBatchTime: f.exec.targetBatch, MaxReplicationLag: f.exec.maxReplicaLag}
@@ -85,6 +106,8 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 		return err
 	}
 	r := res.Run
+	alerts.fire(Alert{Event: "completed", Backfill: b.Name, RunID: r.ID, Digest: digest,
+		Message: fmt.Sprintf("scanned %d, changed %d in %d batches", r.Scanned, r.Changed, r.Batches)})
 	fmt.Fprintf(stdout, "\nCompleted run %d: scanned %d rows, changed %d, in %d batches (%s). Log: %s\n",
 		r.ID, r.Scanned, r.Changed, r.Batches, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), f.exec.logFile)
 	return nil
@@ -191,3 +214,5 @@ func redact(args []string) []string {
 	}
 	return out
 }
+
+func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

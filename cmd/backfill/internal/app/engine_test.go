@@ -3,9 +3,13 @@ package app_test
 import (
 	"bytes"
 	"context"
+	"encoding/json"
+	"net/http"
+	"net/http/httptest"
 	"os/exec"
 	"strconv"
 	"strings"
+	"sync"
 	"syscall"
 	"testing"
 	"time"
@@ -215,4 +219,44 @@ func TestJSONLogCarriesTheRunIDOnEveryRunLine(t *testing.T) {
 func tail(s string) string {
 	lines := strings.Split(strings.TrimSpace(s), "\n")
 	return strings.Join(lines[max(0, len(lines)-4):], "\n")
+}
+
+func TestAlertsFireAndAFailingHookNeverStopsTheRun(t *testing.T) {
+	t.Parallel()
+	var mu sync.Mutex
+	var events []string
+	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		var a struct{ Event string }
+		_ = json.NewDecoder(r.Body).Decode(&a)
+		mu.Lock()
+		events = append(events, a.Event)
+		mu.Unlock()
+	}))
+	defer srv.Close()
+	got := func() string {
+		mu.Lock()
+		defer mu.Unlock()
+		return strings.Join(events, ",")
+	}
+
+	x := approvedSlowTarget(t)
+	s := x.start("--alert-webhook", srv.URL, "--alert-command", "echo hook broke >&2; exit 3", "--stuck-after", "1s")
+	x.waitFor(runningBatches, "true")
+	id := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'running'")
+	x.cli("pause", id, "--database-url", x.runner)
+	require.Eventually(t, func() bool { return strings.Contains(got(), "stuck") }, 20*time.Second, 50*time.Millisecond)
+	x.cli("resume", id, "--database-url", x.runner)
+	require.Equal(t, 0, s.wait(t), tail(s.stderr.String()))
+	require.Equal(t, "stuck,completed", got())
+	require.Contains(t, s.stderr.String(), "alert command failed")
+	require.Contains(t, s.stderr.String(), "hook broke")
+
+	// A failed run alerts too.
+	y := newTarget(t)
+	y.approve("alice", y.bin)
+	y.approve("bob", y.bin)
+	pgtest.Exec(t, y.db, "ALTER TABLE users ADD CONSTRAINT no_editors CHECK (role <> 'editor') NOT VALID")
+	res := runBinary(t, nil, y.bin, "--execute", "--database-url", y.runner, "--alert-webhook", srv.URL)
+	require.Equal(t, int(bftype.ExitPartial), res.code)
+	require.Equal(t, "stuck,completed,failed", got())
 }

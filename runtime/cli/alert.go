@@ -1,0 +1,140 @@
+package cli
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/exec"
+	"sync"
+	"sync/atomic"
+	"time"
+)
+
+// Alert is what the alert hooks receive, as JSON.
+type Alert struct {
+	Event    string    `json:"event"` // completed, failed, partial, interrupted, cancelled, failed_validation, stuck
+	Backfill string    `json:"backfill"`
+	RunID    int64     `json:"run_id"`
+	Digest   string    `json:"digest"`
+	Message  string    `json:"message"`
+	At       time.Time `json:"at"`
+}
+
+// alerter fires the --alert-webhook and --alert-command hooks. A failing
+// hook is logged and never stops the run.
+type alerter struct {
+	webhook, command string
+	log              *slog.Logger
+	wg               sync.WaitGroup
+}
+
+func (a *alerter) fire(ev Alert) {
+	if a.webhook == "" && a.command == "" {
+		return
+	}
+	ev.At = time.Now().UTC()
+	body, _ := json.Marshal(ev)
+	a.wg.Add(1)
+	go func() {
+		defer a.wg.Done()
+		if a.webhook != "" {
+			if err := post(a.webhook, body); err != nil {
+				a.log.Warn("alert webhook failed", "event", "alert", "alert", ev.Event, "error", err.Error())
+			} else {
+				a.log.Info("alert sent", "event", "alert", "alert", ev.Event, "hook", "webhook")
+			}
+		}
+		if a.command != "" {
+			if err := runHook(a.command, body, ev); err != nil {
+				a.log.Warn("alert command failed", "event", "alert", "alert", ev.Event, "error", err.Error())
+			} else {
+				a.log.Info("alert sent", "event", "alert", "alert", ev.Event, "hook", "command")
+			}
+		}
+	}()
+}
+
+// wait lets in-flight alerts finish, up to a bound.
+func (a *alerter) wait() {
+	done := make(chan struct{})
+	go func() { a.wg.Wait(); close(done) }()
+	select {
+	case <-done:
+	case <-time.After(15 * time.Second):
+	}
+}
+
+func post(url string, body []byte) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	if err != nil {
+		return err
+	}
+	req.Header.Set("Content-Type", "application/json")
+	resp, err := http.DefaultClient.Do(req)
+	if err != nil {
+		return err
+	}
+	resp.Body.Close()
+	if resp.StatusCode >= 300 {
+		return fmt.Errorf("webhook answered %s", resp.Status)
+	}
+	return nil
+}
+
+// runHook runs the alert command with the JSON on stdin and the event in
+// BACKFILL_ALERT_EVENT and BACKFILL_RUN_ID.
+func runHook(command string, body []byte, ev Alert) error {
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	cmd := exec.CommandContext(ctx, "/bin/sh", "-c", command)
+	cmd.Stdin = bytes.NewReader(body)
+	cmd.Env = append(os.Environ(), "BACKFILL_ALERT_EVENT="+ev.Event, fmt.Sprintf("BACKFILL_RUN_ID=%d", ev.RunID), "BACKFILL_NAME="+ev.Backfill)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		return fmt.Errorf("%w: %s", err, bytes.TrimSpace(out))
+	}
+	return nil
+}
+
+// watchdog fires a stuck alert when no batch commits for a while.
+type watchdog struct {
+	last  atomic.Int64 // unix nanos of the last progress
+	fired atomic.Bool
+	stop  chan struct{}
+}
+
+func startWatchdog(after time.Duration, onStuck func(idle time.Duration)) *watchdog {
+	w := &watchdog{stop: make(chan struct{})}
+	w.touch()
+	if after <= 0 {
+		return w
+	}
+	go func() {
+		t := time.NewTicker(min(after/4, time.Second))
+		defer t.Stop()
+		for {
+			select {
+			case <-w.stop:
+				return
+			case <-t.C:
+				idle := time.Since(time.Unix(0, w.last.Load()))
+				if idle >= after && w.fired.CompareAndSwap(false, true) {
+					onStuck(idle)
+				}
+			}
+		}
+	}()
+	return w
+}
+
+func (w *watchdog) touch() {
+	w.last.Store(time.Now().UnixNano())
+	w.fired.Store(false)
+}
+
+func (w *watchdog) close() { close(w.stop) }
