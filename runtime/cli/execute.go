@@ -24,6 +24,7 @@ import (
 // execFlags tune --execute.
 type execFlags struct {
 	logFile       string
+	logStderr     string
 	maxRetryTime  time.Duration
 	targetBatch   time.Duration
 	maxReplicaLag time.Duration
@@ -34,6 +35,7 @@ type execFlags struct {
 
 func (f *execFlags) register(fs *pflag.FlagSet, name string) {
 	fs.StringVar(&f.logFile, "log-file", name+".log", "durable JSON log of the execution (appended)")
+	fs.StringVar(&f.logStderr, "log-stderr", "auto", "also write the JSON log to stderr: yes, no, or auto (yes unless stderr is a terminal)")
 	fs.DurationVar(&f.maxRetryTime, "max-retry-time", 5*time.Minute, "stop as partial when one batch keeps failing this long")
 	fs.DurationVar(&f.targetBatch, "target-batch-time", 200*time.Millisecond, "batch duration the batch size adapts toward (never above batch.size)")
 	fs.DurationVar(&f.maxReplicaLag, "max-replication-lag", 0, "pause while a replica lags more than this (0: do not check)")
@@ -56,7 +58,7 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	op := operator(args)
-	logger, closeLog, err := openLog(f.exec.logFile, stderr, op)
+	logger, closeLog, err := openLog(f.exec.logFile, f.exec.logStderr, stderr, op)
 	if err != nil {
 		return err
 	}
@@ -110,19 +112,23 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 		Message: fmt.Sprintf("scanned %d, changed %d in %d batches", r.Scanned, r.Changed, r.Batches)})
 	fmt.Fprintf(stdout, "\nCompleted run %d: scanned %d rows, changed %d, in %d batches (%s). Log: %s\n",
 		r.ID, r.Scanned, r.Changed, r.Batches, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), f.exec.logFile)
+	fmt.Fprintln(stdout, reconcileSentence(res.Reconciled))
 	return nil
 }
 
 // openLog returns a JSON logger writing to the durable log file and, unless
 // stderr is a terminal (where the live progress line is drawn instead), to
 // stderr. Every line carries the launch parameters.
-func openLog(path string, stderr io.Writer, op engine.Operator) (*slog.Logger, func(), error) {
+func openLog(path, toStderr string, stderr io.Writer, op engine.Operator) (*slog.Logger, func(), error) {
+	if toStderr != "auto" && toStderr != "yes" && toStderr != "no" {
+		return nil, nil, usageError{"--log-stderr must be yes, no or auto"}
+	}
 	file, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 	if err != nil {
 		return nil, nil, fmt.Errorf("error opening log file %q (set --log-file): %w", path, err)
 	}
 	var w io.Writer = file
-	if !isTerminal(stderr) {
+	if toStderr == "yes" || (toStderr == "auto" && !isTerminal(stderr)) {
 		w = io.MultiWriter(file, stderr)
 	}
 	logger := slog.New(slog.NewJSONHandler(w, nil)).With("args", op.Parameters["args"], "os_user", op.OSUser, "client_host", op.ClientHost)

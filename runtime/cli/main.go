@@ -100,6 +100,10 @@ func run(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer)
 		return dryRunCommand(ctx, b, m, rest, stdout, stderr)
 	case "info":
 		return infoCommand(b, m, rest, stdout, stderr)
+	case "status":
+		return statusCommand(ctx, b, rest, stdout, stderr)
+	case "verify":
+		return verifyCommand(ctx, b, m, rest, stdout, stderr)
 	case "help":
 		topUsage(b, stdout)
 		return nil
@@ -117,6 +121,8 @@ Usage:
   %[1]s [flags]          dry-run: report what would change, write nothing
   %[1]s --execute        write, once, after every guardrail holds
   %[1]s info [--json]    show the embedded manifest, run signature, commit and digest
+  %[1]s status           show this backfill's runs and progress from the ledger
+  %[1]s verify           rerun the checks and reconcile changed rows with the dry-run
 
 Run "%[1]s COMMAND --help" for a command's flags.
 `, b.Name, wrapScope(b))

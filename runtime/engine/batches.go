@@ -32,6 +32,8 @@ type runner struct {
 	changed int64
 	batches int64
 	size    sizer
+	// reconciled is the comparison with the dry-run, set when the run completes.
+	reconciled Reconciliation
 }
 
 func runBatches(ctx context.Context, conn *pgx.Conn, job *Job, run *ledger.Run, resumed bool, matched int64, hooks Hooks, opts Options) (*Result, error) {
@@ -281,12 +283,54 @@ func (r *runner) finish(ctx context.Context, resumed bool) (*Result, error) {
 		return nil, err
 	}
 	bg := context.WithoutCancel(ctx)
+	if err := r.reconcile(bg); err != nil {
+		return nil, err
+	}
 	if err := ledger.Finish(bg, r.conn, r.run.ID, ledger.StatusCompleted, "", ""); err != nil {
 		return nil, err
 	}
 	r.log.Info("run completed", "event", "finish", "status", ledger.StatusCompleted, "scanned", r.scanned, "changed", r.changed, "batches", r.batches)
 	final, err := ledger.GetRun(bg, r.conn, r.run.ID)
-	return &Result{Run: final, Resumed: resumed}, err
+	return &Result{Run: final, Resumed: resumed, Reconciled: r.reconciled}, err
+}
+
+// reconcile compares the rows changed with the latest dry-run report of the
+// same digest and records the comparison in the audit log.
+func (r *runner) reconcile(ctx context.Context) error {
+	rec, err := Reconcile(ctx, r.conn, r.job.Digest, r.changed)
+	if err != nil {
+		return err
+	}
+	if rec.DryRunID == 0 {
+		r.log.Warn("no saved dry-run report of this digest to reconcile with", "event", "reconcile")
+	} else if !rec.Match {
+		r.log.Warn("changed rows differ from the dry-run", "event", "reconcile", "dry_run_id", rec.DryRunID, "will_change", rec.WillChange, "changed", r.changed)
+	}
+	r.reconciled = rec
+	return ledger.Append(ctx, r.conn, r.run.ID, "reconciled", rec)
+}
+
+// Reconciliation compares a run's changed rows with its dry-run.
+type Reconciliation struct {
+	DryRunID   int64 `json:"dry_run_id"`
+	WillChange int64 `json:"will_change"`
+	Changed    int64 `json:"changed"`
+	Match      bool  `json:"match"`
+}
+
+// Reconcile compares changed with the latest saved dry-run of digest.
+func Reconcile(ctx context.Context, q ledger.Querier, digest string, changed int64) (Reconciliation, error) {
+	rec := Reconciliation{Changed: changed}
+	d, err := ledger.LatestDryRun(ctx, q, digest)
+	if err != nil || d == nil {
+		return rec, err
+	}
+	var rep bftype.Report
+	if err := json.Unmarshal(d.Report, &rep); err != nil {
+		return rec, fmt.Errorf("error reading dry-run report %d: %w", d.ID, err)
+	}
+	rec.DryRunID, rec.WillChange, rec.Match = d.ID, rep.Counts.WillChange, rep.Counts.WillChange == changed
+	return rec, nil
 }
 
 // applyBatch reads one page, checks it, writes it and records the checkpoint.
@@ -320,13 +364,22 @@ func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, runID int64, cursor js
 	return b, n, nil
 }
 
+// Validate runs the manifest's checks; each must return its expected value.
+func Validate(ctx context.Context, conn *pgx.Conn, m *bftype.Manifest) error {
+	return validate(ctx, conn, m)
+}
+
 // validate runs the manifest's checks after the last batch.
 func validate(ctx context.Context, conn *pgx.Conn, m *bftype.Manifest) error {
 	for _, c := range m.Checks {
 		got, err := singleValue(ctx, conn, c.Query)
+		if err != nil && pgdb.Classify(err) == pgdb.Permission {
+			return refuse(bftype.ReasonPermission, bftype.ExitPermission, "Use a login that may read the tables the checks read (the runner).",
+				"Check %s may not run as this login: %s.", c.Name, pgdb.ErrorSentence(err))
+		}
 		if err != nil {
 			return refuse(bftype.ReasonValidation, bftype.ExitValidation, "Fix the check's query in backfill.yaml.",
-				"Check %s failed to run: %v.", c.Name, err)
+				"Check %s failed to run: %s.", c.Name, pgdb.ErrorSentence(err))
 		}
 		if got != c.Equals {
 			return refuse(bftype.ReasonValidation, bftype.ExitValidation, "Investigate the data before anything else runs.",

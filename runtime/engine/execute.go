@@ -18,8 +18,9 @@ import (
 
 // Result is a finished (or stopped) execution.
 type Result struct {
-	Run     *ledger.Run
-	Resumed bool
+	Run        *ledger.Run
+	Resumed    bool
+	Reconciled Reconciliation
 }
 
 // Execute runs the preflight and, if every check holds, the batches. A

@@ -284,3 +284,31 @@ func Control(ctx context.Context, q Querier, id int64) (string, error) {
 	}
 	return c, nil
 }
+
+// DryRun is a saved dry-run report.
+type DryRun struct {
+	ID        int64           `json:"id"`
+	Digest    string          `json:"digest"`
+	Report    json.RawMessage `json:"report"`
+	CreatedBy string          `json:"created_by"`
+	CreatedAt time.Time       `json:"created_at"`
+}
+
+// LatestDryRun returns the newest dry-run report saved for a digest, or nil.
+func LatestDryRun(ctx context.Context, q Querier, digest string) (*DryRun, error) {
+	var d DryRun
+	err := q.QueryRow(ctx, `SELECT id, digest, report, created_by, created_at FROM backfill.dry_runs
+		WHERE digest = $1 ORDER BY id DESC LIMIT 1`, digest).Scan(&d.ID, &d.Digest, &d.Report, &d.CreatedBy, &d.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("error reading dry-run reports: %w", err)
+	}
+	return &d, nil
+}
+
+// RunsOf lists the runs of a run signature, newest first.
+func RunsOf(ctx context.Context, q Querier, signature string) ([]Run, error) {
+	return queryRuns(ctx, q, "WHERE run_signature = $1 ORDER BY id DESC", signature)
+}

@@ -94,20 +94,27 @@ bin/backfill approvers add alice --key "$KEYS/alice.pub" --login demo_alice
 bin/backfill approvers add bob --key "$KEYS/bob.pub" --login demo_bob
 
 step "The runner tries --execute before any approval: refused, nothing written"
-expect 12 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)" --log-file dist/fix_roles/execute.log
+expect 12 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)" --log-file dist/fix_roles/execute.log --log-stderr no
 
 step "Alice approves the binary's digest (risk: high needs two approvers)"
 bin/backfill approve dist/fix_roles/fix_roles --key "$KEYS/alice.key" --reason "roles drifted after release 4.2" \
 	--expires 1h --database-url "$(as demo_alice)"
-expect 12 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)" --log-file dist/fix_roles/execute.log
+expect 12 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)" --log-file dist/fix_roles/execute.log --log-stderr no
+
+step "The runner saves a dry-run report in the ledger, to reconcile the run with"
+dist/fix_roles/fix_roles --save --database-url "$(as demo_runner)" | tail -n 1
 
 step "Bob approves too; now the runner executes"
 bin/backfill approve dist/fix_roles/fix_roles --key "$KEYS/bob.key" --reason "checked the samples" \
 	--expires 1h --database-url "$(as demo_bob)"
-expect 0 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)" --log-file dist/fix_roles/execute.log
+expect 0 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)" --log-file dist/fix_roles/execute.log --log-stderr no
 
 step "A second run of the same backfill is refused: it runs once"
-expect 13 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)" --log-file dist/fix_roles/execute.log
+expect 13 dist/fix_roles/fix_roles --execute --database-url "$(as demo_runner)" --log-file dist/fix_roles/execute.log --log-stderr no
+
+step "The binary's own view: status, and verify (checks again, reconciled with the dry-run)"
+dist/fix_roles/fix_roles status --database-url "$(as demo_runner)"
+dist/fix_roles/fix_roles verify --database-url "$(as demo_runner)"
 
 step "The ledger: runs, the completed run, and the audit chain"
 bin/backfill runs

@@ -260,3 +260,43 @@ func TestAlertsFireAndAFailingHookNeverStopsTheRun(t *testing.T) {
 	require.Equal(t, int(bftype.ExitPartial), res.code)
 	require.Equal(t, "stuck,completed,failed", got())
 }
+
+func TestStatusAndVerifyReconcileWithTheSavedDryRun(t *testing.T) {
+	t.Parallel()
+	x := newTarget(t)
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+	res := runBinary(t, nil, x.bin, "--save", "--database-url", x.runner)
+	require.Equal(t, 0, res.code, res.stderr)
+	require.Contains(t, res.stdout, "Report saved in the ledger as dry-run")
+	status := runBinary(t, nil, x.bin, "status", "--database-url", x.observer)
+	require.Contains(t, status.stdout, "has not run in this database")
+
+	// The data moves between the dry-run and the run: one more user is wrong.
+	pgtest.Exec(t, x.db, "UPDATE users SET role = 'viewer' WHERE id = 1")
+	res = x.execute(x.bin)
+	require.Equal(t, 0, res.code, tail(res.stderr))
+	require.Contains(t, res.stdout, "reconcile: changed 334 rows but dry-run")
+
+	status = runBinary(t, nil, x.bin, "status", "--database-url", x.observer)
+	require.Equal(t, 0, status.code, status.stderr)
+	require.Contains(t, status.stdout, "completed")
+	require.Contains(t, status.stdout, "changed 334")
+	verify := runBinary(t, nil, x.bin, "verify", "--database-url", x.observer)
+	require.Equal(t, int(bftype.ExitPermission), verify.code, "the observer may not read users")
+	verify = runBinary(t, nil, x.bin, "verify", "--database-url", x.runner)
+	require.Equal(t, int(bftype.ExitValidation), verify.code, verify.stderr)
+	require.Contains(t, verify.stdout, "checks: all 1 hold", verify.stderr)
+	require.Contains(t, verify.stderr, "changed 334 rows but dry-run")
+	require.Contains(t, verify.stderr, "planned 333")
+
+	y := newTarget(t)
+	y.approve("alice", y.bin)
+	y.approve("bob", y.bin)
+	require.Equal(t, int(bftype.ExitValidation), runBinary(t, nil, y.bin, "verify", "--database-url", y.runner).code, "verify before any run")
+	require.Equal(t, 0, runBinary(t, nil, y.bin, "--save", "--database-url", y.runner).code)
+	require.Equal(t, 0, y.execute(y.bin).code)
+	verify = runBinary(t, nil, y.bin, "verify", "--database-url", y.runner)
+	require.Equal(t, 0, verify.code, verify.stderr)
+	require.Contains(t, verify.stdout, "changed 333 rows, as dry-run")
+}

@@ -1,0 +1,117 @@
+package cli
+
+import (
+	"context"
+	"fmt"
+	"io"
+	"time"
+
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/engine"
+	"github.com/runonce/backfill/runtime/ledger"
+	"github.com/runonce/backfill/runtime/pgdb"
+)
+
+func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("status", "Usage: "+b.Name+" status [--database-url URL]\n\nShows this backfill's runs from the ledger: status, counts, checkpoint, last batch.", stderr)
+	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	u, src := pgdb.Resolve(*url)
+	conn, err := pgdb.Connect(ctx, u, src, b.Name+" status")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := ledger.Check(ctx, conn); err != nil {
+		return err
+	}
+	runs, err := ledger.RunsOf(ctx, conn, b.RunSignature)
+	if err != nil {
+		return err
+	}
+	if len(runs) == 0 {
+		fmt.Fprintf(stdout, "%s has not run in this database (run signature %s).\n", b.Name, b.RunSignature[:12])
+		return nil
+	}
+	for _, r := range runs {
+		if r.Status == ledger.StatusRefused {
+			fmt.Fprintf(stdout, "run %d  refused (%s) at %s by %s\n", r.ID, deref(r.StopReason), r.StartedAt.Format(time.RFC3339), r.DBUser)
+			continue
+		}
+		fmt.Fprintf(stdout, "run %d  %s", r.ID, r.Status)
+		if r.StopReason != nil {
+			fmt.Fprintf(stdout, " (%s: %s)", *r.StopReason, deref(r.Message))
+		}
+		matched := "?"
+		if r.Matched != nil {
+			matched = fmt.Sprint(*r.Matched)
+		}
+		fmt.Fprintf(stdout, "\n  scanned %d of %s, changed %d, %d batches, checkpoint %s, resumes %d\n",
+			r.Scanned, matched, r.Changed, r.Batches, string(r.Cursor), r.Resumes)
+		fmt.Fprintf(stdout, "  started %s by %s@%s (%s), last update %s\n", r.StartedAt.Format(time.RFC3339), r.OSUser, r.ClientHost,
+			r.DBUser, r.UpdatedAt.Format(time.RFC3339))
+	}
+	return nil
+}
+
+func verifyCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
+	fs := newFlags("verify", "Usage: "+b.Name+" verify [--database-url URL]\n\nAfter a completed run: runs the manifest's checks again and reconciles the rows\nchanged with the latest saved dry-run of this digest. Exits "+fmt.Sprint(bftype.ExitValidation)+" if either fails.", stderr)
+	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
+	if err := parse(fs, args); err != nil {
+		return err
+	}
+	digest, err := Digest()
+	if err != nil {
+		return err
+	}
+	u, src := pgdb.Resolve(*url)
+	conn, err := pgdb.Connect(ctx, u, src, b.Name+" verify")
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	if _, err := ledger.Check(ctx, conn); err != nil {
+		return err
+	}
+	run, err := ledger.Completed(ctx, conn, b.RunSignature, "execute")
+	if err != nil {
+		return err
+	}
+	if run == nil {
+		return bftype.Refuse(bftype.ReasonValidation, bftype.ExitValidation, "Run it with --execute first.",
+			"%s has no completed run to verify in this database.", b.Name)
+	}
+	if err := engine.Validate(ctx, conn, m); err != nil {
+		return err
+	}
+	fmt.Fprintf(stdout, "checks: all %d hold\n", len(m.Checks))
+	rec, err := engine.Reconcile(ctx, conn, digest, run.Changed)
+	if err != nil {
+		return err
+	}
+	fmt.Fprintln(stdout, reconcileSentence(rec))
+	if rec.DryRunID != 0 && !rec.Match {
+		return bftype.Refuse(bftype.ReasonValidation, bftype.ExitValidation, "Find out what changed the data between the dry-run and the run.",
+			"Run %d changed %d rows but dry-run %d planned %d.", run.ID, rec.Changed, rec.DryRunID, rec.WillChange)
+	}
+	return nil
+}
+
+func reconcileSentence(r engine.Reconciliation) string {
+	switch {
+	case r.DryRunID == 0:
+		return "reconcile: no dry-run of this digest was saved (--save), so there is nothing to compare with"
+	case r.Match:
+		return fmt.Sprintf("reconcile: changed %d rows, as dry-run %d planned", r.Changed, r.DryRunID)
+	}
+	return fmt.Sprintf("reconcile: changed %d rows but dry-run %d planned %d", r.Changed, r.DryRunID, r.WillChange)
+}
+
+func deref(s *string) string {
+	if s == nil {
+		return ""
+	}
+	return *s
+}
