@@ -62,3 +62,6 @@ schema: ## refresh queries/schema/schema.sql from DATABASE_URL (pg_dump --schema
 
 clean: ## remove bin/ and dist/
 	rm -rf bin dist
+
+bench: $(CLI) ## side-by-side benchmark (2,000,000 rows; several minutes; not part of make test)
+	tools/withpg.sh --try-local BENCH_DATABASE_URL -- $(GO) run ./tools/bench $(BENCH_ARGS)

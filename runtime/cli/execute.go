@@ -112,6 +112,7 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 		Message: fmt.Sprintf("scanned %d, changed %d in %d batches", r.Scanned, r.Changed, r.Batches)})
 	fmt.Fprintf(stdout, "\nCompleted run %d: scanned %d rows, changed %d, in %d batches (%s). Log: %s\n",
 		r.ID, r.Scanned, r.Changed, r.Batches, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), f.exec.logFile)
+	fmt.Fprintf(stdout, "checks: all %d hold after the run\n", len(m.Checks))
 	fmt.Fprintln(stdout, reconcileSentence(res.Reconciled))
 	return nil
 }

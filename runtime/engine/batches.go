@@ -283,6 +283,13 @@ func (r *runner) finish(ctx context.Context, resumed bool) (*Result, error) {
 		return nil, err
 	}
 	bg := context.WithoutCancel(ctx)
+	names := make([]string, len(r.job.Manifest.Checks))
+	for i, c := range r.job.Manifest.Checks {
+		names[i] = c.Name
+	}
+	if err := ledger.Append(bg, r.conn, r.run.ID, "validated", map[string]any{"checks": names}); err != nil {
+		return nil, err
+	}
 	if err := r.reconcile(bg); err != nil {
 		return nil, err
 	}

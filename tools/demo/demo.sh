@@ -13,7 +13,9 @@ cd "$(dirname "$0")/../.."
 : "${DATABASE_URL:?DATABASE_URL must be set (make demo sets it)}"
 DEMO_DB=${DEMO_DB:-backfill_demo}
 
-step() { printf '\n\033[1m==> %s\033[0m\n' "$*"; }
+if [[ -t 1 ]]; then bold=$'\033[1m' dim=$'\033[2m' off=$'\033[0m'; else bold="" dim="" off=""; fi
+step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$off"; }
+export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 
 # demo_url replaces the database of DATABASE_URL with $DEMO_DB.
 demo_url() {
@@ -43,7 +45,7 @@ expect() {
 	local want=$1 got=0
 	shift
 	"$@" || got=$?
-	printf '\033[2m(exit code %s)\033[0m\n' "$got"
+	printf '%s(exit code %s)%s\n' "$dim" "$got" "$off"
 	if [[ $got != "$want" ]]; then
 		echo "demo: expected exit code $want from: $*" >&2
 		exit 1
@@ -60,7 +62,8 @@ step "Building fix_roles (make backfill NAME=fix_roles)"
 make --no-print-directory backfill NAME=fix_roles
 
 step "What the binary is (dist/fix_roles/fix_roles info)"
-dist/fix_roles/fix_roles info | head -n 6
+info=$(dist/fix_roles/fix_roles info) # no pipe into head: an early close would kill the binary with SIGPIPE
+printf '%s\n' "$info" | sed -n 1,6p
 
 step "Dry-run (the default): what would change, writing nothing"
 dist/fix_roles/fix_roles --report dist/fix_roles/dry-run.json

@@ -90,8 +90,8 @@ func approveCommand(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
 	}
-	if *keyPath == "" {
-		return usageError{"approve needs --key"}
+	if *keyPath == "" || sf.reason == "" {
+		return usageError{"approve needs --key and --reason (every approval records why)"}
 	}
 	subj, err := inspectBinary(ctx, fs.Arg(0))
 	if err != nil {
@@ -223,8 +223,8 @@ func approvalStatement(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
 	}
-	if *approver == "" {
-		return usageError{"approval statement needs --approver"}
+	if *approver == "" || sf.reason == "" {
+		return usageError{"approval statement needs --approver and --reason (every approval records why)"}
 	}
 	subj, err := inspectBinary(ctx, fs.Arg(0))
 	if err != nil {

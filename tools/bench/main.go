@@ -1,0 +1,314 @@
+// Command bench measures fix_roles side by side in one run, on a generated
+// table where every in-scope row changes: (1) one set-based UPDATE of the
+// same rule, (2) the binary's --execute with every guardrail on, (3) its
+// dry-run, and (4) the same execute at a tenth of the rows. It prints
+// rows/second, the ratios to (1), batch transaction percentiles and peak RSS.
+// Run it with make bench; it needs BENCH_DATABASE_URL or a local server.
+package main
+
+import (
+	"context"
+	"errors"
+	"flag"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+)
+
+func main() {
+	rows := flag.Int("rows", 2_000_000, "rows in the large table")
+	small := flag.Int("small", 200_000, "rows in the small table")
+	admin := flag.String("database-url", envOr("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "server to create the bench databases on (superuser)")
+	flag.Parse()
+	if err := run(context.Background(), *admin, *rows, *small); err != nil {
+		fmt.Fprintln(os.Stderr, "bench:", err)
+		os.Exit(1)
+	}
+}
+
+func envOr(k, d string) string {
+	if v := os.Getenv(k); v != "" {
+		return v
+	}
+	return d
+}
+
+// result is one measured configuration.
+type result struct {
+	name     string
+	rows     int
+	took     time.Duration
+	rssKiB   int64
+	p50, p99 float64
+}
+
+func (r result) rate() float64 { return float64(r.rows) / r.took.Seconds() }
+
+func run(ctx context.Context, admin string, rows, small int) error {
+	root, err := os.Getwd()
+	if err != nil {
+		return err
+	}
+	work, err := os.MkdirTemp("", "backfill-bench-")
+	if err != nil {
+		return err
+	}
+	defer os.RemoveAll(work)
+	b := &bench{ctx: ctx, admin: admin, root: root, work: work}
+	defer b.cleanup()
+	if err := b.setup(); err != nil {
+		return err
+	}
+	var results []result
+	for _, step := range []struct {
+		name string
+		n    int
+		fn   func(int) (result, error)
+	}{
+		{"(1) set-based UPDATE", rows, b.setBased},
+		{"(2) --execute, all guardrails", rows, b.execute},
+		{"(3) dry-run", rows, b.dryRun},
+		{"(4) --execute", small, b.execute},
+	} {
+		fmt.Fprintf(os.Stderr, "bench: %s on %d rows...\n", step.name, step.n)
+		r, err := step.fn(step.n)
+		if err != nil {
+			return fmt.Errorf("%s: %w", step.name, err)
+		}
+		r.name = step.name
+		results = append(results, r)
+	}
+	report(results)
+	return nil
+}
+
+func report(rs []result) {
+	base := rs[0]
+	fmt.Printf("\n%-32s %10s %10s %12s %10s %10s %10s %10s\n", "configuration", "rows", "seconds", "rows/s", "vs (1)", "p50 ms", "p99 ms", "peak RSS")
+	for _, r := range rs {
+		rss, p50, p99 := "-", "-", "-"
+		if r.rssKiB > 0 {
+			rss = fmt.Sprintf("%.1f MiB", float64(r.rssKiB)/1024)
+		}
+		if r.p99 > 0 {
+			p50, p99 = fmt.Sprintf("%.1f", r.p50), fmt.Sprintf("%.1f", r.p99)
+		}
+		fmt.Printf("%-32s %10d %10.2f %12.0f %9.2fx %10s %10s %10s\n", r.name, r.rows, r.took.Seconds(), r.rate(), r.rate()/base.rate(), p50, p99, rss)
+	}
+	fmt.Printf("\nthroughput (2)/(1): %.2fx   time (3)/(1): %.2fx   peak RSS (4) vs (2): %.1f vs %.1f MiB\n",
+		rs[1].rate()/base.rate(), rs[2].took.Seconds()/base.took.Seconds(), float64(rs[3].rssKiB)/1024, float64(rs[1].rssKiB)/1024)
+}
+
+// bench holds the databases, logins and binary of one run.
+type bench struct {
+	ctx   context.Context
+	admin string
+	root  string
+	work  string
+	bin   string
+	cli   string
+}
+
+const target = "backfill_bench_target"
+
+func (b *bench) url(db, user string) string {
+	u := strings.Replace(b.admin, "/postgres?", "/"+db+"?", 1)
+	if user != "" {
+		u = strings.Replace(u, "postgres://postgres@", "postgres://"+user+"@", 1)
+	}
+	return u
+}
+
+func (b *bench) exec(url string, sqls ...string) error {
+	conn, err := pgx.Connect(b.ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(b.ctx)
+	for _, s := range sqls {
+		if _, err := conn.Exec(b.ctx, s); err != nil {
+			return fmt.Errorf("%.60s: %w", s, err)
+		}
+	}
+	return nil
+}
+
+func (b *bench) cmd(env []string, name string, args ...string) (string, *os.ProcessState, error) {
+	c := exec.CommandContext(b.ctx, name, args...)
+	c.Dir = b.work
+	c.Env = append(os.Environ(), env...)
+	out, err := c.CombinedOutput()
+	if err != nil {
+		return string(out), c.ProcessState, fmt.Errorf("%s %s: %w\n%s", filepath.Base(name), strings.Join(args, " "), err, tail(string(out)))
+	}
+	return string(out), c.ProcessState, nil
+}
+
+func tail(s string) string {
+	lines := strings.Split(strings.TrimSpace(s), "\n")
+	return strings.Join(lines[max(0, len(lines)-5):], "\n")
+}
+
+// setup builds the CLI and a fix_roles variant that targets the bench
+// database with bounds for millions of rows, and makes logins and keys.
+func (b *bench) setup() error {
+	b.cli = filepath.Join(b.work, "backfill")
+	if _, _, err := b.cmd(nil, "go", "-C", b.root, "build", "-o", b.cli, "./cmd/backfill"); err != nil {
+		return err
+	}
+	repo := filepath.Join(b.work, "repo")
+	if out, _, err := b.cmd(nil, "bash", "-c", "mkdir -p "+repo+" && cd "+b.root+
+		" && git ls-files -co --exclude-standard -z | tar --null -T - -cf - | tar -xf - -C "+repo); err != nil {
+		return fmt.Errorf("copying the repository: %w %s", err, out)
+	}
+	manifest := filepath.Join(repo, "backfills/fix_roles/backfill.yaml")
+	data, err := os.ReadFile(manifest)
+	if err != nil {
+		return err
+	}
+	m := strings.NewReplacer("database: backfill_demo", "database: "+target,
+		"matched: {min: 1, max: 15000}", "matched: {min: 1, max: 10000000}",
+		"changed: {min: 1, max: 15000}", "changed: {min: 1, max: 10000000}",
+		"batch: {size: 500, canary: 50, max_rows_per_second: 20000,", "batch: {size: 1000, canary: 50, max_rows_per_second: 0,").Replace(string(data))
+	if err := os.WriteFile(manifest, []byte(m), 0o644); err != nil {
+		return err
+	}
+	c := exec.Command(b.cli, "build", "fix_roles", "--source-commit", "bench")
+	c.Dir = repo
+	if out, err := c.CombinedOutput(); err != nil {
+		return fmt.Errorf("building the bench binary: %w\n%s", err, out)
+	}
+	b.bin = filepath.Join(repo, "dist/fix_roles/fix_roles")
+	for _, who := range []string{"alice", "bob"} {
+		if _, _, err := b.cmd(keyEnv, b.cli, "keys", "generate", "bench_"+who); err != nil {
+			return err
+		}
+	}
+	return b.exec(b.admin, roles...)
+}
+
+var keyEnv = []string{"BACKFILL_KEY_PASSWORD=bench"}
+
+var roles = []string{
+	`DO $$ DECLARE r text; BEGIN
+		FOREACH r IN ARRAY ARRAY['backfill_runner','backfill_approver','backfill_observer','backfill_admin'] LOOP
+			BEGIN EXECUTE format('CREATE ROLE %I NOLOGIN', r); EXCEPTION WHEN duplicate_object THEN NULL; END;
+		END LOOP;
+		FOREACH r IN ARRAY ARRAY['bench_alice','bench_bob','bench_runner'] LOOP
+			BEGIN EXECUTE format('CREATE ROLE %I LOGIN', r); EXCEPTION WHEN duplicate_object THEN NULL; END;
+		END LOOP; END $$`,
+	"GRANT backfill_approver TO bench_alice, bench_bob",
+	"GRANT backfill_runner TO bench_runner",
+}
+
+func (b *bench) cleanup() {
+	_ = b.exec(b.admin, "DROP DATABASE IF EXISTS "+target+" WITH (FORCE)")
+}
+
+// seed recreates the target database with n users, every in-scope one
+// with a wrong role, and their grants.
+func (b *bench) seed(n int) error {
+	if err := b.exec(b.admin, "DROP DATABASE IF EXISTS "+target+" WITH (FORCE)", "CREATE DATABASE "+target); err != nil {
+		return err
+	}
+	schema, err := os.ReadFile(filepath.Join(b.root, "queries/schema/schema.sql"))
+	if err != nil {
+		return err
+	}
+	return b.exec(b.url(target, ""), string(schema),
+		"INSERT INTO app_settings VALUES ('env', 'demo')",
+		fmt.Sprintf(`INSERT INTO users (id, email, role, tenant, created_at)
+			SELECT i, 'u' || i || '@example.com', 'member', 'acme', '2025-01-01' FROM generate_series(1, %d) i`, n),
+		fmt.Sprintf(`INSERT INTO role_grants (user_id, role, granted_at)
+			SELECT i, (ARRAY['admin', 'editor', 'viewer'])[1 + i %% 3], '2025-06-01' FROM generate_series(1, %d) i`, n),
+		"VACUUM ANALYZE users", "VACUUM ANALYZE role_grants")
+}
+
+const setBasedRule = `UPDATE users AS u SET role = latest.role
+	FROM users AS s
+	JOIN LATERAL (SELECT g.role FROM role_grants AS g WHERE g.user_id = s.id ORDER BY g.granted_at DESC, g.id DESC LIMIT 1) AS latest ON true
+	WHERE u.id = s.id AND s.created_at < '2026-01-01' AND u.role IS DISTINCT FROM latest.role`
+
+func (b *bench) setBased(n int) (result, error) {
+	if err := b.seed(n); err != nil {
+		return result{}, err
+	}
+	began := time.Now()
+	if err := b.exec(b.url(target, ""), setBasedRule); err != nil {
+		return result{}, err
+	}
+	return result{rows: n, took: time.Since(began)}, nil
+}
+
+func (b *bench) dryRun(n int) (result, error) {
+	if err := b.seed(n); err != nil {
+		return result{}, err
+	}
+	began := time.Now()
+	_, st, err := b.cmd(nil, b.bin, "--database-url", b.url(target, ""), "--samples", "0")
+	if err != nil {
+		return result{}, err
+	}
+	return result{rows: n, took: time.Since(began), rssKiB: maxRSS(st)}, nil
+}
+
+// execute sets up the ledger and two approvals, then times --execute.
+func (b *bench) execute(n int) (result, error) {
+	if err := b.seed(n); err != nil {
+		return result{}, err
+	}
+	db := b.url(target, "")
+	steps := [][]string{
+		{"ledger", "init", "--environment", "demo", "--database-url", db},
+		{"approvers", "add", "alice", "--key", "bench_alice.pub", "--login", "bench_alice", "--database-url", db},
+		{"approvers", "add", "bob", "--key", "bench_bob.pub", "--login", "bench_bob", "--database-url", db},
+		{"approve", b.bin, "--key", "bench_alice.key", "--reason", "bench", "--database-url", b.url(target, "bench_alice")},
+		{"approve", b.bin, "--key", "bench_bob.key", "--reason", "bench", "--database-url", b.url(target, "bench_bob")},
+	}
+	for _, args := range steps {
+		if _, _, err := b.cmd(keyEnv, b.cli, args...); err != nil {
+			return result{}, err
+		}
+	}
+	if err := b.exec(db, "GRANT SELECT, UPDATE ON users TO bench_runner", "GRANT SELECT ON role_grants, app_settings TO bench_runner"); err != nil {
+		return result{}, err
+	}
+	began := time.Now()
+	_, st, err := b.cmd(nil, b.bin, "--execute", "--database-url", b.url(target, "bench_runner"), "--log-stderr", "no",
+		"--log-file", filepath.Join(b.work, "execute.log"))
+	if err != nil {
+		return result{}, err
+	}
+	r := result{rows: n, took: time.Since(began), rssKiB: maxRSS(st)}
+	conn, err := pgx.Connect(b.ctx, db)
+	if err != nil {
+		return r, err
+	}
+	defer conn.Close(b.ctx)
+	err = conn.QueryRow(b.ctx, `SELECT percentile_cont(0.5) WITHIN GROUP (ORDER BY duration_ms),
+		percentile_cont(0.99) WITHIN GROUP (ORDER BY duration_ms) FROM backfill.batches`).Scan(&r.p50, &r.p99)
+	if err != nil {
+		return r, err
+	}
+	var wrong int64
+	if err := conn.QueryRow(b.ctx, "SELECT count(*) FROM users WHERE role = 'member'").Scan(&wrong); err != nil || wrong != 0 {
+		return r, errors.Join(err, fmt.Errorf("%d rows were not changed", wrong))
+	}
+	return r, nil
+}
+
+func maxRSS(st *os.ProcessState) int64 {
+	if st == nil {
+		return 0
+	}
+	if ru, ok := st.SysUsage().(*syscall.Rusage); ok {
+		return ru.Maxrss
+	}
+	return 0
+}
