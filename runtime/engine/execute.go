@@ -45,6 +45,7 @@ func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks H
 		{"environment", p.checkEnvironment, func() string {
 			return fmt.Sprintf("database %s, environment %s, cluster %s", p.id.Database, p.env, p.id.SystemIdentifier)
 		}},
+		{"tenants", p.checkTenants, func() string { return tenantDetail(job.Manifest.Target.Tenants) }},
 		{"approval", func(ctx context.Context) error { return p.checkApprovals(ctx, time.Now()) }, p.approvalDetail},
 		{"run_once", p.checkRunOnce, p.runOnceDetail},
 		{"lock", p.takeLock, func() string { return "held for this run signature" }},
@@ -54,7 +55,6 @@ func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks H
 		{"expected_counts", p.checkCounts, func() string {
 			return fmt.Sprintf("%d rows in scope, expect.matched %s", p.matched, job.Manifest.Expect.Matched)
 		}},
-		{"tenants", p.checkTenants, func() string { return tenantDetail(job.Manifest.Target.Tenants) }},
 	}
 	for _, s := range steps {
 		if err := s.run(ctx); err != nil {

@@ -203,13 +203,14 @@ func (p *preflight) checkTenants(ctx context.Context) error {
 		return nil
 	}
 	size := p.job.Manifest.Batch.Size
-	return pgdb.ReadOnly(ctx, p.conn, p.job.Manifest.Batch.StatementTimeoutDuration(), func(tx pgx.Tx) error {
-		var after []byte
-		if p.resuming != nil {
-			after = p.resuming.Cursor
-		}
-		return p.job.Plan.Walk(ctx, tx, after, size, func(b *plan.Batch) error { return tenantsAllowed(b.Tenants, b.Cursor, allowed) })
+	err := pgdb.ReadOnly(ctx, p.conn, p.job.Manifest.Batch.StatementTimeoutDuration(), func(tx pgx.Tx) error {
+		return p.job.Plan.Walk(ctx, tx, nil, size, func(b *plan.Batch) error { return tenantsAllowed(b.Tenants, b.Cursor, allowed) })
 	})
+	var pgErr *pgconn.PgError
+	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "42") && pgErr.Code != "42501" {
+		return p.checkSchema(ctx) // names the statement that no longer matches
+	}
+	return err
 }
 
 func tenantsAllowed(tenants []string, cursor []byte, allowed []string) error {
