@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -71,7 +72,7 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 	if canary {
 		size = min(size, r.job.Manifest.Batch.Canary)
 	}
-	b, n, attempts, took, err := r.attempt(ctx, size, canary)
+	b, n, attempts, took, size, err := r.attempt(ctx, size, canary)
 	if err != nil {
 		return false, nil, err
 	}
@@ -127,13 +128,13 @@ func stopped(graceful <-chan struct{}) bool {
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
 // attempt runs one batch, retrying by error class until MaxRetryTime.
-func (r *runner) attempt(ctx context.Context, size int, canary bool) (*plan.Batch, int64, int, time.Duration, error) {
+func (r *runner) attempt(ctx context.Context, size int, canary bool) (*plan.Batch, int64, int, time.Duration, int, error) {
 	var first time.Time
 	for attempt := 1; ; attempt++ {
 		began := time.Now()
 		b, n, err := r.commitBatch(ctx, size, canary, attempt, began)
 		if err == nil {
-			return b, n, attempt, time.Since(began), nil
+			return b, n, attempt, time.Since(began), size, nil
 		}
 		if first.IsZero() {
 			first = began
@@ -141,10 +142,10 @@ func (r *runner) attempt(ctx context.Context, size int, canary bool) (*plan.Batc
 		class := pgdb.Classify(err)
 		var refusal *bftype.Refusal
 		if errors.As(err, &refusal) || ctx.Err() != nil || class == pgdb.Stop || class == pgdb.Permission {
-			return nil, 0, attempt, 0, r.failed(ctx, err, class)
+			return nil, 0, attempt, 0, size, r.failed(ctx, err, class)
 		}
 		if time.Since(first) > r.opts.MaxRetryTime {
-			return nil, 0, attempt, 0, r.stop(ledger.StatusPartial, bftype.ReasonFailed, bftype.ExitPartial,
+			return nil, 0, attempt, 0, size, r.stop(ledger.StatusPartial, bftype.ReasonFailed, bftype.ExitPartial,
 				"Fix the cause, then rerun the same binary: it resumes after the last committed batch.",
 				"batch %d kept failing for %s (%d attempts); last error: %s", r.batches+1, r.opts.MaxRetryTime, attempt, pgdb.ErrorSentence(err))
 		}
@@ -156,7 +157,7 @@ func (r *runner) attempt(ctx context.Context, size int, canary bool) (*plan.Batc
 		r.log.Warn("batch failed, retrying", "event", "backoff", "batch", r.batches+1, "attempt", attempt, "class", class.String(),
 			"error", pgdb.ErrorSentence(err), "wait_ms", ms(wait), "size", size)
 		if !sleep(ctx, r.opts.Graceful, wait) {
-			return nil, 0, attempt, 0, r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
+			return nil, 0, attempt, 0, size, r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
 				"Rerun the same binary to resume from the last committed batch.", "stopped by a signal while retrying batch %d", r.batches+1)
 		}
 		if class == pgdb.Reconnect {
@@ -185,6 +186,22 @@ func (r *runner) commitBatch(ctx context.Context, size int, canary bool, attempt
 			"scanned": b.Scanned, "intended": b.Changes, "changed": n, "canary": canary})
 	})
 	return b, n, err
+}
+
+// reconnectForRecord opens a fresh connection to record how the run ended;
+// the run's lock went with the old session, and only this one last write
+// follows, so it is not taken again.
+func (r *runner) reconnectForRecord(ctx context.Context) error {
+	if r.opts.Connect == nil {
+		return errors.New("no way to reconnect")
+	}
+	conn, err := r.opts.Connect(ctx)
+	if err != nil {
+		return err
+	}
+	r.conn.Close(ctx)
+	r.conn = conn
+	return nil
 }
 
 // reconnect replaces a lost connection and takes the run's lock again.
@@ -420,12 +437,18 @@ func (r *runner) failed(ctx context.Context, err error, class pgdb.Class) error 
 
 // stop records how a run ended and returns the matching refusal.
 func (r *runner) stop(status string, reason bftype.StopReason, code bftype.ExitCode, next, format string, args ...any) error {
-	msg := fmt.Sprintf(format, args...)
+	msg := strings.TrimSuffix(fmt.Sprintf(format, args...), ".")
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	refusal := refuse(reason, code, next, "Run %d stopped (%s): %s.", r.run.ID, status, msg)
 	if err := ledger.Finish(ctx, r.conn, r.run.ID, status, string(reason), msg); err != nil {
-		refusal.Msg += fmt.Sprintf(" (The stop could not be recorded in the ledger: %v.)", err)
+		// A second Ctrl-C or a lost connection leaves r.conn unusable:
+		// record the stop on a fresh connection.
+		if rerr := r.reconnectForRecord(ctx); rerr != nil {
+			refusal.Msg += fmt.Sprintf(" (The stop could not be recorded in the ledger: %v.)", err)
+		} else if err := ledger.Finish(ctx, r.conn, r.run.ID, status, string(reason), msg); err != nil {
+			refusal.Msg += fmt.Sprintf(" (The stop could not be recorded in the ledger: %v.)", err)
+		}
 	}
 	r.log.Error("run stopped", "event", "stop", "status", status, "stop_reason", string(reason), "message", msg,
 		"scanned", r.scanned, "changed", r.changed, "batches", r.batches)

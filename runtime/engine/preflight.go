@@ -110,14 +110,23 @@ func (p *preflight) checkApprovals(ctx context.Context, now time.Time) error {
 // checkRunOnce refuses a signature that already completed and finds the
 // unfinished run to resume.
 func (p *preflight) checkRunOnce(ctx context.Context) error {
-	done, err := ledger.Completed(ctx, p.conn, p.job.RunSignature, p.purpose)
+	done, err := ledger.Ended(ctx, p.conn, p.job.RunSignature, p.purpose)
 	if err != nil {
 		return err
 	}
 	if done != nil {
+		when := done.UpdatedAt
+		if done.FinishedAt != nil {
+			when = *done.FinishedAt
+		}
+		how := map[string]string{
+			ledger.StatusCompleted:        "already completed",
+			ledger.StatusCancelled:        "was cancelled by an operator",
+			ledger.StatusFailedValidation: "failed its checks after its last batch",
+		}[done.Status]
 		return refuse(bftype.ReasonAlreadyDone, bftype.ExitAlreadyDone,
 			"A backfill runs once; to change more rows, write and approve a new one.",
-			"Run %d of this backfill (signature %s) already completed at %s.", done.ID, p.job.RunSignature[:12], done.FinishedAt.Format(time.RFC3339))
+			"Run %d of this backfill (signature %s) %s at %s.", done.ID, p.job.RunSignature[:12], how, when.Format(time.RFC3339))
 	}
 	p.resuming, err = ledger.Unfinished(ctx, p.conn, p.job.RunSignature, p.purpose)
 	return err

@@ -97,6 +97,18 @@ func Completed(ctx context.Context, q Querier, signature, purpose string) (*Run,
 	return &runs[0], nil
 }
 
+// Ended returns the latest run of a signature and purpose that ended for
+// good (completed, cancelled, or failed its checks after the last batch),
+// or nil. Such a signature never runs again.
+func Ended(ctx context.Context, q Querier, signature, purpose string) (*Run, error) {
+	runs, err := queryRuns(ctx, q, `WHERE run_signature = $1 AND purpose = $2 AND status IN ('completed', 'cancelled', 'failed_validation')
+		ORDER BY id DESC LIMIT 1`, signature, purpose)
+	if err != nil || len(runs) == 0 {
+		return nil, err
+	}
+	return &runs[0], nil
+}
+
 // Unfinished returns the run of a signature and purpose that can be resumed, or nil.
 func Unfinished(ctx context.Context, q Querier, signature, purpose string) (*Run, error) {
 	runs, err := queryRuns(ctx, q, "WHERE run_signature = $1 AND purpose = $2 AND status IN ('running', 'failed', 'interrupted', 'partial')", signature, purpose)

@@ -205,10 +205,13 @@ DO $$
 DECLARE r text;
 BEGIN
     FOREACH r IN ARRAY ARRAY['backfill_runner', 'backfill_approver', 'backfill_observer', 'backfill_admin'] LOOP
+        -- Roles are cluster-wide: another database's ledger may have made
+        -- them, and then an owner without CREATEROLE can init this one.
+        CONTINUE WHEN EXISTS (SELECT FROM pg_roles WHERE rolname = r);
         BEGIN
             EXECUTE format('CREATE ROLE %I NOLOGIN', r);
         EXCEPTION WHEN duplicate_object OR unique_violation THEN
-            NULL; -- created by another database's ledger on this cluster
+            NULL; -- created concurrently
         END;
     END LOOP;
 END $$;

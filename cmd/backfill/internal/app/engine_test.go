@@ -149,6 +149,9 @@ func TestPauseResumeAndCancelThroughTheLedger(t *testing.T) {
 	require.Equal(t, int(bftype.ExitInterrupted), s.wait(t))
 	require.Equal(t, "cancelled:cancelled", x.lastRun())
 	require.NotEqual(t, "0", pgtest.Query(t, x.db, wrongRoles), "a cancelled run must not have finished")
+	// Cancelled is final: the same binary does not start again.
+	before := x.state()
+	x.requireRefused(x.execute(x.bin), before, bftype.ExitAlreadyDone, bftype.ReasonAlreadyDone, "was cancelled by an operator")
 	// An observer may not steer a run.
 	res := runBinary(t, nil, cliBin, "pause", id, "--database-url", x.observer)
 	require.Equal(t, 1, res.code)
@@ -176,7 +179,7 @@ func TestTwoStageInterrupt(t *testing.T) {
 	require.NoError(t, s.cmd.Process.Signal(syscall.SIGINT))
 	require.NoError(t, s.cmd.Process.Signal(syscall.SIGINT))
 	require.Equal(t, int(bftype.ExitInterrupted), s.wait(t), s.stderr.String())
-	require.Equal(t, "interrupted:interrupted", y.lastRun())
+	require.Equal(t, "interrupted:interrupted", y.lastRun(), "a second Ctrl-C must still record how the run ended")
 	batches, _ := strconv.Atoi(pgtest.Query(t, y.db, "SELECT batches FROM backfill.runs WHERE status = 'interrupted'"))
 	require.Equal(t, strconv.Itoa(batches), pgtest.Query(t, y.db, "SELECT count(*) FROM backfill.batches"))
 }
@@ -191,6 +194,9 @@ func TestFailingCheckFailsTheRun(t *testing.T) {
 	require.Equal(t, int(bftype.ExitValidation), res.code, res.stdout+res.stderr)
 	require.Contains(t, res.stderr, `Check impossible returned "1200" after the run, not "7"`)
 	require.Equal(t, "failed_validation:validation_failed", x.lastRun())
+	require.NotContains(t, res.stderr, "..", "doubled full stop")
+	before := x.state()
+	x.requireRefused(x.execute(x.bin), before, bftype.ExitAlreadyDone, bftype.ReasonAlreadyDone, "failed its checks after its last batch")
 }
 
 func TestJSONLogCarriesTheRunIDOnEveryRunLine(t *testing.T) {

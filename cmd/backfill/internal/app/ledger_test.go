@@ -183,3 +183,19 @@ func TestApprovalsInterworkWithOpenSSL(t *testing.T) {
 	require.Equal(t, 0, res.code, res.stdout+res.stderr)
 	require.Contains(t, res.stdout, "2 of 2 distinct approvers ([carol bob])")
 }
+
+// TestLedgerInitByTheDatabaseOwner: an owner without CREATEROLE can create a
+// ledger once the cluster-wide roles exist.
+func TestLedgerInitByTheDatabaseOwner(t *testing.T) {
+	t.Parallel()
+	groupRoles(t)
+	owner := "t_owner_" + rnd()
+	login(t, owner)
+	db := pgtest.NewDB(t)
+	name := strings.SplitN(db[strings.LastIndex(db, "/")+1:], "?", 2)[0]
+	pgtest.Exec(t, db, "ALTER DATABASE "+name+" OWNER TO "+owner)
+	asOwner := strings.Replace(db, "postgres://postgres@", "postgres://"+owner+"@", 1)
+	res := runBinary(t, nil, cliBin, "ledger", "init", "--environment", "demo", "--database-url", asOwner)
+	require.Equal(t, 0, res.code, res.stderr)
+	require.Contains(t, res.stdout, "ledger migrated from version 0 to")
+}
