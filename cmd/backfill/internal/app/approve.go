@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/pflag"
 
 	"github.com/runonce/backfill/runtime/approval"
@@ -52,6 +53,15 @@ func inspectBinary(ctx context.Context, path string) (*subject, error) {
 		return nil, fmt.Errorf("%s reports digest %s but the file hashes to %s; it changed while being read", path, info.Digest, digest)
 	}
 	return &subject{Name: info.Name, Digest: digest, RunSignature: info.RunSignature}, nil
+}
+
+// loadSigner loads a private key, asking for its password as needed.
+func loadSigner(e *env, path string) (signature.SignerVerifier, error) {
+	pw, err := password(e, false)
+	if err != nil {
+		return nil, err
+	}
+	return approval.LoadPrivateKey(path, pw)
 }
 
 // statementFlags are the fields of an approval statement.
@@ -97,11 +107,7 @@ func approveCommand(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	pw, err := password(e, false)
-	if err != nil {
-		return err
-	}
-	signer, err := approval.LoadPrivateKey(*keyPath, pw)
+	signer, err := loadSigner(e, *keyPath)
 	if err != nil {
 		return err
 	}
@@ -262,11 +268,7 @@ func approvalSign(e *env, args []string) error {
 	if _, err := approval.Parse(stmt); err != nil {
 		return fmt.Errorf("error reading %q: %w", fs.Arg(0), err)
 	}
-	pw, err := password(e, false)
-	if err != nil {
-		return err
-	}
-	signer, err := approval.LoadPrivateKey(*keyPath, pw)
+	signer, err := loadSigner(e, *keyPath)
 	if err != nil {
 		return err
 	}

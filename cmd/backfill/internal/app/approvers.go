@@ -6,6 +6,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/runonce/backfill/runtime/approval"
 	"github.com/runonce/backfill/runtime/ledger"
 )
@@ -45,12 +47,10 @@ func approversAdd(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return fmt.Errorf("error reading %q: %w", *keyPath, err)
 	}
-	conn, err := connect(ctx, *url)
+	err = withConn(ctx, *url, func(conn *pgx.Conn) error {
+		return ledger.AddApprover(ctx, conn, ledger.Approver{Name: fs.Arg(0), Login: *login, PublicKey: string(pub), KeyID: id})
+	})
 	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if err := ledger.AddApprover(ctx, conn, ledger.Approver{Name: fs.Arg(0), Login: *login, PublicKey: string(pub), KeyID: id}); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "approver %s (login %s) trusted, key id %s\n", fs.Arg(0), *login, id)
@@ -90,12 +90,7 @@ func approversRevoke(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
 	}
-	conn, err := connect(ctx, *url)
-	if err != nil {
-		return err
-	}
-	defer conn.Close(context.WithoutCancel(ctx))
-	if err := ledger.RevokeApprover(ctx, conn, fs.Arg(0)); err != nil {
+	if err := withConn(ctx, *url, func(conn *pgx.Conn) error { return ledger.RevokeApprover(ctx, conn, fs.Arg(0)) }); err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "approver %s revoked\n", fs.Arg(0))

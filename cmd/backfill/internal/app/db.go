@@ -19,3 +19,13 @@ func connect(ctx context.Context, url string) (*pgx.Conn, error) {
 	u, src := pgdb.Resolve(url)
 	return pgdb.Connect(ctx, u, src, "backfill cli")
 }
+
+// withConn runs fn on a connection to the ledger database and closes it.
+func withConn(ctx context.Context, url string, fn func(*pgx.Conn) error) error {
+	conn, err := connect(ctx, url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	return fn(conn)
+}

@@ -8,6 +8,8 @@ import (
 	"text/tabwriter"
 	"time"
 
+	"github.com/jackc/pgx/v5"
+
 	"github.com/runonce/backfill/runtime/ledger"
 )
 
@@ -143,12 +145,7 @@ func controlCommand(control string) func(context.Context, *env, []string) error 
 		if err != nil {
 			return usageError{fmt.Sprintf("run id %q is not a number", fs.Arg(0))}
 		}
-		conn, err := connect(ctx, *url)
-		if err != nil {
-			return err
-		}
-		defer conn.Close(context.WithoutCancel(ctx))
-		if err := ledger.SetControl(ctx, conn, id, control); err != nil {
+		if err := withConn(ctx, *url, func(conn *pgx.Conn) error { return ledger.SetControl(ctx, conn, id, control) }); err != nil {
 			return err
 		}
 		fmt.Fprintf(e.stdout, "run %d asked to %s\n", id, verb)
