@@ -129,7 +129,52 @@ func (e emitter) spec() []jen.Code {
 				jen.Id("p").Op(":=").Id("applyParams").Call(jen.Id("changes")),
 				jen.Return(jen.Index().Qual(e.bftype, "Param").Values(multiline(e.paramList())...)),
 			),
+			jen.Id("Current"):   e.current(),
+			jen.Id("FromImage"): e.fromImage(),
 		}))}
+}
+
+// image is the type of a row image: field name to exact JSON.
+func image() *jen.Statement {
+	return jen.Map(jen.String()).Qual("encoding/json", "RawMessage")
+}
+
+// current reads the rows to revert through RevertRead, as images.
+func (e emitter) current() jen.Code {
+	r := e.b.Revert
+	if r == nil {
+		return jen.Nil()
+	}
+	key := jen.Id(e.b.Cursor.Type)
+	img := jen.Dict{}
+	for _, f := range r.Fields {
+		img[jen.Lit(f.Display)] = jen.Qual(e.bftype, "JSON").Call(jen.Id("r").Dot(f.Name))
+	}
+	return jen.Func().Params(e.ctxTx(), jen.Id("keys").Index().Add(key)).Params(jen.Map(key.Clone()).Add(image()), jen.Error()).Block(
+		jen.List(jen.Id("rows"), jen.Err()).Op(":=").Add(e.dbNew()).Dot("RevertRead").Call(jen.Id("ctx"),
+			jen.Qual(e.b.DBImport, r.Params).Values(jen.Dict{jen.Id(r.ParamField): jen.Id("keys")})),
+		jen.If(jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Nil(), jen.Err())),
+		jen.Id("out").Op(":=").Make(jen.Map(jen.Id(e.b.Cursor.Type)).Add(image()), jen.Len(jen.Id("rows"))),
+		jen.For(jen.List(jen.Id("_"), jen.Id("r")).Op(":=").Range().Id("rows")).Block(
+			jen.Id("out").Index(jen.Id("r").Dot(e.b.Cursor.RowField)).Op("=").Add(image()).Values(img),
+		),
+		jen.Return(jen.Id("out"), jen.Nil()),
+	)
+}
+
+// fromImage builds the change that writes a before-image back.
+func (e emitter) fromImage() jen.Code {
+	r := e.b.Revert
+	if r == nil {
+		return jen.Nil()
+	}
+	body := []jen.Code{jen.Id("c").Op(":=").Add(e.change()).Values(jen.Dict{jen.Id(e.b.Cursor.RowField): jen.Id("key")})}
+	for _, f := range r.Fields {
+		body = append(body, jen.If(jen.Err().Op(":=").Qual(e.bftype, "Field").Call(jen.Id("image"), jen.Lit(f.Display),
+			jen.Op("&").Id("c").Dot(f.Name)), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Id("c"), jen.Err())))
+	}
+	body = append(body, jen.Return(jen.Id("c"), jen.Nil()))
+	return jen.Func().Params(jen.Id("key").Id(e.b.Cursor.Type), jen.Id("image").Add(image())).Params(e.change(), jen.Error()).Block(body...)
 }
 
 // tenant reads a row's tenant for the manifest's tenant allowlist.

@@ -24,6 +24,7 @@ const (
 	CountMethod   = "CountScope"
 	PageMethod    = "ScopePage"
 	ApplyMethod   = "Apply"
+	RevertMethod  = "RevertRead"
 	TransformFunc = "Transform"
 	cursorPrefix  = "After"
 	limitField    = "Limit"
@@ -73,7 +74,7 @@ func Load(root, name, dbPath, pkgPath string) (*model.Backfill, error) {
 func Shape(name string, db, pkg *types.Package) (*model.Backfill, error) {
 	s := &shaper{name: name, db: db, pkg: pkg}
 	b := &model.Backfill{Name: name, DBImport: db.Path(), PkgImport: pkg.Path(), Transform: TransformFunc}
-	steps := []func(*model.Backfill) error{s.count, s.page, s.apply, s.transform, s.fields, s.statements}
+	steps := []func(*model.Backfill) error{s.count, s.page, s.apply, s.transform, s.fields, s.revert, s.statements}
 	for _, step := range steps {
 		if err := step(b); err != nil {
 			return nil, err
@@ -260,8 +261,60 @@ func (s *shaper) fields(b *model.Backfill) error {
 	return nil
 }
 
+// revert learns the optional RevertRead query: keys in, the key and every
+// field the change sets out, with the change's own types.
+func (s *shaper) revert(b *model.Backfill) error {
+	if !s.hasMethod(RevertMethod) {
+		return nil
+	}
+	sig, _ := s.method(RevertMethod, ":many")
+	hint := "write SELECT key, fields FROM t WHERE key = ANY(sqlc.arg(key)::bigint[]) FOR UPDATE"
+	params := structParam(sig)
+	rows, ok := sig.Results().At(0).Type().(*types.Slice)
+	if params == nil || sig.Results().Len() != 2 || !ok || namedStruct(rows.Elem()) == nil {
+		return s.fail(hint, "query %s must be :many with one array parameter of keys; sqlc made it %s", RevertMethod, sig)
+	}
+	st := params.Underlying().(*types.Struct)
+	keys, isSlice := st.Field(0).Type().(*types.Slice)
+	if st.NumFields() != 1 || !isSlice || keys.Elem().String() != b.Cursor.Type {
+		return s.fail(hint, "query %s must take exactly one parameter, the keys as []%s", RevertMethod, b.Cursor.Type)
+	}
+	row := namedStruct(rows.Elem())
+	r := &model.Revert{Params: params.Obj().Name(), ParamField: st.Field(0).Name(), Row: row.Obj().Name()}
+	if k := field(row, b.Cursor.RowField); k == nil || k.Type().String() != b.Cursor.Type {
+		return s.fail(hint, "the rows of %s must have the key field %s (%s)", RevertMethod, b.Cursor.RowField, b.Cursor.Type)
+	}
+	for _, d := range b.DiffFields {
+		f, c := field(row, d.Name), field(s.change, d.Name)
+		if f == nil || !sameType(f.Type(), c.Type()) {
+			return s.fail(hint, "the rows of %s must have the field %s of type %s, as Change has", RevertMethod, d.Name, c.Type())
+		}
+		r.Fields = append(r.Fields, d)
+	}
+	b.Revert = r
+	return nil
+}
+
+func (s *shaper) hasMethod(name string) bool {
+	obj, _ := s.db.Scope().Lookup(queriesType).(*types.TypeName)
+	if obj == nil {
+		return false
+	}
+	named, _ := obj.Type().(*types.Named)
+	for i := 0; named != nil && i < named.NumMethods(); i++ {
+		if named.Method(i).Name() == name {
+			return true
+		}
+	}
+	return false
+}
+
 func (s *shaper) statements(b *model.Backfill) error {
-	for _, q := range [][2]string{{"count", CountMethod}, {"page", PageMethod}, {"apply", ApplyMethod}} {
+	queries := [][2]string{{"count", CountMethod}, {"page", PageMethod}, {"apply", ApplyMethod}}
+	if b.Revert != nil {
+		queries = append(queries, [2]string{"revert_read", RevertMethod})
+	}
+	for _, q := range queries {
 		name := string(unicode.ToLower(rune(q[1][0]))) + q[1][1:]
 		c, _ := s.db.Scope().Lookup(name).(*types.Const)
 		if c == nil || c.Val().Kind() != constant.String {

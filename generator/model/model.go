@@ -21,8 +21,9 @@ type Backfill struct {
 	ApplyFields  []ApplyField
 	DiffFields   []DiffField
 	Statements   []Statement
-	ManifestJSON string // canonical JSON of backfill.yaml
-	RunSignature string // hex sha256 over the inputs, see signature.go
+	Revert       *Revert // the RevertRead query, when the query set has one
+	ManifestJSON string  // canonical JSON of backfill.yaml
+	RunSignature string  // hex sha256 over the inputs, see signature.go
 	CodeVersion  string
 }
 
@@ -49,6 +50,15 @@ type DiffField struct {
 	// Nullable names the value field when the row reads the column as a
 	// pgtype wrapper (e.g. String of pgtype.Text) and the change sets a plain value.
 	Nullable string
+}
+
+// Revert is the optional RevertRead query: the current value of the fields
+// a backfill sets, by key, for reverting a run.
+type Revert struct {
+	Params     string // params type name in the sqlc package
+	ParamField string // its one field: the keys, e.g. ID
+	Row        string // row type name in the sqlc package
+	Fields     []DiffField
 }
 
 // Statement is one query of the set.

@@ -37,3 +37,12 @@ SET role = v.role
 FROM ROWS FROM (unnest(sqlc.arg(id)::bigint[]), unnest(sqlc.arg(role)::text[])) AS v (id, role)
 WHERE u.id = v.id
   AND u.role IS DISTINCT FROM v.role;
+
+-- name: RevertRead :many
+-- For revert (reversible: true): the current value of each field the backfill
+-- sets, for the given keys, locked until the revert batch commits.
+SELECT u.id, u.role
+FROM users AS u
+WHERE u.id = ANY(sqlc.arg(id)::bigint[])
+ORDER BY u.id
+FOR UPDATE;

@@ -8,20 +8,21 @@ type StopReason string
 
 // Stop reasons.
 const (
-	ReasonExpectBounds StopReason = "expect_bounds"
-	ReasonConnection   StopReason = "connection_failed"
-	ReasonEnvironment  StopReason = "environment_mismatch"
-	ReasonNotApproved  StopReason = "not_approved"
-	ReasonAlreadyDone  StopReason = "already_completed"
-	ReasonLocked       StopReason = "locked"
-	ReasonSchema       StopReason = "schema_mismatch"
-	ReasonLedger       StopReason = "ledger_unusable"
-	ReasonTenant       StopReason = "tenant_not_allowed"
-	ReasonPermission   StopReason = "permission_denied"
-	ReasonFailed       StopReason = "batch_failed"
-	ReasonInterrupted  StopReason = "interrupted"
-	ReasonCancelled    StopReason = "cancelled"
-	ReasonValidation   StopReason = "validation_failed"
+	ReasonExpectBounds  StopReason = "expect_bounds"
+	ReasonConnection    StopReason = "connection_failed"
+	ReasonEnvironment   StopReason = "environment_mismatch"
+	ReasonNotApproved   StopReason = "not_approved"
+	ReasonAlreadyDone   StopReason = "already_completed"
+	ReasonLocked        StopReason = "locked"
+	ReasonSchema        StopReason = "schema_mismatch"
+	ReasonLedger        StopReason = "ledger_unusable"
+	ReasonTenant        StopReason = "tenant_not_allowed"
+	ReasonPermission    StopReason = "permission_denied"
+	ReasonFailed        StopReason = "batch_failed"
+	ReasonInterrupted   StopReason = "interrupted"
+	ReasonCancelled     StopReason = "cancelled"
+	ReasonNotReversible StopReason = "not_reversible"
+	ReasonValidation    StopReason = "validation_failed"
 )
 
 // Refusal is the error a backfill returns when it will not go on. It carries

@@ -33,6 +33,21 @@ func SetOnly(field string, after any) FieldDiff {
 	return FieldDiff{Field: field, After: exact(after)}
 }
 
+// JSON is a value as exact JSON, for images of rows.
+func JSON(v any) json.RawMessage { return exact(v) }
+
+// Field decodes the image's value of field into ptr.
+func Field(image map[string]json.RawMessage, field string, ptr any) error {
+	v, ok := image[field]
+	if !ok {
+		return fmt.Errorf("the image has no field %q", field)
+	}
+	if err := json.Unmarshal(v, ptr); err != nil {
+		return fmt.Errorf("error decoding field %q of an image: %w", field, err)
+	}
+	return nil
+}
+
 // Nullable is a nullable column's value for a diff: nil (JSON null) when
 // the column is NULL.
 func Nullable(valid bool, v any) any {

@@ -104,6 +104,8 @@ func run(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer)
 		return statusCommand(ctx, b, rest, stdout, stderr)
 	case "verify":
 		return verifyCommand(ctx, b, m, rest, stdout, stderr)
+	case "revert":
+		return revertCommand(ctx, b, m, rest, stdout, stderr)
 	case "help":
 		topUsage(b, stdout)
 		return nil
@@ -123,6 +125,8 @@ Usage:
   %[1]s info [--json]    show the embedded manifest, run signature, commit and digest
   %[1]s status           show this backfill's runs and progress from the ledger
   %[1]s verify           rerun the checks and reconcile changed rows with the dry-run
+  %[1]s revert --run RUN [--execute]
+                         write back the before-images of a run (reversible backfills)
 
 Run "%[1]s COMMAND --help" for a command's flags.
 `, b.Name, wrapScope(b))

@@ -382,10 +382,34 @@ func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, runID int64, cursor js
 			"The Apply query does not do what the transform intends; fix it and rebuild.",
 			"The batch ending at key %s changed %d rows but the transform meant to change %d; it was rolled back.", b.Cursor, n, b.Changes)
 	}
+	if m.Reversible {
+		if err := recordUndo(ctx, tx, runID, b); err != nil {
+			return nil, 0, err
+		}
+	}
 	if err := ledger.Progress(ctx, tx, runID, b.Cursor, int64(b.Scanned), n); err != nil {
 		return nil, 0, err
 	}
 	return b, n, nil
+}
+
+// recordUndo keeps the before and after images of the batch's changes.
+func recordUndo(ctx context.Context, tx pgx.Tx, runID int64, b *plan.Batch) error {
+	var keys, before, after []string
+	for _, s := range b.Samples {
+		bi, ai := map[string]json.RawMessage{}, map[string]json.RawMessage{}
+		for _, d := range s.Diffs {
+			bi[d.Field], ai[d.Field] = d.Before, d.After
+		}
+		bj, _ := json.Marshal(bi)
+		aj, _ := json.Marshal(ai)
+		keys, before, after = append(keys, string(s.Key)), append(before, string(bj)), append(after, string(aj))
+	}
+	var batch int64
+	if err := tx.QueryRow(ctx, "SELECT batches + 1 FROM backfill.runs WHERE id = $1", runID).Scan(&batch); err != nil {
+		return fmt.Errorf("error numbering the batch's before-images: %w", err)
+	}
+	return ledger.RecordUndo(ctx, tx, runID, batch, keys, before, after)
 }
 
 // Validate runs the manifest's checks; each must return its expected value.

@@ -22,6 +22,10 @@ type Plan interface {
 	Names() Names
 	// Start is the cursor before every key, as JSON.
 	Start() json.RawMessage
+	// Reversible reports whether the backfill can be reverted.
+	Reversible() bool
+	// Revert writes before-images back where rows still hold what a run wrote.
+	Revert(ctx context.Context, db DBTX, items []UndoItem, write bool) (*RevertResult, error)
 }
 
 // Batch is one keyset page with its planned changes.

@@ -10,6 +10,7 @@ package plan
 
 import (
 	"context"
+	"encoding/json"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgconn"
@@ -61,4 +62,10 @@ type Spec[R, C any, K Key] struct {
 	Apply func(ctx context.Context, db DBTX, changes []C) (int64, error)
 	// ApplyParams shows the parameters Apply would bind for a batch.
 	ApplyParams func(changes []C) []bftype.Param
+	// Current reads, for revert, the fields the backfill sets of the rows
+	// with the given keys, as images keyed by field name; nil when the
+	// backfill cannot be reverted.
+	Current func(ctx context.Context, db DBTX, keys []K) (map[K]map[string]json.RawMessage, error)
+	// FromImage builds the change that writes an image back to a row.
+	FromImage func(key K, image map[string]json.RawMessage) (C, error)
 }

@@ -6,6 +6,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"github.com/runonce/backfill/backfills/fix_roles"
 	"github.com/runonce/backfill/backfills/fix_roles/db"
 	bftype "github.com/runonce/backfill/runtime/bftype"
@@ -20,7 +21,7 @@ var sourceCommit = "unknown"
 
 // runSignature is the sha256 over the manifest, the query text, the transform source
 // and the code version: the identity of this run in the ledger.
-const runSignature = "3fd9eadd1b7e359ff2bbc4d1e454cf7337ccec858260ed49097516f98fe608f2"
+const runSignature = "787ab9e76af39a5faebcb95e7322651ed10a5fe668cec97dfec6967a8adf022a"
 
 // codeVersion is the version of the generator and runtime that made this binary.
 const codeVersion = "0.1.0"
@@ -125,6 +126,17 @@ WHERE u.id = v.id
   AND u.role IS DISTINCT FROM v.role
 `,
 	},
+	{
+		Name: "RevertRead",
+		Role: "revert_read",
+		SQL: `-- name: RevertRead :many
+SELECT u.id, u.role
+FROM users AS u
+WHERE u.id = ANY($1::bigint[])
+ORDER BY u.id
+FOR UPDATE
+`,
+	},
 }
 
 // spec binds the sqlc queries and the transform to the runtime.
@@ -142,7 +154,25 @@ var spec = plan.Spec[db.ScopePageRow, fix_roles.Change, int64]{
 	Count: func(ctx context.Context, tx plan.DBTX) (int64, error) {
 		return db.New(tx).CountScope(ctx)
 	},
+	Current: func(ctx context.Context, tx plan.DBTX, keys []int64) (map[int64]map[string]json.RawMessage, error) {
+		rows, err := db.New(tx).RevertRead(ctx, db.RevertReadParams{ID: keys})
+		if err != nil {
+			return nil, err
+		}
+		out := make(map[int64]map[string]json.RawMessage, len(rows))
+		for _, r := range rows {
+			out[r.ID] = map[string]json.RawMessage{"role": bftype.JSON(r.Role)}
+		}
+		return out, nil
+	},
 	Diff: diff,
+	FromImage: func(key int64, image map[string]json.RawMessage) (fix_roles.Change, error) {
+		c := fix_roles.Change{ID: key}
+		if err := bftype.Field(image, "role", &c.Role); err != nil {
+			return c, err
+		}
+		return c, nil
+	},
 	Key: func(row db.ScopePageRow) int64 {
 		return row.ID
 	},

@@ -58,6 +58,45 @@ func (q *Queries) CountScope(ctx context.Context) (int64, error) {
 	return count, err
 }
 
+const revertRead = `-- name: RevertRead :many
+SELECT u.id, u.role
+FROM users AS u
+WHERE u.id = ANY($1::bigint[])
+ORDER BY u.id
+FOR UPDATE
+`
+
+type RevertReadParams struct {
+	ID []int64
+}
+
+type RevertReadRow struct {
+	ID   int64
+	Role string
+}
+
+// For revert (reversible: true): the current value of each field the backfill
+// sets, for the given keys, locked until the revert batch commits.
+func (q *Queries) RevertRead(ctx context.Context, arg RevertReadParams) ([]RevertReadRow, error) {
+	rows, err := q.db.Query(ctx, revertRead, arg.ID)
+	if err != nil {
+		return nil, err
+	}
+	defer rows.Close()
+	var items []RevertReadRow
+	for rows.Next() {
+		var i RevertReadRow
+		if err := rows.Scan(&i.ID, &i.Role); err != nil {
+			return nil, err
+		}
+		items = append(items, i)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, err
+	}
+	return items, nil
+}
+
 const scopePage = `-- name: ScopePage :many
 SELECT u.id, u.role, u.tenant, latest.role AS granted_role
 FROM users AS u

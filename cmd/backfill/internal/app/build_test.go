@@ -102,7 +102,7 @@ func TestInfoShowsTheBinarysOwnDigest(t *testing.T) {
 	require.Equal(t, "fix_roles", info.Name)
 	require.Len(t, info.RunSignature, 64)
 	require.Equal(t, "high", info.Manifest.Risk)
-	require.Len(t, info.Statements, 3)
+	require.Len(t, info.Statements, 4) // count, page, apply and revert_read
 
 	text := runBinary(t, nil, fixRoles, "info")
 	require.Contains(t, text.stdout, "digest         sha256:"+info.Digest)

@@ -103,7 +103,9 @@ var spec = plan.Spec[db.ScopePageRow, textkey.Change, string]{
 	Count: func(ctx context.Context, tx plan.DBTX) (int64, error) {
 		return db.New(tx).CountScope(ctx)
 	},
-	Diff: diff,
+	Current:   nil,
+	Diff:      diff,
+	FromImage: nil,
 	Key: func(row db.ScopePageRow) string {
 		return row.Email
 	},

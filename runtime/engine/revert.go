@@ -1,0 +1,233 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"strconv"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/runonce/backfill/runtime/approval"
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/ledger"
+	"github.com/runonce/backfill/runtime/pgdb"
+	"github.com/runonce/backfill/runtime/plan"
+)
+
+// RevertResult is a finished revert, or a preview of one.
+type RevertResult struct {
+	Run        *ledger.Run // the revert run; nil for a preview
+	Target     int64       // the run reverted
+	Images     int64       // rows with before-images
+	Restorable int64       // rows that still held what the run wrote
+	Restored   int64       // rows written back
+	Skipped    []ledger.Skipped
+}
+
+// PreviewRevert counts, without writing, which rows a revert of run target
+// would restore and which it would leave alone. It reads in a transaction
+// that is always rolled back.
+func PreviewRevert(ctx context.Context, conn *pgx.Conn, job *Job, target int64) (*RevertResult, error) {
+	if _, err := ledger.Check(ctx, conn); err != nil {
+		return nil, err
+	}
+	if _, err := revertTarget(ctx, conn, job, target); err != nil {
+		return nil, err
+	}
+	res := &RevertResult{Target: target}
+	tx, err := conn.Begin(ctx)
+	if err != nil {
+		return nil, fmt.Errorf("error beginning the preview: %w", err)
+	}
+	defer tx.Rollback(context.WithoutCancel(ctx))
+	var after int64
+	for {
+		page, err := ledger.UndoPage(ctx, tx, target, after, job.Manifest.Batch.Size)
+		if err != nil || len(page) == 0 {
+			return res, err
+		}
+		r, err := job.Plan.Revert(ctx, tx, undoItems(page), false)
+		if err != nil {
+			return nil, err
+		}
+		res.add(int64(len(page)), r)
+		after = page[len(page)-1].Seq
+	}
+}
+
+func (res *RevertResult) add(images int64, r *plan.RevertResult) {
+	res.Images += images
+	res.Restorable += int64(r.Restorable)
+	res.Restored += r.Restored
+	for _, s := range r.Skipped {
+		cur, _ := json.Marshal(s.Current)
+		if s.Current == nil {
+			cur = nil
+		}
+		res.Skipped = append(res.Skipped, ledger.Skipped{Key: s.Key, Why: s.Why, Current: cur})
+	}
+}
+
+func undoItems(page []ledger.Undo) []plan.UndoItem {
+	items := make([]plan.UndoItem, len(page))
+	for i, u := range page {
+		items[i].Key = u.Key
+		_ = json.Unmarshal(u.Before, &items[i].Before)
+		_ = json.Unmarshal(u.After, &items[i].After)
+	}
+	return items
+}
+
+// revertTarget checks that run target is a run of this binary's backfill
+// that can be reverted.
+func revertTarget(ctx context.Context, conn *pgx.Conn, job *Job, target int64) (*ledger.Run, error) {
+	next := "Pass --run with a run of this backfill that wrote rows (backfill runs lists them)."
+	if !job.Plan.Reversible() || !job.Manifest.Reversible {
+		return nil, refuse(bftype.ReasonNotReversible, bftype.ExitUsage,
+			"Only a backfill built with reversible: true and a RevertRead query keeps before-images.",
+			"%s cannot be reverted: it keeps no before-images.", job.Name)
+	}
+	run, err := ledger.GetRun(ctx, conn, target)
+	if ledger.IsNotFound(err) {
+		return nil, refuse(bftype.ReasonNotReversible, bftype.ExitUsage, next, "There is no run %d in this ledger.", target)
+	}
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case run.RunSignature != job.RunSignature || run.Purpose != approval.PurposeExecute:
+		return nil, refuse(bftype.ReasonNotReversible, bftype.ExitUsage, next, "Run %d is not an execution of this backfill.", target)
+	case run.Status == ledger.StatusRunning:
+		return nil, refuse(bftype.ReasonNotReversible, bftype.ExitUsage, "Let it finish, or cancel it first.", "Run %d is still running.", target)
+	}
+	return run, nil
+}
+
+// Revert writes back the before-images of run target, in batches, gated
+// like an execution: the approvals must name the revert of that run.
+func Revert(ctx context.Context, conn *pgx.Conn, job *Job, target int64, op Operator, hooks Hooks, opts Options) (*RevertResult, error) {
+	opts = opts.withDefaults()
+	p := &preflight{job: job, conn: conn, purpose: approval.RevertPurpose(target)}
+	var err error
+	if p.id, err = pgdb.ReadIdentity(ctx, conn); err != nil {
+		return nil, err
+	}
+	if p.env, err = ledger.Check(ctx, conn); err != nil {
+		return nil, err
+	}
+	base := p.runRecord(op)
+	var images int64
+	steps := []struct {
+		name   string
+		run    func(context.Context) error
+		detail func() string
+	}{
+		{"environment", p.checkEnvironment, func() string { return fmt.Sprintf("database %s, environment %s", p.id.Database, p.env) }},
+		{"target_run", func(ctx context.Context) error {
+			if _, err := revertTarget(ctx, conn, job, target); err != nil {
+				return err
+			}
+			images, err = ledger.CountUndo(ctx, conn, target)
+			return err
+		}, func() string { return fmt.Sprintf("run %d changed %d rows with before-images kept", target, images) }},
+		{"approval", func(ctx context.Context) error { return p.checkApprovals(ctx, time.Now()) }, p.approvalDetail},
+		{"run_once", p.checkRunOnce, p.runOnceDetail},
+		{"lock", p.takeLock, func() string { return "held for the revert of run " + strconv.FormatInt(target, 10) }},
+		{"schema", p.checkSchema, func() string {
+			return fmt.Sprintf("%d statements prepared against the live schema", len(job.Statements))
+		}},
+	}
+	for _, s := range steps {
+		if err := s.run(ctx); err != nil {
+			return nil, p.refused(ctx, base, err)
+		}
+		hooks.check(s.name, s.detail())
+	}
+	p.matched = images
+	base.ApprovalIDs, base.Matched = p.verdict.IDs(), &images
+	run, resumed, err := startRun(ctx, conn, base, p)
+	if err != nil {
+		return nil, err
+	}
+	if hooks.Started != nil {
+		hooks.Started(run.ID, resumed)
+	}
+	r := &runner{job: job, conn: conn, run: run, hooks: hooks, opts: opts, log: opts.Logger.With("run_id", run.ID), matched: images,
+		cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches}
+	return r.revertBatches(ctx, target)
+}
+
+func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult, error) {
+	res := &RevertResult{Target: target}
+	var after int64
+	if len(r.cursor) > 0 {
+		_ = json.Unmarshal(r.cursor, &after)
+	}
+	for {
+		if stopped(r.opts.Graceful) || ctx.Err() != nil {
+			return nil, r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
+				"Rerun the same revert to resume from the last committed batch.", "stopped by a signal after %d batches", r.batches)
+		}
+		var page []ledger.Undo
+		var out *plan.RevertResult
+		err := pgdb.WithTx(ctx, r.conn, func(tx pgx.Tx) error {
+			m := r.job.Manifest
+			if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d; SET LOCAL statement_timeout = %d",
+				m.Batch.LockTimeoutDuration().Milliseconds(), m.Batch.StatementTimeoutDuration().Milliseconds())); err != nil {
+				return err
+			}
+			var err error
+			if page, err = ledger.UndoPage(ctx, tx, target, after, m.Batch.Size); err != nil || len(page) == 0 {
+				return err
+			}
+			if out, err = r.job.Plan.Revert(ctx, tx, undoItems(page), true); err != nil {
+				return err
+			}
+			var skipped RevertResult
+			skipped.add(0, out)
+			if err := ledger.RecordSkipped(ctx, tx, r.run.ID, skipped.Skipped); err != nil {
+				return err
+			}
+			cursor := json.RawMessage(strconv.FormatInt(page[len(page)-1].Seq, 10))
+			if err := ledger.Progress(ctx, tx, r.run.ID, cursor, int64(len(page)), out.Restored); err != nil {
+				return err
+			}
+			if err := ledger.RecordBatch(ctx, tx, ledger.Batch{RunID: r.run.ID, Batch: r.batches + 1, Cursor: cursor, Scanned: len(page),
+				Intended: out.Restorable, Changed: out.Restored, Size: len(page), Attempts: 1}); err != nil {
+				return err
+			}
+			return ledger.Append(ctx, tx, r.run.ID, "revert_batch", map[string]any{"batch": r.batches + 1, "reverted_run": target,
+				"images": len(page), "restored": out.Restored, "skipped": skipped.Skipped})
+		})
+		if err != nil {
+			var refusal *bftype.Refusal
+			if errors.As(err, &refusal) {
+				return nil, err
+			}
+			return nil, r.failed(ctx, err, pgdb.Classify(err))
+		}
+		if len(page) == 0 {
+			break
+		}
+		res.add(int64(len(page)), out)
+		after, r.batches = page[len(page)-1].Seq, r.batches+1
+		r.scanned, r.changed = r.scanned+int64(len(page)), r.changed+out.Restored
+		if r.hooks.Progress != nil {
+			r.hooks.Progress(Progress{RunID: r.run.ID, Batch: r.batches, Scanned: r.scanned, Changed: r.changed, Matched: r.matched})
+		}
+	}
+	bg := context.WithoutCancel(ctx)
+	if err := ledger.Finish(bg, r.conn, r.run.ID, ledger.StatusCompleted, "", ""); err != nil {
+		return nil, err
+	}
+	all, err := ledger.SkippedOf(bg, r.conn, r.run.ID)
+	if err != nil {
+		return nil, err
+	}
+	res.Skipped = all
+	res.Run, err = ledger.GetRun(bg, r.conn, r.run.ID)
+	return res, err
+}
