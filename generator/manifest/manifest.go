@@ -30,6 +30,14 @@ type Manifest struct {
 	Target     Target  `yaml:"target" json:"target"`
 	Batch      Batch   `yaml:"batch" json:"batch"`
 	Checks     []Check `yaml:"checks" json:"checks"`
+	Health     *Health `yaml:"health,omitempty" json:"health,omitempty"`
+}
+
+// Health is a database health query; batches wait while its single numeric
+// value is above Max (e.g. sessions waiting on locks).
+type Health struct {
+	Query string  `yaml:"query" json:"query"`
+	Max   float64 `yaml:"max" json:"max"`
 }
 
 // Expect bounds the counts the dry-run and the preflight must observe.
@@ -270,7 +278,7 @@ func child(n *yaml.Node, key string) (int, *yaml.Node) {
 }
 
 func (m *Manifest) validate(l lines) error {
-	checks := []func(lines) error{m.validateHeader, m.validateExpect, m.validateTarget, m.validateBatch, m.validateChecks}
+	checks := []func(lines) error{m.validateHeader, m.validateExpect, m.validateTarget, m.validateBatch, m.validateChecks, m.validateHealth}
 	for _, check := range checks {
 		if err := check(l); err != nil {
 			return err
@@ -350,6 +358,13 @@ func (m *Manifest) validateBatch(l lines) error {
 		if err != nil || d <= 0 {
 			return l.errorf(f[0], "must be a positive duration such as 2s or 500ms (got %q)", f[1])
 		}
+	}
+	return nil
+}
+
+func (m *Manifest) validateHealth(l lines) error {
+	if m.Health != nil && strings.TrimSpace(m.Health.Query) == "" {
+		return l.errorf("health.query", "is required when health is set: a query returning one number")
 	}
 	return nil
 }

@@ -98,6 +98,7 @@ var errorCases = []errorCase{
 	{"missing database", edit("  database: app", "  # no database"), 8, "target.database: is required"},
 	{"explicit batch size 0", edit("target:", "batch: {size: 0}\ntarget:"), 8, "batch.size: must be at least 1"},
 	{"explicit canary 0", edit("target:", "batch:\n  canary: 0\ntarget:"), 9, "batch.canary: must be at least 1"},
+	{"health without query", edit("target:", "health: {max: 3}\ntarget:"), 8, "health.query: is required"},
 	{"second document", minimal + "---\nscope: other\n", 11, "a manifest is one YAML document"},
 	{"system_identifier with letters", appendLines(`  system_identifier: "73x"`), 11, "target.system_identifier: must be the decimal number"},
 	{"system_identifier too long", appendLines(`  system_identifier: "123456789012345678901"`), 11, "target.system_identifier"},

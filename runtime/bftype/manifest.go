@@ -19,6 +19,13 @@ type Manifest struct {
 	Target     Target  `json:"target"`
 	Batch      Batch   `json:"batch"`
 	Checks     []Check `json:"checks"`
+	Health     *Health `json:"health,omitempty"`
+}
+
+// Health is a database health query; batches wait while its value is above Max.
+type Health struct {
+	Query string  `json:"query"`
+	Max   float64 `json:"max"`
 }
 
 // Expect bounds the counts a dry-run and a preflight must observe.

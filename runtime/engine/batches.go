@@ -67,6 +67,9 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 	if err := r.waitForReplicas(ctx); err != nil {
 		return false, nil, r.recover(ctx, err)
 	}
+	if err := r.waitForHealth(ctx); err != nil {
+		return false, nil, r.recover(ctx, err)
+	}
 	canary := r.batches == 0
 	size := r.size.size
 	if canary {
@@ -272,6 +275,33 @@ func (r *runner) waitForReplicas(ctx context.Context) error {
 			return nil
 		}
 		r.log.Warn("replica lagging, waiting", "event", "throttle", "lag_ms", ms(d), "max_ms", ms(r.opts.MaxReplicationLag))
+		if !sleep(ctx, r.opts.Graceful, time.Second) {
+			return nil // the next step sees the signal
+		}
+	}
+}
+
+// waitForHealth pauses while the manifest's health query is above its max.
+func (r *runner) waitForHealth(ctx context.Context) error {
+	h := r.job.Manifest.Health
+	if h == nil {
+		return nil
+	}
+	for {
+		var v float64
+		err := r.conn.QueryRow(ctx, "SELECT ("+strings.TrimRight(strings.TrimSpace(h.Query), ";")+")::float8").Scan(&v)
+		if err != nil {
+			var refusal *bftype.Refusal
+			if pgdb.Classify(err) == pgdb.Reconnect || errors.As(err, &refusal) {
+				return err
+			}
+			return r.stop(ledger.StatusFailed, bftype.ReasonFailed, bftype.ExitPartial, "Fix health.query in backfill.yaml, rebuild and have it approved.",
+				"the health query failed: %s", pgdb.ErrorSentence(err))
+		}
+		if v <= h.Max {
+			return nil
+		}
+		r.log.Warn("database unhealthy, waiting", "event", "throttle", "health", v, "max", h.Max)
 		if !sleep(ctx, r.opts.Graceful, time.Second) {
 			return nil // the next step sees the signal
 		}

@@ -306,3 +306,19 @@ func TestStatusAndVerifyReconcileWithTheSavedDryRun(t *testing.T) {
 	require.Equal(t, 0, verify.code, verify.stderr)
 	require.Contains(t, verify.stdout, "changed 333 rows, as dry-run")
 }
+
+func TestHealthQueryPausesBatchesUntilItRecovers(t *testing.T) {
+	t.Parallel()
+	x := approvedSlowTarget(t, edit2{"checks:\n", "health: {query: \"SELECT count(*) FROM app_settings WHERE key = 'hold'\", max: 0}\nchecks:\n"})
+	s := x.start()
+	x.waitFor(runningBatches, "true")
+	pgtest.Exec(t, x.db, "INSERT INTO app_settings VALUES ('hold', 'x')")
+	time.Sleep(500 * time.Millisecond) // let the batch in flight commit
+	held := pgtest.Query(t, x.db, "SELECT batches FROM backfill.runs WHERE status = 'running'")
+	time.Sleep(2 * time.Second)
+	require.Equal(t, held, pgtest.Query(t, x.db, "SELECT batches FROM backfill.runs WHERE status = 'running'"), "batches went on while unhealthy")
+	pgtest.Exec(t, x.db, "DELETE FROM app_settings WHERE key = 'hold'")
+	require.Equal(t, 0, s.wait(t), tail(s.stderr.String()))
+	require.Contains(t, s.stderr.String(), `"msg":"database unhealthy, waiting"`)
+	require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles))
+}
