@@ -425,21 +425,18 @@ func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, runID int64, cursor js
 
 // recordUndo keeps the before and after images of the batch's changes.
 func recordUndo(ctx context.Context, tx pgx.Tx, runID int64, b *plan.Batch) error {
-	var keys, before, after []string
-	for _, s := range b.Samples {
-		bi, ai := map[string]json.RawMessage{}, map[string]json.RawMessage{}
+	items := make([]ledger.Undo, len(b.Samples))
+	for i, s := range b.Samples {
+		items[i] = ledger.Undo{Key: s.Key, Before: map[string]json.RawMessage{}, After: map[string]json.RawMessage{}}
 		for _, d := range s.Diffs {
-			bi[d.Field], ai[d.Field] = d.Before, d.After
+			items[i].Before[d.Field], items[i].After[d.Field] = d.Before, d.After
 		}
-		bj, _ := json.Marshal(bi)
-		aj, _ := json.Marshal(ai)
-		keys, before, after = append(keys, string(s.Key)), append(before, string(bj)), append(after, string(aj))
 	}
 	var batch int64
 	if err := tx.QueryRow(ctx, "SELECT batches + 1 FROM backfill.runs WHERE id = $1", runID).Scan(&batch); err != nil {
 		return fmt.Errorf("error numbering the batch's before-images: %w", err)
 	}
-	return ledger.RecordUndo(ctx, tx, runID, batch, keys, before, after)
+	return ledger.RecordUndo(ctx, tx, runID, batch, items)
 }
 
 // Validate runs the manifest's checks; each must return its expected value.

@@ -45,16 +45,16 @@ func PreviewRevert(ctx context.Context, conn *pgx.Conn, job *Job, target int64) 
 	defer tx.Rollback(context.WithoutCancel(ctx))
 	var after int64
 	for {
-		page, err := ledger.UndoPage(ctx, tx, target, after, job.Manifest.Batch.Size)
-		if err != nil || len(page) == 0 {
+		page, err := ledger.NextUndo(ctx, tx, target, after)
+		if err != nil || page == nil {
 			return res, err
 		}
-		r, err := job.Plan.Revert(ctx, tx, undoItems(page), false)
+		r, err := job.Plan.Revert(ctx, tx, undoItems(page.Items), false)
 		if err != nil {
 			return nil, err
 		}
-		res.add(int64(len(page)), r)
-		after = page[len(page)-1].Seq
+		res.add(int64(len(page.Items)), r)
+		after = page.Batch
 	}
 }
 
@@ -74,9 +74,7 @@ func (res *RevertResult) add(images int64, r *plan.RevertResult) {
 func undoItems(page []ledger.Undo) []plan.UndoItem {
 	items := make([]plan.UndoItem, len(page))
 	for i, u := range page {
-		items[i].Key = u.Key
-		_ = json.Unmarshal(u.Before, &items[i].Before)
-		_ = json.Unmarshal(u.After, &items[i].After)
+		items[i] = plan.UndoItem{Key: u.Key, Before: u.Before, After: u.After}
 	}
 	return items
 }
@@ -171,7 +169,7 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 			return nil, r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
 				"Rerun the same revert to resume from the last committed batch.", "stopped by a signal after %d batches", r.batches)
 		}
-		var page []ledger.Undo
+		var page *ledger.UndoBatch
 		var out *plan.RevertResult
 		err := pgdb.WithTx(ctx, r.conn, func(tx pgx.Tx) error {
 			m := r.job.Manifest
@@ -180,10 +178,10 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 				return err
 			}
 			var err error
-			if page, err = ledger.UndoPage(ctx, tx, target, after, m.Batch.Size); err != nil || len(page) == 0 {
+			if page, err = ledger.NextUndo(ctx, tx, target, after); err != nil || page == nil {
 				return err
 			}
-			if out, err = r.job.Plan.Revert(ctx, tx, undoItems(page), true); err != nil {
+			if out, err = r.job.Plan.Revert(ctx, tx, undoItems(page.Items), true); err != nil {
 				return err
 			}
 			var skipped RevertResult
@@ -191,16 +189,16 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 			if err := ledger.RecordSkipped(ctx, tx, r.run.ID, skipped.Skipped); err != nil {
 				return err
 			}
-			cursor := json.RawMessage(strconv.FormatInt(page[len(page)-1].Seq, 10))
-			if err := ledger.Progress(ctx, tx, r.run.ID, cursor, int64(len(page)), out.Restored); err != nil {
+			cursor := json.RawMessage(strconv.FormatInt(page.Batch, 10))
+			if err := ledger.Progress(ctx, tx, r.run.ID, cursor, int64(len(page.Items)), out.Restored); err != nil {
 				return err
 			}
-			if err := ledger.RecordBatch(ctx, tx, ledger.Batch{RunID: r.run.ID, Batch: r.batches + 1, Cursor: cursor, Scanned: len(page),
-				Intended: out.Restorable, Changed: out.Restored, Size: len(page), Attempts: 1}); err != nil {
+			if err := ledger.RecordBatch(ctx, tx, ledger.Batch{RunID: r.run.ID, Batch: r.batches + 1, Cursor: cursor, Scanned: len(page.Items),
+				Intended: out.Restorable, Changed: out.Restored, Size: len(page.Items), Attempts: 1}); err != nil {
 				return err
 			}
 			return ledger.Append(ctx, tx, r.run.ID, "revert_batch", map[string]any{"batch": r.batches + 1, "reverted_run": target,
-				"images": len(page), "restored": out.Restored, "skipped": skipped.Skipped})
+				"of_batch": page.Batch, "images": len(page.Items), "restored": out.Restored, "skipped": skipped.Skipped})
 		})
 		if err != nil {
 			var refusal *bftype.Refusal
@@ -209,12 +207,12 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 			}
 			return nil, r.failed(ctx, err, pgdb.Classify(err))
 		}
-		if len(page) == 0 {
+		if page == nil {
 			break
 		}
-		res.add(int64(len(page)), out)
-		after, r.batches = page[len(page)-1].Seq, r.batches+1
-		r.scanned, r.changed = r.scanned+int64(len(page)), r.changed+out.Restored
+		res.add(int64(len(page.Items)), out)
+		after, r.batches = page.Batch, r.batches+1
+		r.scanned, r.changed = r.scanned+int64(len(page.Items)), r.changed+out.Restored
 		if r.hooks.Progress != nil {
 			r.hooks.Progress(Progress{RunID: r.run.ID, Batch: r.batches, Scanned: r.scanned, Changed: r.changed, Matched: r.matched})
 		}

@@ -3,6 +3,7 @@ package ledger
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 
 	"github.com/jackc/pgx/v5"
@@ -10,45 +11,55 @@ import (
 
 // Undo is one row a run changed, with its before and after images.
 type Undo struct {
-	Seq    int64           `json:"seq"`
-	Key    json.RawMessage `json:"key"`
-	Before json.RawMessage `json:"before"`
-	After  json.RawMessage `json:"after"`
+	Key    json.RawMessage            `json:"key"`
+	Before map[string]json.RawMessage `json:"before"`
+	After  map[string]json.RawMessage `json:"after"`
 }
 
-// RecordUndo stores the images of a batch's changed rows; call it in the
-// batch's transaction.
-func RecordUndo(ctx context.Context, q Querier, runID, batch int64, keys, before, after []string) error {
-	if len(keys) == 0 {
+// UndoBatch is the images of one batch of a run.
+type UndoBatch struct {
+	Batch int64
+	Items []Undo
+}
+
+// RecordUndo stores the images of a batch's changed rows as one row; call
+// it in the batch's transaction.
+func RecordUndo(ctx context.Context, q Querier, runID, batch int64, items []Undo) error {
+	if len(items) == 0 {
 		return nil
 	}
-	_, err := q.Exec(ctx, `INSERT INTO backfill.undo (run_id, batch, key, before, after)
-		SELECT $1, $2, k::jsonb, b::jsonb, a::jsonb FROM ROWS FROM (unnest($3::text[]), unnest($4::text[]), unnest($5::text[])) AS v (k, b, a)`,
-		runID, batch, keys, before, after)
+	data, err := json.Marshal(items)
 	if err != nil {
+		return fmt.Errorf("error encoding before-images of batch %d: %w", batch, err)
+	}
+	if _, err := q.Exec(ctx, "INSERT INTO backfill.undo (run_id, batch, items) VALUES ($1, $2, $3)", runID, batch, data); err != nil {
 		return fmt.Errorf("error recording before-images of batch %d: %w", batch, err)
 	}
 	return nil
 }
 
-// UndoPage returns up to limit images of a run after seq, in order.
-func UndoPage(ctx context.Context, q Querier, runID, afterSeq int64, limit int) ([]Undo, error) {
-	rows, err := q.Query(ctx, `SELECT seq, key, before, after FROM backfill.undo WHERE run_id = $1 AND seq > $2 ORDER BY seq LIMIT $3`,
-		runID, afterSeq, limit)
+// NextUndo returns the images of the first batch of a run after batch, or nil.
+func NextUndo(ctx context.Context, q Querier, runID, afterBatch int64) (*UndoBatch, error) {
+	var u UndoBatch
+	var data []byte
+	err := q.QueryRow(ctx, "SELECT batch, items FROM backfill.undo WHERE run_id = $1 AND batch > $2 ORDER BY batch LIMIT 1",
+		runID, afterBatch).Scan(&u.Batch, &data)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
 	if err != nil {
 		return nil, fmt.Errorf("error reading before-images of run %d: %w", runID, err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Undo, error) {
-		var u Undo
-		err := r.Scan(&u.Seq, &u.Key, &u.Before, &u.After)
-		return u, err
-	})
+	if err := json.Unmarshal(data, &u.Items); err != nil {
+		return nil, fmt.Errorf("error decoding before-images of run %d batch %d: %w", runID, u.Batch, err)
+	}
+	return &u, nil
 }
 
 // CountUndo is how many rows a run changed with before-images kept.
 func CountUndo(ctx context.Context, q Querier, runID int64) (int64, error) {
 	var n int64
-	if err := q.QueryRow(ctx, "SELECT count(*) FROM backfill.undo WHERE run_id = $1", runID).Scan(&n); err != nil {
+	if err := q.QueryRow(ctx, "SELECT coalesce(sum(jsonb_array_length(items)), 0) FROM backfill.undo WHERE run_id = $1", runID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("error counting before-images of run %d: %w", runID, err)
 	}
 	return n, nil

@@ -1,14 +1,17 @@
 -- 003: before-images of reversible runs, and the rows a revert left alone.
 
+-- One row per batch of a reversible run: items is a JSON array of
+-- {"key": ..., "before": {field: value}, "after": {field: value}}, one per
+-- row the batch changed.
 CREATE TABLE backfill.undo (
-    seq    bigint GENERATED ALWAYS AS IDENTITY PRIMARY KEY,
     run_id bigint NOT NULL REFERENCES backfill.runs (id),
     batch  bigint NOT NULL,
-    key    jsonb NOT NULL,
-    before jsonb NOT NULL, -- field name -> value before the run
-    after  jsonb NOT NULL  -- field name -> value the run wrote
+    items  jsonb NOT NULL,
+    PRIMARY KEY (run_id, batch)
 );
-CREATE INDEX undo_run ON backfill.undo (run_id, seq);
+-- Stored out of line uncompressed: compressing every batch's images costs
+-- the server more time than the space it saves is worth here.
+ALTER TABLE backfill.undo ALTER COLUMN items SET STORAGE EXTERNAL;
 
 CREATE TABLE backfill.revert_skipped (
     run_id  bigint NOT NULL REFERENCES backfill.runs (id), -- the revert run
