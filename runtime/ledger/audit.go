@@ -10,15 +10,12 @@ import (
 	"strings"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
+
+	"github.com/runonce/backfill/runtime/pgdb"
 )
 
 // Querier is what ledger functions need: a connection or a transaction.
-type Querier interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+type Querier = pgdb.DBTX
 
 // Event is one audit log entry as stored. Payload is the jsonb's text form,
 // exactly what the hash covers.

@@ -6,6 +6,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 )
 
 // ReadOnly runs fn in a REPEATABLE READ, READ ONLY transaction and always
@@ -49,4 +50,13 @@ func WithTx(ctx context.Context, conn *pgx.Conn, fn func(pgx.Tx) error) error {
 		return fmt.Errorf("error committing transaction: %w", err)
 	}
 	return nil
+}
+
+// DBTX is what queries need: a connection or a transaction. It is the
+// method set sqlc-generated code calls, so a DBTX can be passed to a
+// backfill's sqlc package as well as to the ledger.
+type DBTX interface {
+	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
+	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
+	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
 }

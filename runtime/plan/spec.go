@@ -12,19 +12,13 @@ import (
 	"context"
 	"encoding/json"
 
-	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
-
 	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/pgdb"
 )
 
-// DBTX is the subset of pgx that sqlc-generated code calls. A pgx.Tx and a
-// *pgx.Conn both satisfy it, and a DBTX can be passed to the sqlc package's New.
-type DBTX interface {
-	Exec(ctx context.Context, sql string, args ...any) (pgconn.CommandTag, error)
-	Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error)
-	QueryRow(ctx context.Context, sql string, args ...any) pgx.Row
-}
+// DBTX is the subset of pgx that sqlc-generated code calls; a pgx.Tx and a
+// *pgx.Conn both satisfy it.
+type DBTX = pgdb.DBTX
 
 // Key is the type of a keyset cursor: a single ordered column.
 type Key interface {
