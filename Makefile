@@ -8,7 +8,7 @@ SQLC  := $(BIN)/sqlc
 CLI   := $(BIN)/backfill
 GOFILES := $(shell find . -name '*.go' -not -path './dist/*' -not -path './tools/*' 2>/dev/null)
 
-.PHONY: all cli sqlc generate verify new backfill demo test bench schema vet clean help
+.PHONY: all cli sqlc generate verify new backfill archive demo test bench schema vet clean help
 
 all: cli ## build bin/backfill (the default)
 
@@ -44,6 +44,10 @@ new: $(CLI) ## scaffold a backfill: make new NAME=x
 backfill: sqlc $(CLI) ## build dist/NAME/NAME: make backfill NAME=x
 	@test -n "$(NAME)" || { echo "usage: make backfill NAME=fix_roles"; exit 2; }
 	$(CLI) build $(NAME)
+
+archive: $(CLI) ## archive a run for audit: make archive NAME=x RUN=42 (DATABASE_URL: the ledger)
+	@test -n "$(NAME)" -a -n "$(RUN)" || { echo "usage: make archive NAME=fix_roles RUN=42"; exit 2; }
+	$(CLI) archive $(RUN) --dist dist/$(NAME) --out dist/$(NAME)/$(NAME)-run-$(RUN).tar.gz
 
 demo: $(SQLC) $(CLI) ## run the demo on a throwaway database (or DATABASE_URL)
 	tools/withpg.sh DATABASE_URL -- tools/demo/demo.sh

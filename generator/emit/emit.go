@@ -59,6 +59,8 @@ func (e emitter) constants() []jen.Code {
 	return []jen.Code{
 		doc("sourceCommit is set at link time by the reproducible build (-X main.sourceCommit=...).",
 			jen.Var().Id("sourceCommit").Op("=").Lit("unknown")),
+		doc("sourceDigest is the sha256 of the deterministic source bundle the binary was built\nfrom, set at link time (-X main.sourceDigest=sha256:...); archives rebuild from it.",
+			jen.Var().Id("sourceDigest").Op("=").Lit("unknown")),
 		doc("runSignature is the sha256 over the manifest, the query text, the transform source\nand the code version: the identity of this run in the ledger.",
 			jen.Const().Id("runSignature").Op("=").Lit(e.b.RunSignature)),
 		doc("codeVersion is the version of the generator and runtime that made this binary.",
@@ -76,6 +78,7 @@ func (e emitter) main() []jen.Code {
 				jen.Id("Manifest"):     jen.Id("manifest"),
 				jen.Id("RunSignature"): jen.Id("runSignature"),
 				jen.Id("SourceCommit"): jen.Id("sourceCommit"),
+				jen.Id("SourceDigest"): jen.Id("sourceDigest"),
 				jen.Id("CodeVersion"):  jen.Id("codeVersion"),
 				jen.Id("Statements"):   jen.Id("statements"),
 				jen.Id("Plan"):         jen.Qual(e.plan, "New").Call(jen.Id("spec")),

@@ -23,6 +23,7 @@ type Binary struct {
 	Manifest     string             // the manifest as canonical JSON
 	RunSignature string             // hash over manifest, queries, transform and code version
 	SourceCommit string             // the commit the binary was built from, set at link time
+	SourceDigest string             // sha256 of the source bundle it was built from, set at link time
 	CodeVersion  string             // the generator and runtime version
 	Statements   []bftype.Statement // every statement the binary may run
 	Plan         plan.Plan          // the typed queries and transform

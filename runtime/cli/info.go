@@ -15,6 +15,7 @@ type Info struct {
 	Digest       string             `json:"digest"`
 	RunSignature string             `json:"run_signature"`
 	SourceCommit string             `json:"source_commit"`
+	SourceDigest string             `json:"source_digest"`
 	CodeVersion  string             `json:"code_version"`
 	GoVersion    string             `json:"go_version"`
 	Manifest     *bftype.Manifest   `json:"manifest"`
@@ -22,7 +23,7 @@ type Info struct {
 }
 
 func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("info", "Usage: "+b.Name+" info [--json]\n\nShows what this binary is: its sha256 digest (the value reviewers\napprove), run signature, source commit and embedded manifest.", stderr)
+	fs := newFlags("info", "Usage: "+b.Name+" info [--json]\n\nShows what this binary is: its sha256 digest (the value reviewers\napprove), run signature, source commit, source bundle digest and embedded manifest.", stderr)
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -32,7 +33,7 @@ func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.
 		return err
 	}
 	info := Info{Name: b.Name, Digest: digest, RunSignature: b.RunSignature, SourceCommit: b.SourceCommit,
-		CodeVersion: b.CodeVersion, GoVersion: goVersion(), Manifest: m, Statements: b.Statements}
+		SourceDigest: b.SourceDigest, CodeVersion: b.CodeVersion, GoVersion: goVersion(), Manifest: m, Statements: b.Statements}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -42,6 +43,7 @@ func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.
 	fmt.Fprintf(stdout, "digest         sha256:%s\n", info.Digest)
 	fmt.Fprintf(stdout, "run signature  %s\n", info.RunSignature)
 	fmt.Fprintf(stdout, "source commit  %s\n", info.SourceCommit)
+	fmt.Fprintf(stdout, "source bundle  %s\n", info.SourceDigest)
 	fmt.Fprintf(stdout, "code version   %s (%s)\n", info.CodeVersion, info.GoVersion)
 	fmt.Fprintf(stdout, "scope          %s\n", m.Scope)
 	fmt.Fprintf(stdout, "\nmanifest:\n%s\n", b.Manifest)

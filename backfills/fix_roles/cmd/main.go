@@ -19,6 +19,10 @@ import (
 // sourceCommit is set at link time by the reproducible build (-X main.sourceCommit=...).
 var sourceCommit = "unknown"
 
+// sourceDigest is the sha256 of the deterministic source bundle the binary was built
+// from, set at link time (-X main.sourceDigest=sha256:...); archives rebuild from it.
+var sourceDigest = "unknown"
+
 // runSignature is the sha256 over the manifest, the query text, the transform source
 // and the code version: the identity of this run in the ledger.
 const runSignature = "787ab9e76af39a5faebcb95e7322651ed10a5fe668cec97dfec6967a8adf022a"
@@ -75,6 +79,7 @@ func main() {
 		Plan:         plan.New(spec),
 		RunSignature: runSignature,
 		SourceCommit: sourceCommit,
+		SourceDigest: sourceDigest,
 		Statements:   statements,
 	}, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }

@@ -38,20 +38,22 @@ type env struct {
 }
 
 var commands = map[string]command{
-	"new":       {"scaffold a backfill: query set, manifest and transform", newCommand},
-	"generate":  {"regenerate the wiring of backfills (--check: fail on drift, write nothing)", generateCommand},
-	"build":     {"generate and build the reproducible binary dist/NAME/NAME", buildCommand},
-	"ledger":    {"ledger init: create or migrate the ledger and its roles", ledgerCommand},
-	"keys":      {"keys generate NAME: write an approver key pair (cosign format)", keysCommand},
-	"approvers": {"approvers add|list|revoke: manage trusted approver keys", approversCommand},
-	"approve":   {"approve BINARY: sign and store an approval of a binary's digest", approveCommand},
-	"approval":  {"approval statement|submit: approve with cosign or another signer", approvalCommand},
-	"runs":      {"list runs in the ledger", runsCommand},
-	"pause":     {"pause RUN: a running run waits after its current batch", controlCommand("pause")},
-	"resume":    {"resume RUN: a paused run goes on", controlCommand("run")},
-	"cancel":    {"cancel RUN: a running run stops after its current batch, for good", controlCommand("cancel")},
-	"show":      {"show RUN: one run and its audit events", showCommand},
-	"audit":     {"audit verify: recompute the audit hash chain", auditCommand},
+	"new":            {"scaffold a backfill: query set, manifest and transform", newCommand},
+	"generate":       {"regenerate the wiring of backfills (--check: fail on drift, write nothing)", generateCommand},
+	"build":          {"generate and build the reproducible binary dist/NAME/NAME", buildCommand},
+	"ledger":         {"ledger init: create or migrate the ledger and its roles", ledgerCommand},
+	"keys":           {"keys generate NAME: write an approver key pair (cosign format)", keysCommand},
+	"approvers":      {"approvers add|list|revoke: manage trusted approver keys", approversCommand},
+	"approve":        {"approve BINARY: sign and store an approval of a binary's digest", approveCommand},
+	"approval":       {"approval statement|submit: approve with cosign or another signer", approvalCommand},
+	"runs":           {"list runs in the ledger", runsCommand},
+	"pause":          {"pause RUN: a running run waits after its current batch", controlCommand("pause")},
+	"resume":         {"resume RUN: a paused run goes on", controlCommand("run")},
+	"cancel":         {"cancel RUN: a running run stops after its current batch, for good", controlCommand("cancel")},
+	"show":           {"show RUN: one run and its audit events", showCommand},
+	"audit":          {"audit verify: recompute the audit hash chain", auditCommand},
+	"archive":        {"archive RUN: bundle a run for audit, verifiable offline (--out FILE.tar.gz | --dir DIR)", archiveCommand},
+	"verify-archive": {"verify-archive FILE: check an archive offline; --rebuild rebuilds the binary from its source", verifyArchiveCommand},
 }
 
 // Run runs the CLI and returns the exit code.
@@ -90,7 +92,7 @@ func usage(w io.Writer) {
 	}
 	sort.Strings(names)
 	for _, n := range names {
-		fmt.Fprintf(w, "  %-10s %s\n", n, commands[n].summary)
+		fmt.Fprintf(w, "  %-15s %s\n", n, commands[n].summary)
 	}
 	fmt.Fprintf(w, "\nRun \"backfill COMMAND --help\" for a command's flags. docs/ explains authoring, reviewing and operating.\n")
 }

@@ -1,10 +1,10 @@
 package app
 
 import (
-	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
+	"encoding/json"
 	"fmt"
 	"io"
 	"os"
@@ -12,18 +12,12 @@ import (
 	"path/filepath"
 	"strings"
 
+	"github.com/runonce/backfill/cmd/backfill/internal/repro"
 	"github.com/runonce/backfill/generator"
 )
 
-// BuildFlags are the exact flags of the reproducible build. docs/auditing.md
-// documents them; changing them changes every digest.
-var BuildFlags = []string{"build", "-trimpath", "-buildvcs=false"}
-
-// LinkFlags are the linker flags; sourceCommit is appended.
-const LinkFlags = "-s -w -buildid="
-
 func buildCommand(ctx context.Context, e *env, args []string) error {
-	fs := flags(e, "build", "NAME", "Generates the wiring of backfill NAME and builds the reproducible binary\ndist/NAME/NAME with dist/NAME/manifest.json and dist/NAME/SHA256SUMS.\nThe same source gives the same sha256 on any machine with the same Go version.")
+	fs := flags(e, "build", "NAME", "Generates the wiring of backfill NAME, bundles its source deterministically and\nbuilds the reproducible binary from an extracted copy of that bundle, writing\ndist/NAME/{NAME,source.tar,build.json,manifest.json,SHA256SUMS}. The same source\ngives the same sha256 on any machine with the same Go version; docs/auditing.md\nexplains how an auditor rebuilds it.")
 	commit := fs.String("source-commit", "", "source commit to embed (default: git rev-parse HEAD, with -dirty if the tree has changes)")
 	out := fs.String("dist", "dist", "output directory (relative to the repository root)")
 	if err := parse(fs, args, 1, 1); err != nil {
@@ -48,11 +42,7 @@ func buildCommand(ctx context.Context, e *env, args []string) error {
 	if !filepath.IsAbs(dir) {
 		dir = filepath.Join(root, dir)
 	}
-	bin, err := compile(ctx, root, name, dir, *commit)
-	if err != nil {
-		return err
-	}
-	digest, err := describeBuild(ctx, dir, bin)
+	digest, err := compile(ctx, root, name, dir, *commit)
 	if err != nil {
 		return err
 	}
@@ -60,32 +50,64 @@ func buildCommand(ctx context.Context, e *env, args []string) error {
 	return nil
 }
 
-// compile runs the reproducible go build into dir and returns the binary path.
+// compile bundles the source of backfill name, builds the binary from an
+// extracted copy of the bundle into dir and describes the build there. It
+// returns the binary's sha256.
 func compile(ctx context.Context, root, name, dir, commit string) (string, error) {
+	bundle, err := repro.Bundle(root, name)
+	if err != nil {
+		return "", err
+	}
+	recipe, err := repro.NewRecipe(ctx, name, repro.Digest(bundle), commit)
+	if err != nil {
+		return "", err
+	}
+	src, err := os.MkdirTemp("", "backfill-build-")
+	if err != nil {
+		return "", fmt.Errorf("error creating a build directory: %w", err)
+	}
+	defer os.RemoveAll(src)
+	if _, err := repro.Extract(bundle, src); err != nil {
+		return "", err
+	}
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return "", fmt.Errorf("error creating %q: %w", dir, err)
 	}
 	bin := filepath.Join(dir, name)
 	tmp := bin + ".tmp"
-	args := append(append([]string{}, BuildFlags...),
-		"-ldflags", LinkFlags+" -X main.sourceCommit="+commit, "-o", tmp, "./backfills/"+name+"/cmd")
-	cmd := exec.CommandContext(ctx, "go", args...)
-	cmd.Dir = root
-	cmd.Env = append(os.Environ(), "CGO_ENABLED=0", "GOFLAGS=-mod=readonly")
-	var stderr bytes.Buffer
-	cmd.Stderr = &stderr
-	if err := cmd.Run(); err != nil {
+	if err := repro.Build(ctx, recipe, src, tmp, repro.Opts{}); err != nil {
 		os.Remove(tmp)
-		return "", fmt.Errorf("error building backfill %q: %w\n%s", name, err, strings.TrimSpace(stderr.String()))
+		return "", err
 	}
 	if err := os.Rename(tmp, bin); err != nil {
 		return "", fmt.Errorf("error moving binary into place: %w", err)
 	}
-	return bin, nil
+	if recipe.SHA256, err = fileSHA256(bin); err != nil {
+		return "", err
+	}
+	if err := writeFile(filepath.Join(dir, "source.tar"), bundle); err != nil {
+		return "", err
+	}
+	data, err := json.MarshalIndent(recipe, "", "  ")
+	if err != nil {
+		return "", fmt.Errorf("error encoding build.json: %w", err)
+	}
+	if err := writeFile(filepath.Join(dir, "build.json"), append(data, '\n')); err != nil {
+		return "", err
+	}
+	return describeBuild(ctx, dir, bin)
+}
+
+func writeFile(path string, data []byte) error {
+	if err := os.WriteFile(path, data, 0o644); err != nil {
+		return fmt.Errorf("error writing %q: %w", path, err)
+	}
+	return nil
 }
 
 // describeBuild writes manifest.json (the binary's own `info --json`) and
-// SHA256SUMS, and returns the binary's digest.
+// SHA256SUMS over the binary and its build files, and returns the binary's
+// digest.
 func describeBuild(ctx context.Context, dir, bin string) (string, error) {
 	info, err := exec.CommandContext(ctx, bin, "info", "--json").Output()
 	if err != nil {
@@ -97,7 +119,7 @@ func describeBuild(ctx context.Context, dir, bin string) (string, error) {
 	}
 	var sums strings.Builder
 	var digest string
-	for _, p := range []string{bin, manifest} {
+	for _, p := range []string{bin, filepath.Join(dir, "build.json"), manifest, filepath.Join(dir, "source.tar")} {
 		sum, err := fileSHA256(p)
 		if err != nil {
 			return "", err

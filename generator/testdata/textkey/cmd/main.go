@@ -17,6 +17,10 @@ import (
 // sourceCommit is set at link time by the reproducible build (-X main.sourceCommit=...).
 var sourceCommit = "unknown"
 
+// sourceDigest is the sha256 of the deterministic source bundle the binary was built
+// from, set at link time (-X main.sourceDigest=sha256:...); archives rebuild from it.
+var sourceDigest = "unknown"
+
 // runSignature is the sha256 over the manifest, the query text, the transform source
 // and the code version: the identity of this run in the ledger.
 const runSignature = "f966a97298569359e7e64b6b3dce5d9b53ec5c94ef5b80027b000b547c39d9d6"
@@ -63,6 +67,7 @@ func main() {
 		Plan:         plan.New(spec),
 		RunSignature: runSignature,
 		SourceCommit: sourceCommit,
+		SourceDigest: sourceDigest,
 		Statements:   statements,
 	}, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
