@@ -322,20 +322,20 @@ func (r *runner) throttle(ctx context.Context, rows int, took time.Duration) {
 }
 
 func (r *runner) finish(ctx context.Context, resumed bool) (*Result, error) {
-	if err := validate(ctx, r.conn, r.job.Manifest); err != nil {
+	bg := context.WithoutCancel(ctx)
+	results, err := RunChecks(ctx, r.conn, r.job.Manifest)
+	if err != nil {
 		var refusal *bftype.Refusal
 		if errors.As(err, &refusal) {
 			return nil, r.stop(ledger.StatusFailedValidation, refusal.Reason, refusal.Code, refusal.Next, "%s", refusal.Msg)
 		}
 		return nil, err
 	}
-	bg := context.WithoutCancel(ctx)
-	names := make([]string, len(r.job.Manifest.Checks))
-	for i, c := range r.job.Manifest.Checks {
-		names[i] = c.Name
-	}
-	if err := ledger.Append(bg, r.conn, r.run.ID, "validated", map[string]any{"checks": names}); err != nil {
+	if err := ledger.Append(bg, r.conn, r.run.ID, "validated", map[string]any{"when": "after", "checks": results, "hold": Hold(results)}); err != nil {
 		return nil, err
+	}
+	if err := failing(results); err != nil {
+		return nil, r.stop(ledger.StatusFailedValidation, err.Reason, err.Code, err.Next, "%s", err.Msg)
 	}
 	if err := r.reconcile(bg); err != nil {
 		return nil, err
@@ -441,24 +441,55 @@ func recordUndo(ctx context.Context, tx pgx.Tx, runID int64, b *plan.Batch) erro
 
 // Validate runs the manifest's checks; each must return its expected value.
 func Validate(ctx context.Context, conn *pgx.Conn, m *bftype.Manifest) error {
-	return validate(ctx, conn, m)
+	results, err := RunChecks(ctx, conn, m)
+	if err != nil {
+		return err
+	}
+	if r := failing(results); r != nil {
+		return r
+	}
+	return nil
 }
 
-// validate runs the manifest's checks after the last batch.
-func validate(ctx context.Context, conn *pgx.Conn, m *bftype.Manifest) error {
+// CheckResult is what one of the manifest's checks returned. The results
+// before the first write and after the last are kept in the audit log.
+type CheckResult struct {
+	Name   string `json:"name"`
+	Query  string `json:"query"`
+	Equals string `json:"equals"`
+	Got    string `json:"got"`
+	Holds  bool   `json:"holds"`
+}
+
+// RunChecks runs the manifest's checks and returns what each returned. A
+// check that cannot run is a refusal; one that returns another value is a
+// result that does not hold.
+func RunChecks(ctx context.Context, conn *pgx.Conn, m *bftype.Manifest) ([]CheckResult, error) {
+	results := make([]CheckResult, 0, len(m.Checks))
 	for _, c := range m.Checks {
 		got, err := singleValue(ctx, conn, c.Query)
 		if err != nil && pgdb.Classify(err) == pgdb.Permission {
-			return refuse(bftype.ReasonPermission, bftype.ExitPermission, "Use a login that may read the tables the checks read (the runner).",
+			return nil, refuse(bftype.ReasonPermission, bftype.ExitPermission, "Use a login that may read the tables the checks read (the runner).",
 				"Check %s may not run as this login: %s.", c.Name, pgdb.ErrorSentence(err))
 		}
 		if err != nil {
-			return refuse(bftype.ReasonValidation, bftype.ExitValidation, "Fix the check's query in backfill.yaml.",
+			return nil, refuse(bftype.ReasonValidation, bftype.ExitValidation, "Fix the check's query in backfill.yaml.",
 				"Check %s failed to run: %s.", c.Name, pgdb.ErrorSentence(err))
 		}
-		if got != c.Equals {
+		results = append(results, CheckResult{Name: c.Name, Query: c.Query, Equals: c.Equals, Got: got, Holds: got == c.Equals})
+	}
+	return results, nil
+}
+
+// Hold reports whether every check holds.
+func Hold(results []CheckResult) bool { return failing(results) == nil }
+
+// failing is the refusal for the first check that does not hold, or nil.
+func failing(results []CheckResult) *bftype.Refusal {
+	for _, c := range results {
+		if !c.Holds {
 			return refuse(bftype.ReasonValidation, bftype.ExitValidation, "Investigate the data before anything else runs.",
-				"Check %s returned %q after the run, not %q.", c.Name, got, c.Equals)
+				"Check %s returned %q after the run, not %q.", c.Name, c.Got, c.Equals)
 		}
 	}
 	return nil

@@ -55,6 +55,7 @@ func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks H
 		{"expected_counts", p.checkCounts, func() string {
 			return fmt.Sprintf("%d rows in scope, expect.matched %s", p.matched, job.Manifest.Expect.Matched)
 		}},
+		{"checks", p.runChecksBefore, p.checksDetail},
 	}
 	for _, s := range steps {
 		if err := s.run(ctx); err != nil {
@@ -71,6 +72,25 @@ func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks H
 		hooks.Started(run.ID, resumed)
 	}
 	return runBatches(ctx, conn, job, run, resumed, p.matched, hooks, opts)
+}
+
+// runChecksBefore runs the manifest's checks before the first write (or the
+// first write of a resume), so that their values before and after are both
+// on record; a check that cannot run refuses before anything is written.
+func (p *preflight) runChecksBefore(ctx context.Context) error {
+	var err error
+	p.checksBefore, err = RunChecks(ctx, p.conn, p.job.Manifest)
+	return err
+}
+
+func (p *preflight) checksDetail() string {
+	held := 0
+	for _, c := range p.checksBefore {
+		if c.Holds {
+			held++
+		}
+	}
+	return fmt.Sprintf("%d of %d checks hold before the first write (they must hold after the last)", held, len(p.checksBefore))
 }
 
 func tenantDetail(t []string) string {
@@ -136,7 +156,7 @@ func startRun(ctx context.Context, conn *pgx.Conn, base ledger.Run, p *preflight
 		}
 		return ledger.Append(ctx, tx, run.ID, "preflight", map[string]any{"result": "passed", "database": p.id.Database,
 			"environment": p.env, "system_identifier": p.id.SystemIdentifier, "db_user": p.id.SessionUser,
-			"approval_ids": p.verdict.IDs(), "matched": p.matched})
+			"approval_ids": p.verdict.IDs(), "matched": p.matched, "checks_before": p.checksBefore})
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("error starting the run: %w", err)

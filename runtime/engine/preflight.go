@@ -21,14 +21,15 @@ import (
 
 // preflight is the state the checks build up.
 type preflight struct {
-	job      *Job
-	conn     *pgx.Conn
-	id       pgdb.Identity
-	env      string
-	verdict  approval.Verdict
-	matched  int64
-	resuming *ledger.Run
-	purpose  string
+	job          *Job
+	conn         *pgx.Conn
+	id           pgdb.Identity
+	env          string
+	verdict      approval.Verdict
+	matched      int64
+	resuming     *ledger.Run
+	purpose      string
+	checksBefore []CheckResult // the manifest's checks before the first write
 }
 
 func refuse(reason bftype.StopReason, code bftype.ExitCode, next, format string, args ...any) *bftype.Refusal {

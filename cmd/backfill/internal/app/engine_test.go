@@ -195,6 +195,12 @@ func TestFailingCheckFailsTheRun(t *testing.T) {
 	require.Contains(t, res.stderr, `Check impossible returned "1200" after the run, not "7"`)
 	require.Equal(t, "failed_validation:validation_failed", x.lastRun())
 	require.NotContains(t, res.stderr, "..", "doubled full stop")
+	// Both checks' values are on record before the first write and after the last.
+	require.Equal(t, `[{"got": "0", "name": "no_null_roles", "holds": true, "query": "SELECT count(*) FROM users WHERE role IS NULL", "equals": "0"}, `+
+		`{"got": "1200", "name": "impossible", "holds": false, "query": "SELECT count(*) FROM users", "equals": "7"}]`,
+		pgtest.Query(t, x.db, "SELECT payload->'checks_before' FROM backfill.audit_events WHERE kind = 'preflight'"))
+	require.Equal(t, `false|[true, false]`, pgtest.Query(t, x.db, `SELECT (payload->>'hold') || '|' || jsonb_path_query_array(payload, '$.checks[*].holds')::text
+		FROM backfill.audit_events WHERE kind = 'validated'`))
 	before := x.state()
 	x.requireRefused(x.execute(x.bin), before, bftype.ExitAlreadyDone, bftype.ReasonAlreadyDone, "failed its checks after its last batch")
 }
