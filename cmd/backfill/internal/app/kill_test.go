@@ -43,7 +43,9 @@ func TestKillAtRandomInstantsNeverWritesARowTwice(t *testing.T) {
 		require.NoError(t, cmd.Start())
 		done := make(chan error, 1)
 		go func() { done <- cmd.Wait() }()
-		delay := time.Duration(40+rand.IntN(160)) * time.Millisecond
+		// Later kills come a little later each time, so that a loaded machine,
+		// where starting and the preflight take longer, still makes progress.
+		delay := time.Duration(40+rand.IntN(160)+5*attempt) * time.Millisecond
 		select {
 		case err := <-done:
 			code := exitCode(err)
