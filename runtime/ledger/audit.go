@@ -92,11 +92,7 @@ func Events(ctx context.Context, q Querier, runID int64) ([]Event, error) {
 	if err != nil {
 		return nil, fmt.Errorf("error reading audit events: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Event, error) {
-		var e Event
-		err := r.Scan(&e.Seq, &e.AtMicros, &e.RunID, &e.Kind, &e.Actor, &e.Payload, &e.PrevHash, &e.Hash)
-		return e, err
-	})
+	return pgx.CollectRows(rows, scanEvent)
 }
 
 // Append writes an audit event; the database sets its place in the chain.

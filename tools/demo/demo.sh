@@ -125,5 +125,17 @@ RUN=$(psql -X -At -d "$DB" -c "SELECT id FROM backfill.runs WHERE status = 'comp
 bin/backfill show "$RUN"
 bin/backfill audit verify
 
+step "Archive the run for audit, then verify the archive offline, rebuilding the binary from its source"
+ARCHIVE=dist/fix_roles/fix_roles-run-$RUN.tar.gz
+rm -f "$ARCHIVE"
+bin/backfill archive "$RUN" --out "$ARCHIVE" --database-url "$(as demo_runner)"
+# From another directory, with an empty build cache and no database: what an auditor does.
+AUDIT=$(mktemp -d)
+cp "$ARCHIVE" "$AUDIT/"
+(cd "$AUDIT" && env -u DATABASE_URL "$OLDPWD/bin/backfill" verify-archive "$(basename "$ARCHIVE")" --rebuild)
+rm -rf "$AUDIT"
+tar -xzOf "$ARCHIVE" "fix_roles-run-$RUN/REPORT.md" | sed -n '1,12p'
+
 step "Done"
-echo "The dry-run report is in dist/fix_roles/dry-run.json; run $RUN of fix_roles completed once."
+echo "The dry-run report is in dist/fix_roles/dry-run.json; run $RUN of fix_roles completed once;"
+echo "its archive is $ARCHIVE (REPORT.md inside says who ran what, when, why and what changed)."

@@ -1,0 +1,310 @@
+package app_test
+
+import (
+	"bytes"
+	"encoding/json"
+	"os"
+	"path/filepath"
+	"sort"
+	"strings"
+	"syscall"
+	"testing"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runonce/backfill/cmd/backfill/internal/archive"
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/pgdb/pgtest"
+)
+
+// archiveRun archives a run as the runner from the repository copy (so the
+// default --dist, dist/fix_roles, is used) and returns the .tar.gz.
+func (x *target) archiveRun(run string) string {
+	x.t.Helper()
+	out := filepath.Join(x.t.TempDir(), "fix_roles-run-"+run+".tar.gz")
+	stdout := x.cliIn(x.repo, "archive", run, "--out", out, "--database-url", x.runner)
+	require.Contains(x.t, stdout, "archived run "+run+" of fix_roles")
+	return out
+}
+
+// verifyArchive runs verify-archive in a new directory with no database in
+// the environment.
+func verifyArchive(t *testing.T, path string, extra ...string) result {
+	t.Helper()
+	return runBinaryIn(t, t.TempDir(), nil, cliBin, append([]string{"verify-archive", path}, extra...)...)
+}
+
+func readArchive(t *testing.T, path string) map[string][]byte {
+	t.Helper()
+	files, err := archive.Read(path)
+	require.NoError(t, err)
+	return files
+}
+
+// executed is a target whose binary ran to completion after two approvals
+// and a saved dry-run; run is the completed run's id.
+func executed(t *testing.T) (*target, string) {
+	x := newTarget(t)
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+	require.Equal(t, 0, runBinary(t, nil, x.bin, "--save", "--database-url", x.runner).code)
+	require.Equal(t, 0, x.execute(x.bin).code)
+	return x, pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'completed'")
+}
+
+func TestArchiveOfARunVerifiesOfflineAndRebuildsToTheSameDigest(t *testing.T) {
+	t.Parallel()
+	x, run := executed(t)
+	path := x.archiveRun(run)
+
+	// An auditor: another directory, no database, an empty build cache.
+	res := verifyArchive(t, path, "--rebuild")
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+	require.Contains(t, res.stdout, "verifies, and its source rebuilds to the archived binary")
+	require.Contains(t, res.stdout, "ok    the source rebuilds, in a new directory with an empty build cache")
+	require.Contains(t, res.stdout, "ok    2 of 2 approval signatures verify")
+
+	files := readArchive(t, path)
+	report := string(files[archive.ReportFile])
+	for _, want := range []string{
+		"# Backfill fix_roles, run " + run, "**Outcome: completed: 333 rows changed in 3 batches**",
+		"> Set users.role to the role of the user's latest grant",
+		"| alice (t_alice_" + x.suffix + ") | execute | demo | reviewed by alice |",
+		"| bob (t_bob_" + x.suffix + ") | execute | demo | reviewed by bob |",
+		"database login t_runner_" + x.suffix, "database: " + x.name,
+		"| rows changed | [1, 15000] | 333 (dry-run 1) | 333 |",
+		"Before the first write", "After the last write", "| no_null_roles | 0 | 0 | yes |",
+		"Reconciled with dry-run 1 (333 rows would change): match.",
+	} {
+		require.Contains(t, report, want)
+	}
+	// The binary in the archive is the one that ran, with its source and recipe.
+	bin, err := os.ReadFile(x.bin)
+	require.NoError(t, err)
+	require.Equal(t, bin, files[archive.BinaryFile("fix_roles")])
+	require.Contains(t, string(files[archive.RecipeFile]), `"source_commit": "test"`)
+
+	// The archive is anchored in the audit log, and never overwritten.
+	require.Equal(t, "1", pgtest.Query(t, x.db, "SELECT count(*) FROM backfill.audit_events WHERE kind = 'archived' AND run_id = "+run))
+	again := runBinaryIn(t, x.repo, nil, cliBin, "archive", run, "--out", path, "--database-url", x.runner)
+	require.Equal(t, 1, again.code)
+	require.Contains(t, again.stderr, "it exists; archives are written once")
+
+	// --dir writes the same files, read-only, and verifies the same way.
+	dir := filepath.Join(t.TempDir(), "worm")
+	x.cliIn(x.repo, "archive", run, "--dir", dir, "--database-url", x.observer)
+	st, err := os.Stat(filepath.Join(dir, archive.ReportFile))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o444), st.Mode().Perm())
+	res = verifyArchive(t, dir)
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+
+	// A binary that is not the one that ran is refused before anything is written.
+	other := filepath.Join(t.TempDir(), "fix_roles")
+	require.NoError(t, os.MkdirAll(other, 0o755))
+	for _, f := range []string{"fix_roles", "build.json", "manifest.json", "source.tar"} {
+		data, err := os.ReadFile(filepath.Join(filepath.Dir(fixRoles), f))
+		require.NoError(t, err)
+		require.NoError(t, os.WriteFile(filepath.Join(other, f), data, 0o755))
+	}
+	out := filepath.Join(t.TempDir(), "wrong.tar.gz")
+	res = runBinary(t, nil, cliBin, "archive", run, "--dist", other, "--out", out, "--database-url", x.runner)
+	require.Equal(t, 1, res.code)
+	require.Contains(t, res.stderr, "ran sha256:")
+	require.NoFileExists(t, out)
+}
+
+// tamper writes a changed copy of an archive's files as a directory. With
+// resum, SHA256SUMS is recomputed, as someone covering their tracks would.
+func tamper(t *testing.T, files map[string][]byte, resum bool, change func(map[string][]byte)) string {
+	t.Helper()
+	copied := map[string][]byte{}
+	for p, d := range files {
+		copied[p] = bytes.Clone(d)
+	}
+	change(copied)
+	require.NotEqual(t, string(archive.Sums(files))+string(files[archive.SumsFile]),
+		string(archive.Sums(copied))+string(copied[archive.SumsFile]), "the change changed nothing")
+	if resum {
+		copied[archive.SumsFile] = archive.Sums(copied)
+	}
+	dir := filepath.Join(t.TempDir(), "archive")
+	require.NoError(t, archive.WriteDir(dir, copied))
+	return dir
+}
+
+func requireFails(t *testing.T, dir string, wants ...string) {
+	t.Helper()
+	res := verifyArchive(t, dir)
+	require.Equal(t, 1, res.code, res.stdout)
+	require.Contains(t, res.stderr, "does not verify")
+	for _, w := range wants {
+		require.Contains(t, res.stdout, "FAIL  "+w)
+	}
+}
+
+func TestVerifyArchiveNamesEveryTampering(t *testing.T) {
+	t.Parallel()
+	x, run := executed(t)
+	files := readArchive(t, x.archiveRun(run))
+	untouched := filepath.Join(t.TempDir(), "archive")
+	require.NoError(t, archive.WriteDir(untouched, files))
+	require.Equal(t, 0, verifyArchive(t, untouched).code, "an untouched copy must verify")
+
+	paths := make([]string, 0, len(files))
+	for p := range files {
+		paths = append(paths, p)
+	}
+	sort.Strings(paths)
+	for _, p := range paths {
+		t.Run("one byte of "+p, func(t *testing.T) {
+			t.Parallel()
+			dir := tamper(t, files, false, func(f map[string][]byte) {
+				f[p][len(f[p])/2] ^= 0x01
+			})
+			if p == archive.SumsFile {
+				res := verifyArchive(t, dir)
+				require.Equal(t, 1, res.code, res.stdout)
+				require.Contains(t, res.stdout, archive.SumsFile)
+				return
+			}
+			requireFails(t, dir, p+": does not match its sha256 in SHA256SUMS")
+		})
+	}
+
+	cases := []struct {
+		name   string
+		change func(map[string][]byte)
+		wants  []string
+	}{
+		{"an approval removed", func(f map[string][]byte) {
+			delete(f, archive.StatementFile(2))
+			delete(f, archive.SignatureFile(2))
+			f[archive.ApprovalsFile] = dropApproval(t, f[archive.ApprovalsFile], 2)
+		}, []string{"ledger/approvals.json: approval 2, counted by run " + run + ", is missing"}},
+		{"the binary swapped", func(f map[string][]byte) {
+			other, err := os.ReadFile(fixRoles)
+			require.NoError(t, err)
+			f[archive.BinaryFile("fix_roles")] = other
+		}, []string{"binary/fix_roles: is sha256:"}},
+		{"one audit event edited", func(f map[string][]byte) {
+			f[archive.EventsFile] = bytes.Replace(f[archive.EventsFile], []byte(`\"changed\": 167`), []byte(`\"changed\": 166`), 1)
+		}, []string{"ledger/audit_events.jsonl: audit chain broken at event"}},
+		{"an approval's reason rewritten", func(f map[string][]byte) {
+			f[archive.StatementFile(1)] = bytes.Replace(f[archive.StatementFile(1)], []byte("reviewed by alice"), []byte("reviewed by nobody"), 1)
+		}, []string{"approvals/1.json: signature approvals/1.sig does not verify with keys/alice.pub"}},
+		{"REPORT.md edited", func(f map[string][]byte) {
+			f[archive.ReportFile] = bytes.Replace(f[archive.ReportFile], []byte("reviewed by bob"), []byte("reviewed by carol"), 1)
+		}, []string{"REPORT.md: does not say what the archived records say"}},
+		{"a batch row removed", func(f map[string][]byte) {
+			f[archive.BatchesFile] = dropBatch(t, f[archive.BatchesFile])
+		}, []string{"ledger/batches.json: run " + run + " has 2 batches"}},
+	}
+	for _, c := range cases {
+		t.Run(c.name, func(t *testing.T) {
+			t.Parallel()
+			requireFails(t, tamper(t, files, false, c.change)) // the checksums alone catch it
+			requireFails(t, tamper(t, files, true, c.change), c.wants...)
+		})
+	}
+}
+
+func dropApproval(t *testing.T, data []byte, id int) []byte {
+	t.Helper()
+	var rows []map[string]any
+	require.NoError(t, jsonUnmarshal(data, &rows))
+	var kept []map[string]any
+	for _, r := range rows {
+		if int(r["id"].(float64)) != id {
+			kept = append(kept, r)
+		}
+	}
+	require.Len(t, kept, len(rows)-1)
+	return jsonMarshal(t, kept)
+}
+
+func jsonUnmarshal(data []byte, v any) error { return json.Unmarshal(data, v) }
+
+func jsonMarshal(t *testing.T, v any) []byte {
+	t.Helper()
+	data, err := json.MarshalIndent(v, "", "  ")
+	require.NoError(t, err)
+	return append(data, '\n')
+}
+
+func dropBatch(t *testing.T, data []byte) []byte {
+	t.Helper()
+	var rows []map[string]any
+	require.NoError(t, jsonUnmarshal(data, &rows))
+	return jsonMarshal(t, rows[:len(rows)-1])
+}
+
+func TestArchiveOfRefusedInterruptedAndRevertedRuns(t *testing.T) {
+	t.Parallel()
+	t.Run("refused", func(t *testing.T) {
+		t.Parallel()
+		x := newTarget(t)
+		require.Equal(t, int(bftype.ExitNotApproved), x.execute(x.bin).code)
+		run := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs")
+		path := x.archiveRun(run)
+		res := verifyArchive(t, path)
+		require.Equal(t, 0, res.code, res.stdout+res.stderr)
+		report := string(readArchive(t, path)[archive.ReportFile])
+		require.Contains(t, report, "**Outcome: REFUSED before any write (not_approved)")
+		require.Contains(t, report, "No approval of this binary was ever submitted.")
+		require.Contains(t, report, "No check results were recorded for this run")
+	})
+	t.Run("interrupted, then resumed", func(t *testing.T) {
+		t.Parallel()
+		x := approvedSlowTarget(t)
+		s := x.start()
+		x.waitFor(runningBatches, "true")
+		require.NoError(t, s.cmd.Process.Signal(syscall.SIGINT))
+		require.Equal(t, int(bftype.ExitInterrupted), s.wait(t))
+		run := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs")
+		path := x.archiveRun(run)
+		res := verifyArchive(t, path)
+		require.Equal(t, 0, res.code, res.stdout+res.stderr)
+		report := string(readArchive(t, path)[archive.ReportFile])
+		require.Contains(t, report, "**Outcome: INTERRUPTED after ")
+		require.Contains(t, report, "rerunning the same binary resumes after key")
+
+		require.Equal(t, 0, x.execute(x.bin).code)
+		path = x.archiveRun(run)
+		require.Equal(t, 0, verifyArchive(t, path).code)
+		report = string(readArchive(t, path)[archive.ReportFile])
+		require.Contains(t, report, "**Outcome: completed: 333 rows changed")
+		require.Contains(t, report, "- resumed 1 time(s): ")
+	})
+	t.Run("killed while running", func(t *testing.T) {
+		t.Parallel()
+		x := approvedSlowTarget(t)
+		s := x.start()
+		x.waitFor(runningBatches, "true")
+		// While it runs, the archive is refused: the record is not final.
+		res := runBinaryIn(t, x.repo, nil, cliBin, "archive", "1", "--out", filepath.Join(t.TempDir(), "a.tar.gz"), "--database-url", x.runner)
+		require.Equal(t, 1, res.code)
+		require.Contains(t, res.stderr, "still running")
+		require.NoError(t, s.cmd.Process.Kill())
+		s.wait(t)
+		path := x.archiveRun("1")
+		require.Equal(t, 0, verifyArchive(t, path).code)
+		require.Contains(t, string(readArchive(t, path)[archive.ReportFile]), "**Outcome: STOPPED WITHOUT A RECORD after ")
+	})
+	t.Run("reverted", func(t *testing.T) {
+		t.Parallel()
+		x, run := executed(t)
+		x.approve("alice", x.bin, "--revert-run", run)
+		x.approve("bob", x.bin, "--revert-run", run)
+		res := runBinary(t, nil, x.bin, "revert", "--run", run, "--execute", "--database-url", x.runner)
+		require.Equal(t, 0, res.code, tail(res.stderr))
+		path := x.archiveRun(run)
+		v := verifyArchive(t, path)
+		require.Equal(t, 0, v.code, v.stdout+v.stderr)
+		require.Contains(t, v.stdout, "(revert:"+run+", completed) was approved by 2 distinct approvers")
+		report := string(readArchive(t, path)[archive.ReportFile])
+		require.Contains(t, report, "; REVERTED by run ")
+		require.Contains(t, report, "(333 rows restored, 0 left alone)")
+		require.True(t, strings.Contains(report, "| revert:"+run+" | completed |"), report)
+	})
+}

@@ -1,0 +1,331 @@
+package archive
+
+import (
+	"bytes"
+	"encoding/json"
+	"fmt"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/runonce/backfill/runtime/approval"
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/cli"
+	"github.com/runonce/backfill/runtime/ledger"
+)
+
+// Report renders REPORT.md: who ran what, when, where and why, and what
+// changed, in words. It is rendered from the archive's files only, so that
+// Verify can render it again and compare.
+func Report(a *Archive) []byte {
+	var w strings.Builder
+	var info cli.Info
+	_ = json.Unmarshal(a.Manifest, &info)
+	m := info.Manifest
+	if m == nil {
+		m = &bftype.Manifest{}
+	}
+	run := a.run(a.Index.RunID)
+	if run == nil {
+		run = &ledger.Run{ID: a.Index.RunID, Backfill: a.Index.Backfill}
+	}
+	fmt.Fprintf(&w, "# Backfill %s, run %d\n\n", a.Index.Backfill, run.ID)
+	fmt.Fprintf(&w, "**Outcome: %s**\n\n", a.outcome(run))
+	fmt.Fprintf(&w, "## What and why\n\n> %s\n\n", m.Scope)
+	fmt.Fprintf(&w, "- owner: %s; risk: %s (%d distinct approver(s) required); reversible: %s\n", m.Owner, m.Risk,
+		approval.Required(m.Risk), yesNo(m.Reversible))
+	fmt.Fprintf(&w, "- binary: `%s`, sha256:%s\n", BinaryFile(a.Index.Backfill), a.Index.Digest)
+	fmt.Fprintf(&w, "- run signature: %s; code version %s; built with %s\n", info.RunSignature, info.CodeVersion, info.GoVersion)
+	fmt.Fprintf(&w, "- source: `%s` (%s), commit %s\n\n", SourceFile, a.Index.SourceDigest, info.SourceCommit)
+	a.reportApprovals(&w, run)
+	a.reportWho(&w, run)
+	a.reportCounts(&w, run, m)
+	a.reportChecks(&w, run)
+	a.reportOtherRuns(&w, run)
+	a.reportAudit(&w)
+	fmt.Fprintf(&w, "## Checking this archive\n\n```sh\nbackfill verify-archive ARCHIVE --rebuild\n```\n\n")
+	fmt.Fprintf(&w, "checks every file against `%s`, every signature against the archived keys, the digests of the binary,\n", SumsFile)
+	fmt.Fprintf(&w, "approvals and runs, the audit chain, this report, and rebuilds the binary from `%s` with `%s`.\n", SourceFile, RecipeFile)
+	fmt.Fprintf(&w, "docs/auditing.md explains each check.\n")
+	return []byte(w.String())
+}
+
+// Run is the record of the run the archive is about, or nil.
+func (a *Archive) Run() *ledger.Run { return a.run(a.Index.RunID) }
+
+func (a *Archive) run(id int64) *ledger.Run {
+	for i := range a.Runs {
+		if a.Runs[i].ID == id {
+			return &a.Runs[i]
+		}
+	}
+	return nil
+}
+
+// reverts are the revert runs of run id.
+func (a *Archive) reverts(id int64) []ledger.Run {
+	var out []ledger.Run
+	for _, r := range a.Runs {
+		if r.Purpose == approval.RevertPurpose(id) {
+			out = append(out, r)
+		}
+	}
+	return out
+}
+
+func (a *Archive) outcome(run *ledger.Run) string {
+	s := describeStatus(run)
+	for _, r := range a.reverts(run.ID) {
+		switch r.Status {
+		case ledger.StatusCompleted:
+			s += fmt.Sprintf("; REVERTED by run %d at %s (%d rows restored, %d left alone)", r.ID, stamp(r.FinishedAt), r.Changed, a.skippedOf(r.ID))
+		case ledger.StatusRefused:
+			s += fmt.Sprintf("; a revert (run %d) was refused: %s", r.ID, deref(r.StopReason))
+		default:
+			s += fmt.Sprintf("; a revert (run %d) is %s after %d rows", r.ID, r.Status, r.Changed)
+		}
+	}
+	return s
+}
+
+func describeStatus(r *ledger.Run) string {
+	switch r.Status {
+	case ledger.StatusCompleted:
+		return fmt.Sprintf("completed: %d rows changed in %d batches", r.Changed, r.Batches)
+	case ledger.StatusRefused:
+		return fmt.Sprintf("REFUSED before any write (%s): %s", deref(r.StopReason), deref(r.Message))
+	case ledger.StatusInterrupted:
+		return fmt.Sprintf("INTERRUPTED after %d batches (%d rows changed); rerunning the same binary resumes after key %s",
+			r.Batches, r.Changed, string(r.Cursor))
+	case ledger.StatusRunning:
+		return fmt.Sprintf("STOPPED WITHOUT A RECORD after %d batches (%d rows changed): the process ended without finishing (a crash or a kill); rerunning resumes after key %s",
+			r.Batches, r.Changed, string(r.Cursor))
+	default:
+		return fmt.Sprintf("%s after %d batches (%d rows changed) (%s): %s", strings.ToUpper(strings.ReplaceAll(r.Status, "_", " ")),
+			r.Batches, r.Changed, deref(r.StopReason), deref(r.Message))
+	}
+}
+
+func (a *Archive) reportApprovals(w *strings.Builder, run *ledger.Run) {
+	fmt.Fprintf(w, "## Who approved it, and why\n\n")
+	if len(a.Approvals) == 0 {
+		fmt.Fprintf(w, "No approval of this binary was ever submitted.\n\n")
+		return
+	}
+	logins := map[string]string{}
+	for _, k := range a.Approvers {
+		logins[k.Name] = k.Login
+	}
+	fmt.Fprintf(w, "| approval | approver (login) | purpose | environment | reason | submitted | expires | counted by run %d |\n", run.ID)
+	fmt.Fprintf(w, "| ---: | --- | --- | --- | --- | --- | --- | --- |\n")
+	for _, x := range a.Approvals {
+		fmt.Fprintf(w, "| %d | %s (%s) | %s | %s | %s | %s | %s | %s |\n", x.ID, x.Approver, logins[x.Approver], x.Purpose, x.Environment,
+			cell(x.Reason), stamp(&x.SubmittedAt), stamp(&x.ExpiresAt), yesNo(contains(run.ApprovalIDs, x.ID)))
+	}
+	fmt.Fprintf(w, "\nEach statement is `approvals/ID.json`, its signature `approvals/ID.sig`, the key `keys/APPROVER.pub`.\n\n")
+}
+
+func (a *Archive) reportWho(w *strings.Builder, run *ledger.Run) {
+	fmt.Fprintf(w, "## Who ran it, when and where\n\n")
+	fmt.Fprintf(w, "- operator: OS user %s on host %s, database login %s\n", run.OSUser, run.ClientHost, run.DBUser)
+	fmt.Fprintf(w, "- database: %s on %s (cluster %s), ledger environment %s\n", a.Index.Ledger.Database, a.Index.Ledger.Server,
+		a.Index.Ledger.SystemIdentifier, a.Index.Ledger.Environment)
+	fmt.Fprintf(w, "- started %s; finished %s; last update %s\n", stamp(&run.StartedAt), stamp(run.FinishedAt), stamp(&run.UpdatedAt))
+	resumes := a.eventsOf(run.ID, "resumed")
+	fmt.Fprintf(w, "- resumed %d time(s)", len(resumes))
+	for i, e := range resumes {
+		sep := ": "
+		if i > 0 {
+			sep = ", "
+		}
+		fmt.Fprintf(w, "%s%s", sep, micros(e.AtMicros))
+	}
+	var params bytes.Buffer
+	if json.Compact(&params, run.Parameters) != nil {
+		params.Reset()
+		params.Write(run.Parameters)
+	}
+	fmt.Fprintf(w, "\n- launch parameters: `%s`\n\n", params.String())
+}
+
+func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Manifest) {
+	fmt.Fprintf(w, "## Planned and changed\n\n")
+	var planned *bftype.Report
+	var plannedID int64
+	for _, d := range a.DryRuns {
+		if !d.CreatedAt.After(run.StartedAt) {
+			var rep bftype.Report
+			if json.Unmarshal(d.Report, &rep) == nil {
+				planned, plannedID = &rep, d.ID
+			}
+		}
+	}
+	fmt.Fprintf(w, "| | expected (manifest) | planned (dry-run) | this run |\n| --- | --- | --- | --- |\n")
+	p := func(f func(*bftype.Report) int64) string {
+		if planned == nil {
+			return "no dry-run saved before the run"
+		}
+		return fmt.Sprintf("%d (dry-run %d)", f(planned), plannedID)
+	}
+	fmt.Fprintf(w, "| rows in scope | %s | %s | %s |\n", m.Expect.Matched, p(func(r *bftype.Report) int64 { return r.Counts.Matched }), optional(run.Matched))
+	fmt.Fprintf(w, "| rows changed | %s | %s | %d |\n", m.Expect.Changed, p(func(r *bftype.Report) int64 { return r.Counts.WillChange }), run.Changed)
+	fmt.Fprintf(w, "| rows scanned | | %s | %d |\n\n", p(func(r *bftype.Report) int64 { return r.Counts.Scanned }), run.Scanned)
+	var n, changed int64
+	var slowest float64
+	for _, b := range a.Batches {
+		if b.RunID == run.ID {
+			n, changed = n+1, changed+b.Changed
+			slowest = max(slowest, b.DurationMS)
+		}
+	}
+	fmt.Fprintf(w, "%d batch rows in `%s` (%d rows changed, slowest %.1f ms); %d dry-run report(s) of this binary in `%s`.\n",
+		n, BatchesFile, changed, slowest, len(a.DryRuns), DryRunsFile)
+	for _, e := range a.eventsOf(run.ID, "reconciled") {
+		var rec struct {
+			DryRunID   int64 `json:"dry_run_id"`
+			WillChange int64 `json:"will_change"`
+			Match      bool  `json:"match"`
+		}
+		if json.Unmarshal([]byte(e.Payload), &rec) == nil {
+			fmt.Fprintf(w, "Reconciled with dry-run %d (%d rows would change): %s.\n", rec.DryRunID, rec.WillChange, map[bool]string{true: "match", false: "MISMATCH"}[rec.Match])
+		}
+	}
+	fmt.Fprintln(w)
+}
+
+func (a *Archive) reportChecks(w *strings.Builder, run *ledger.Run) {
+	fmt.Fprintf(w, "## Validation\n\n")
+	found := false
+	for _, c := range a.Checks {
+		if c.RunID != run.ID {
+			continue
+		}
+		found = true
+		label := "Before the first write"
+		if c.When == "after" {
+			label = "After the last write"
+		}
+		fmt.Fprintf(w, "%s (audit event %d):\n\n| check | expected | got | holds |\n| --- | --- | --- | --- |\n", label, c.Seq)
+		for _, raw := range c.Results {
+			var r struct {
+				Name, Equals, Got string
+				Holds             bool
+			}
+			_ = json.Unmarshal(raw, &r)
+			fmt.Fprintf(w, "| %s | %s | %s | %s |\n", cell(r.Name), cell(r.Equals), cell(r.Got), yesNo(r.Holds))
+		}
+		fmt.Fprintln(w)
+	}
+	if !found {
+		fmt.Fprintf(w, "No check results were recorded for this run (it stopped before its checks ran).\n\n")
+	}
+}
+
+func (a *Archive) reportOtherRuns(w *strings.Builder, run *ledger.Run) {
+	fmt.Fprintf(w, "## Every run of this binary\n\n| run | purpose | status | stop reason | started | finished | changed |\n| ---: | --- | --- | --- | --- | --- | ---: |\n")
+	for _, r := range a.Runs {
+		mark := ""
+		if r.ID == run.ID {
+			mark = " (this run)"
+		}
+		fmt.Fprintf(w, "| %d%s | %s | %s | %s | %s | %s | %d |\n", r.ID, mark, r.Purpose, r.Status, deref(r.StopReason),
+			stamp(&r.StartedAt), stamp(r.FinishedAt), r.Changed)
+	}
+	fmt.Fprintln(w)
+	for _, r := range a.reverts(run.ID) {
+		n := a.skippedOf(r.ID)
+		if n > 0 {
+			fmt.Fprintf(w, "Revert run %d left %d row(s) alone because they changed after run %d wrote them; they are listed in `%s`.\n\n", r.ID, n, run.ID, SkippedFile)
+		}
+	}
+}
+
+func (a *Archive) reportAudit(w *strings.Builder) {
+	s := a.Index.Audit
+	fmt.Fprintf(w, "## Audit trail\n\n")
+	fmt.Fprintf(w, "Audit events %d to %d of the ledger's chain are in `%s` (the chain's head was event %d, hash %s, when this archive was made on %s by %s as %s).\n\n",
+		s.FirstSeq, s.LastSeq, EventsFile, s.HeadSeq, s.HeadHash, a.Index.CreatedAt.Format(time.RFC3339), a.Index.CreatedBy.OSUser, a.Index.CreatedBy.DBUser)
+	runs := map[int64]bool{}
+	for _, r := range a.Runs {
+		runs[r.ID] = true
+	}
+	kinds := map[string]int{}
+	for _, e := range a.Events {
+		if e.RunID != nil && runs[*e.RunID] {
+			kinds[e.Kind]++
+		}
+	}
+	var names []string
+	for k := range kinds {
+		names = append(names, k)
+	}
+	sort.Strings(names)
+	parts := make([]string, len(names))
+	for i, k := range names {
+		parts[i] = fmt.Sprintf("%s %d", k, kinds[k])
+	}
+	fmt.Fprintf(w, "Events of this binary's runs, by kind: %s.\n\n", strings.Join(parts, ", "))
+}
+
+func (a *Archive) eventsOf(run int64, kind string) []ledger.Event {
+	var out []ledger.Event
+	for _, e := range a.Events {
+		if e.RunID != nil && *e.RunID == run && e.Kind == kind {
+			out = append(out, e)
+		}
+	}
+	return out
+}
+
+func (a *Archive) skippedOf(run int64) int {
+	n := 0
+	for _, s := range a.Skipped {
+		if s.RunID == run {
+			n++
+		}
+	}
+	return n
+}
+
+func stamp(t *time.Time) string {
+	if t == nil {
+		return "-"
+	}
+	return t.UTC().Format(time.RFC3339)
+}
+
+func micros(us int64) string { return time.UnixMicro(us).UTC().Format(time.RFC3339) }
+
+func deref(s *string) string {
+	if s == nil || *s == "" {
+		return "-"
+	}
+	return *s
+}
+
+func optional(n *int64) string {
+	if n == nil {
+		return "-"
+	}
+	return fmt.Sprint(*n)
+}
+
+func yesNo(b bool) string {
+	if b {
+		return "yes"
+	}
+	return "no"
+}
+
+func cell(s string) string {
+	return strings.NewReplacer("|", `\|`, "\n", " ").Replace(s)
+}
+
+func contains(ids []int64, id int64) bool {
+	for _, x := range ids {
+		if x == id {
+			return true
+		}
+	}
+	return false
+}
