@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"os"
 	"os/exec"
@@ -83,6 +85,60 @@ func TestBuildIsReproducibleAndEveryInputChangesTheDigest(t *testing.T) {
 			require.NotEqual(t, sigA, sig, "run signature unchanged after editing %s", c.file)
 		})
 	}
+}
+
+// TestBuildCompilesTheSourceBundleItRecords edits a copy of the repository
+// without committing and builds it: the bundle holds the edit, the binary
+// embeds the bundle's digest, and build.json's command, run in the
+// extracted bundle elsewhere, gives the same sha256.
+func TestBuildCompilesTheSourceBundleItRecords(t *testing.T) {
+	t.Parallel()
+	repo := copyRepo(t)
+	edit(t, filepath.Join(repo, "backfills/fix_roles/transform.go"), "leave this row alone", "leave this row be")
+	digest, _ := build(t, repo)
+	dist := filepath.Join(repo, "dist/fix_roles")
+
+	bundle, err := os.ReadFile(filepath.Join(dist, "source.tar"))
+	require.NoError(t, err)
+	src := t.TempDir()
+	out, err := run(src, nil, "tar", "-xf", filepath.Join(dist, "source.tar"))
+	require.NoError(t, err, out)
+	transform, err := os.ReadFile(filepath.Join(src, "backfills/fix_roles/transform.go"))
+	require.NoError(t, err)
+	require.Contains(t, string(transform), "leave this row be", "the bundle is not the tree that was built")
+	require.NoFileExists(t, filepath.Join(src, "backfills/fix_roles/transform_test.go"))
+	require.NoDirExists(t, filepath.Join(src, "cmd/backfill"))
+
+	var recipe struct {
+		SourceDigest string `json:"source_digest"`
+		Env          map[string]string
+		Args         []string
+		Package      string
+	}
+	data, err := os.ReadFile(filepath.Join(dist, "build.json"))
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &recipe))
+	sum := sha256.Sum256(bundle)
+	require.Equal(t, "sha256:"+hex.EncodeToString(sum[:]), recipe.SourceDigest)
+	res := runBinary(t, nil, filepath.Join(dist, "fix_roles"), "info")
+	require.Contains(t, res.stdout, "source bundle  "+recipe.SourceDigest)
+
+	var env []string
+	for k, v := range recipe.Env {
+		env = append(env, k+"="+v)
+	}
+	args := append(append([]string{}, recipe.Args...), "-o", filepath.Join(src, "rebuilt"), recipe.Package)
+	out, err = run(src, env, "go", args...)
+	require.NoError(t, err, out)
+	rebuilt, err := fileSHA(filepath.Join(src, "rebuilt"))
+	require.NoError(t, err)
+	require.Equal(t, digest, rebuilt, "the recorded command on the bundle does not give the binary")
+}
+
+func fileSHA(path string) (string, error) {
+	data, err := os.ReadFile(path)
+	sum := sha256.Sum256(data)
+	return hex.EncodeToString(sum[:]), err
 }
 
 func TestInfoShowsTheBinarysOwnDigest(t *testing.T) {
