@@ -18,6 +18,9 @@ type Plan interface {
 	Walk(ctx context.Context, db DBTX, after json.RawMessage, size int, visit func(*Batch) error) error
 	// Next reads the one page after the cursor; it returns nil at the end.
 	Next(ctx context.Context, db DBTX, after json.RawMessage, size int) (*Batch, error)
+	// Scan reads the whole scope, as a dry-run does, and tallies what a run
+	// would change without keeping more than a page and opts.Samples changes.
+	Scan(ctx context.Context, db DBTX, opts ScanOpts) (*Tally, error)
 	// Names are the display names of the key and page parameters.
 	Names() Names
 	// Start is the cursor before every key, as JSON.
@@ -90,30 +93,45 @@ func (p *typed[R, C, K]) Next(ctx context.Context, db DBTX, after json.RawMessag
 			return nil, fmt.Errorf("error decoding cursor %s: %w", after, err)
 		}
 	}
+	rows, read, err := p.page(ctx, db, cursor, size)
+	if err != nil || len(rows) == 0 {
+		return nil, err
+	}
+	b := p.batch(rows, read)
+	b.Last = len(rows) < size
+	return b, nil
+}
+
+// page runs the scope's page query: up to size rows after the cursor.
+func (p *typed[R, C, K]) page(ctx context.Context, db DBTX, cursor K, size int) ([]R, time.Duration, error) {
 	began := time.Now()
 	rows, err := p.s.Page(ctx, db, cursor, size)
 	if err != nil {
-		return nil, fmt.Errorf("error reading page after key %v: %w", cursor, err)
+		return nil, 0, fmt.Errorf("error reading page after key %v: %w", cursor, err)
 	}
-	if len(rows) == 0 {
-		return nil, nil
+	return rows, time.Since(began), nil
+}
+
+// decide is the one place a row's change is decided, for a real run and a
+// dry-run alike: the transform's change and the fields it would set, or
+// false when the transform leaves the row alone or the row already holds
+// the change.
+func (p *typed[R, C, K]) decide(row R) (C, []bftype.FieldDiff, bool) {
+	change, ok := p.s.Transform(row)
+	if !ok {
+		return change, nil, false
 	}
-	b := p.batch(rows, time.Since(began))
-	b.Last = len(rows) < size
-	return b, nil
+	diffs := p.s.Diff(row, change)
+	return change, diffs, len(diffs) > 0
 }
 
 func (p *typed[R, C, K]) batch(rows []R, read time.Duration) *Batch {
 	var changes []C
 	var samples []bftype.Sample
 	for _, row := range rows {
-		change, ok := p.s.Transform(row)
+		change, diffs, ok := p.decide(row)
 		if !ok {
 			continue
-		}
-		diffs := p.s.Diff(row, change)
-		if len(diffs) == 0 {
-			continue // the row already holds the change
 		}
 		changes = append(changes, change)
 		samples = append(samples, bftype.SampleOf(p.s.Key(row), diffs))

@@ -1,0 +1,101 @@
+package plan
+
+import (
+	"context"
+	"fmt"
+	"time"
+
+	"github.com/runonce/backfill/runtime/bftype"
+)
+
+// ScanOpts says how Scan reads the scope.
+type ScanOpts struct {
+	// Page is the LIMIT of each page query. A read-only walk writes nothing
+	// and locks nothing, so its pages need not be as small as the batches
+	// that protect a real run's writers: larger pages cost fewer round trips.
+	// Only one page of rows is held at a time, so memory grows with Page,
+	// never with the scope.
+	Page int
+	// Batch is the size of a real run's batches: Tally.Batches and
+	// Tally.FirstApply are counted in batches of this many rows.
+	Batch int
+	// Samples is how many changes, the first in key order, to keep with
+	// their diffs.
+	Samples int
+}
+
+// Tally is what Scan found: what a real run over the same snapshot would do.
+type Tally struct {
+	Scanned    int64           // rows the pages returned
+	Changes    int64           // rows the transform would change
+	Batches    int64           // batches of ScanOpts.Batch rows a real run would read
+	Pages      int64           // page queries Scan ran
+	Samples    []bftype.Sample // the first changes, by key, with their diffs
+	FirstApply []bftype.Param  // Apply's parameters for the first batch with changes
+	ReadTime   time.Duration   // time spent in page queries
+}
+
+// Scan reads the whole scope from the start in pages of opts.Page rows and
+// decides every row exactly as a real run's batches do. It cuts the rows
+// into batches of opts.Batch, in key order, the way a real run's keyset
+// pages would fall, so the batch count and the first batch's Apply
+// parameters are those of a real run whatever the page size.
+func (p *typed[R, C, K]) Scan(ctx context.Context, db DBTX, opts ScanOpts) (*Tally, error) {
+	if opts.Page < 1 || opts.Batch < 1 {
+		return nil, fmt.Errorf("error scanning scope: page (%d) and batch (%d) sizes must be positive", opts.Page, opts.Batch)
+	}
+	s := scanner[R, C, K]{p: p, opts: opts, t: &Tally{}}
+	cursor := p.s.Start
+	for {
+		rows, read, err := p.page(ctx, db, cursor, opts.Page)
+		if err != nil {
+			return nil, err
+		}
+		s.t.Pages++
+		s.t.ReadTime += read
+		for _, row := range rows {
+			s.add(row)
+		}
+		if len(rows) < opts.Page {
+			break
+		}
+		cursor = p.s.Key(rows[len(rows)-1])
+	}
+	s.endBatch()
+	s.t.Batches = (s.t.Scanned + int64(opts.Batch) - 1) / int64(opts.Batch)
+	return s.t, nil
+}
+
+// scanner is the state of one Scan between rows.
+type scanner[R, C any, K Key] struct {
+	p       *typed[R, C, K]
+	opts    ScanOpts
+	t       *Tally
+	pending []C // the current batch's changes, until FirstApply is known
+}
+
+func (s *scanner[R, C, K]) add(row R) {
+	if s.t.Scanned > 0 && s.t.Scanned%int64(s.opts.Batch) == 0 {
+		s.endBatch()
+	}
+	s.t.Scanned++
+	change, diffs, ok := s.p.decide(row)
+	if !ok {
+		return
+	}
+	s.t.Changes++
+	if len(s.t.Samples) < s.opts.Samples {
+		s.t.Samples = append(s.t.Samples, bftype.SampleOf(s.p.s.Key(row), diffs))
+	}
+	if s.t.FirstApply == nil {
+		s.pending = append(s.pending, change)
+	}
+}
+
+// endBatch closes a batch: the first one with changes gives FirstApply.
+func (s *scanner[R, C, K]) endBatch() {
+	if s.t.FirstApply == nil && len(s.pending) > 0 {
+		s.t.FirstApply = s.p.s.ApplyParams(s.pending)
+	}
+	s.pending = nil
+}
