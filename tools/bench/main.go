@@ -14,6 +14,7 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
+	"strconv"
 	"strings"
 	"syscall"
 	"time"
@@ -25,8 +26,9 @@ func main() {
 	rows := flag.Int("rows", 2_000_000, "rows in the large table")
 	small := flag.Int("small", 200_000, "rows in the small table")
 	admin := flag.String("database-url", envOr("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "server to create the bench databases on (superuser)")
+	only := flag.String("only", "", "comma-separated configurations to run, e.g. 1,3 (default: all; (1) always runs, as the baseline)")
 	flag.Parse()
-	if err := run(context.Background(), *admin, *rows, *small); err != nil {
+	if err := run(context.Background(), *admin, *rows, *small, *only); err != nil {
 		fmt.Fprintln(os.Stderr, "bench:", err)
 		os.Exit(1)
 	}
@@ -50,7 +52,7 @@ type result struct {
 
 func (r result) rate() float64 { return float64(r.rows) / r.took.Seconds() }
 
-func run(ctx context.Context, admin string, rows, small int) error {
+func run(ctx context.Context, admin string, rows, small int, only string) error {
 	root, err := os.Getwd()
 	if err != nil {
 		return err
@@ -65,8 +67,8 @@ func run(ctx context.Context, admin string, rows, small int) error {
 	if err := b.setup(); err != nil {
 		return err
 	}
-	var results []result
-	for _, step := range []struct {
+	results := map[int]result{}
+	for i, step := range []struct {
 		name string
 		n    int
 		fn   func(int) (result, error)
@@ -77,19 +79,42 @@ func run(ctx context.Context, admin string, rows, small int) error {
 		{"(4) --execute", small, b.execute},
 		{"(5) --execute, no before-images", rows, b.executeIrreversible},
 	} {
+		if !selected(only, i+1) {
+			continue
+		}
 		fmt.Fprintf(os.Stderr, "bench: %s on %d rows...\n", step.name, step.n)
 		r, err := step.fn(step.n)
 		if err != nil {
 			return fmt.Errorf("%s: %w", step.name, err)
 		}
 		r.name = step.name
-		results = append(results, r)
+		results[i+1] = r
 	}
 	report(results)
 	return nil
 }
 
-func report(rs []result) {
+// selected reports whether configuration n is to run: all by default, and
+// (1) always, since every ratio is to it.
+func selected(only string, n int) bool {
+	if only == "" || n == 1 {
+		return true
+	}
+	for _, f := range strings.Split(only, ",") {
+		if strings.TrimSpace(f) == strconv.Itoa(n) {
+			return true
+		}
+	}
+	return false
+}
+
+func report(results map[int]result) {
+	var rs []result
+	for n := 1; n <= 5; n++ {
+		if r, ok := results[n]; ok {
+			rs = append(rs, r)
+		}
+	}
 	base := rs[0]
 	fmt.Printf("\n%-32s %10s %10s %12s %10s %10s %10s %10s\n", "configuration", "rows", "seconds", "rows/s", "vs (1)", "p50 ms", "p99 ms", "peak RSS")
 	for _, r := range rs {
@@ -102,9 +127,22 @@ func report(rs []result) {
 		}
 		fmt.Printf("%-32s %10d %10.2f %12.0f %9.2fx %10s %10s %10s\n", r.name, r.rows, r.took.Seconds(), r.rate(), r.rate()/base.rate(), p50, p99, rss)
 	}
-	fmt.Printf("\nthroughput (2)/(1): %.2fx   time (3)/(1): %.2fx   peak RSS (4) vs (2): %.1f vs %.1f MiB   throughput (5)/(1): %.2fx\n",
-		rs[1].rate()/base.rate(), rs[2].took.Seconds()/base.took.Seconds(), float64(rs[3].rssKiB)/1024, float64(rs[1].rssKiB)/1024,
-		rs[4].rate()/base.rate())
+	var summary []string
+	if r, ok := results[2]; ok {
+		summary = append(summary, fmt.Sprintf("throughput (2)/(1): %.2fx", r.rate()/base.rate()))
+	}
+	if r, ok := results[3]; ok {
+		summary = append(summary, fmt.Sprintf("time (3)/(1): %.3fx", r.took.Seconds()/base.took.Seconds()))
+	}
+	if r2, ok := results[2]; ok {
+		if r4, ok := results[4]; ok {
+			summary = append(summary, fmt.Sprintf("peak RSS (4) vs (2): %.1f vs %.1f MiB", float64(r4.rssKiB)/1024, float64(r2.rssKiB)/1024))
+		}
+	}
+	if r, ok := results[5]; ok {
+		summary = append(summary, fmt.Sprintf("throughput (5)/(1): %.2fx", r.rate()/base.rate()))
+	}
+	fmt.Printf("\n%s\n", strings.Join(summary, "   "))
 }
 
 // bench holds the databases, logins and binary of one run.
