@@ -95,11 +95,14 @@ func TestLockHeldPastTheLockTimeoutIsRetriedUntilReleased(t *testing.T) {
 	defer holder.Close(ctx)
 	tx, err := holder.Begin(ctx)
 	require.NoError(t, err)
-	// Hold every in-scope user past the 100ms lock timeout for two seconds.
+	// Hold every in-scope user past the 100ms lock timeout.
 	_, err = tx.Exec(ctx, "SELECT id FROM users WHERE id > 500 FOR UPDATE")
 	require.NoError(t, err)
 	s := x.start()
-	time.Sleep(2 * time.Second)
+	// Release only once the run has waited on the lock (however long start-up
+	// takes on a loaded machine), and after a few of its 100ms timeouts.
+	x.waitFor("SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = 't_runner_"+x.suffix+"' AND wait_event_type = 'Lock'", "true")
+	time.Sleep(time.Second)
 	require.NoError(t, tx.Commit(ctx))
 	require.Equal(t, 0, s.wait(t), tail(s.stderr.String()))
 	logs := s.stderr.String()
