@@ -45,9 +45,9 @@ backfill: sqlc $(CLI) ## build dist/NAME/NAME: make backfill NAME=x
 	@test -n "$(NAME)" || { echo "usage: make backfill NAME=fix_roles"; exit 2; }
 	$(CLI) build $(NAME)
 
-archive: $(CLI) ## archive a run for audit: make archive NAME=x RUN=42 (DATABASE_URL: the ledger)
-	@test -n "$(NAME)" -a -n "$(RUN)" || { echo "usage: make archive NAME=fix_roles RUN=42"; exit 2; }
-	$(CLI) archive $(RUN) --dist dist/$(NAME) --out dist/$(NAME)/$(NAME)-run-$(RUN).tar.gz
+archive: $(CLI) ## archive a run for audit: make archive NAME=x RUN=42 [OUT=file.tar.gz] (DATABASE_URL: the ledger)
+	@test -n "$(NAME)" -a -n "$(RUN)" || { echo "usage: make archive NAME=fix_roles RUN=42 [OUT=file.tar.gz]"; exit 2; }
+	$(CLI) archive $(RUN) --dist dist/$(NAME) --out $(or $(OUT),dist/$(NAME)/$(NAME)-run-$(RUN).tar.gz)
 
 demo: $(SQLC) $(CLI) ## run the demo on a throwaway database (or DATABASE_URL)
 	tools/withpg.sh DATABASE_URL -- tools/demo/demo.sh

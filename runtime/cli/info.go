@@ -19,6 +19,7 @@ type Info struct {
 	CodeVersion  string             `json:"code_version"`
 	GoVersion    string             `json:"go_version"`
 	Manifest     *bftype.Manifest   `json:"manifest"`
+	ManifestText string             `json:"manifest_text"` // the embedded manifest, byte for byte
 	Statements   []bftype.Statement `json:"statements"`
 }
 
@@ -33,7 +34,7 @@ func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.
 		return err
 	}
 	info := Info{Name: b.Name, Digest: digest, RunSignature: b.RunSignature, SourceCommit: b.SourceCommit,
-		SourceDigest: b.SourceDigest, CodeVersion: b.CodeVersion, GoVersion: goVersion(), Manifest: m, Statements: b.Statements}
+		SourceDigest: b.SourceDigest, CodeVersion: b.CodeVersion, GoVersion: goVersion(), Manifest: m, ManifestText: b.Manifest, Statements: b.Statements}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")

@@ -13,9 +13,10 @@ func RunsOfDigest(ctx context.Context, q Querier, digest string) ([]Run, error) 
 	return queryRuns(ctx, q, "WHERE digest = $1 ORDER BY id", digest)
 }
 
-// DryRuns lists the dry-run reports saved for a digest, oldest first.
+// DryRuns lists the dry-run reports saved for a digest, oldest first. Each
+// report is its jsonb text exactly, the bytes its audit event's hash covers.
 func DryRuns(ctx context.Context, q Querier, digest string) ([]DryRun, error) {
-	rows, err := q.Query(ctx, `SELECT id, digest, report, created_by, created_at FROM backfill.dry_runs
+	rows, err := q.Query(ctx, `SELECT id, digest, report::text, created_by, created_at FROM backfill.dry_runs
 		WHERE digest = $1 ORDER BY id`, digest)
 	if err != nil {
 		return nil, fmt.Errorf("error reading dry-run reports: %w", err)

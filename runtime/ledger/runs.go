@@ -212,19 +212,22 @@ func Finish(ctx context.Context, q Querier, id int64, status, reason, message st
 	return Append(ctx, q, id, "finished", map[string]any{"status": status, "stop_reason": reason, "message": message})
 }
 
-// SaveDryRun stores a dry-run report.
+// SaveDryRun stores a dry-run report. Its audit event carries the sha256 of
+// the report as stored (jsonb text), which binds an archived copy to the chain.
 func SaveDryRun(ctx context.Context, q Querier, backfill, digest, signature string, report any) (int64, error) {
 	data, err := json.Marshal(report)
 	if err != nil {
 		return 0, fmt.Errorf("error encoding dry-run report: %w", err)
 	}
 	var id int64
-	err = q.QueryRow(ctx, `INSERT INTO backfill.dry_runs (backfill, digest, run_signature, report) VALUES ($1, $2, $3, $4) RETURNING id`,
-		backfill, digest, signature, data).Scan(&id)
+	var sum string
+	err = q.QueryRow(ctx, `INSERT INTO backfill.dry_runs (backfill, digest, run_signature, report) VALUES ($1, $2, $3, $4)
+		RETURNING id, encode(sha256(convert_to(report::text, 'UTF8')), 'hex')`,
+		backfill, digest, signature, data).Scan(&id, &sum)
 	if err != nil {
 		return 0, fmt.Errorf("error saving dry-run report: %w", err)
 	}
-	return id, Append(ctx, q, 0, "dry_run", map[string]any{"dry_run_id": id, "backfill": backfill, "digest": digest})
+	return id, Append(ctx, q, 0, "dry_run", map[string]any{"dry_run_id": id, "backfill": backfill, "digest": digest, "report_sha256": sum})
 }
 
 // IsNotFound reports whether err is a missing row.

@@ -41,6 +41,9 @@ func archiveCommand(ctx context.Context, e *env, args []string) error {
 	if *out != "" && *dir != "" {
 		return usageError{"use --out or --dir, not both"}
 	}
+	if err := writable(*out, *dir); err != nil {
+		return err
+	}
 	return withConn(ctx, *url, func(conn *pgx.Conn) error {
 		a, err := archive.Collect(ctx, conn, archive.CollectOpts{RunID: id, Dist: *dist, Who: operator(), Now: time.Now()})
 		if err != nil {
@@ -60,12 +63,27 @@ func archiveCommand(ctx context.Context, e *env, args []string) error {
 		if err != nil {
 			return err
 		}
-		sums := archive.Sums(files)
-		fmt.Fprintf(e.stdout, "archived run %d of %s (%s) to %s: %d files\nSHA256SUMS sha256:%s\nverify it with: backfill verify-archive %s --rebuild\n",
-			id, a.Index.Backfill, a.Run().Status, dest, len(files), hexSum(sums), dest)
-		recordArchive(ctx, e, conn, id, dest, hexSum(sums))
+		fmt.Fprintf(e.stdout, "archived run %d of %s (%s) to %s: %d files and SHA256SUMS\nsha256 of SHA256SUMS: %s\nverify it with: backfill verify-archive %s --rebuild\n",
+			id, a.Index.Backfill, a.Run().Status, dest, len(files)-1, hexSum(files[archive.SumsFile]), dest)
+		recordArchive(ctx, e, conn, id, dest, hexSum(files[archive.SumsFile]))
 		return nil
 	})
+}
+
+// writable refuses, before any work, a destination that exists: archives
+// are written once.
+func writable(out, dir string) error {
+	if out != "" {
+		if _, err := os.Lstat(out); err == nil {
+			return fmt.Errorf("error writing archive %q: it exists; archives are written once, choose another name", out)
+		}
+	}
+	if dir != "" {
+		if entries, err := os.ReadDir(dir); err == nil && len(entries) > 0 {
+			return fmt.Errorf("error writing archive into %q: the directory is not empty; archives are written once", dir)
+		}
+	}
+	return nil
 }
 
 // writeArchive writes the files and reads them back to make sure what is on
@@ -85,7 +103,7 @@ func writeArchive(a *archive.Archive, files map[string][]byte, out, dir string) 
 			return "", err
 		}
 	}
-	back, err := archive.Read(dest)
+	back, _, err := archive.Read(dest)
 	if err != nil {
 		return "", err
 	}
@@ -125,14 +143,14 @@ func verifyArchiveCommand(ctx context.Context, e *env, args []string) error {
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
 	}
-	files, err := archive.Read(fs.Arg(0))
+	files, top, err := archive.Read(fs.Arg(0))
 	if err != nil {
 		return err
 	}
 	if *rebuild {
-		fmt.Fprintf(e.stderr, "rebuilding from the archived source with an empty build cache (a minute or two)...\n")
+		fmt.Fprintf(e.stderr, "will rebuild from the archived source with an empty build cache (a few minutes)...\n")
 	}
-	v := archive.Verify(ctx, files, archive.VerifyOpts{Rebuild: *rebuild, GoCache: *cache})
+	v := archive.Verify(ctx, files, archive.VerifyOpts{Rebuild: *rebuild, GoCache: *cache, Top: top})
 	for _, c := range v.Checked {
 		fmt.Fprintf(e.stdout, "ok    %s\n", c)
 	}

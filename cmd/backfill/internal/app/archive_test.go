@@ -3,6 +3,7 @@ package app_test
 import (
 	"bytes"
 	"encoding/json"
+	"io/fs"
 	"os"
 	"path/filepath"
 	"sort"
@@ -14,6 +15,7 @@ import (
 
 	"github.com/runonce/backfill/cmd/backfill/internal/archive"
 	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/ledger"
 	"github.com/runonce/backfill/runtime/pgdb/pgtest"
 )
 
@@ -36,7 +38,7 @@ func verifyArchive(t *testing.T, path string, extra ...string) result {
 
 func readArchive(t *testing.T, path string) map[string][]byte {
 	t.Helper()
-	files, err := archive.Read(path)
+	files, _, err := archive.Read(path)
 	require.NoError(t, err)
 	return files
 }
@@ -45,6 +47,7 @@ func readArchive(t *testing.T, path string) map[string][]byte {
 // and a saved dry-run; run is the completed run's id.
 func executed(t *testing.T) (*target, string) {
 	x := newTarget(t)
+	require.Equal(t, int(bftype.ExitNotApproved), x.execute(x.bin).code) // a refused attempt, also archived
 	x.approve("alice", x.bin)
 	x.approve("bob", x.bin)
 	require.Equal(t, 0, runBinary(t, nil, x.bin, "--save", "--database-url", x.runner).code)
@@ -62,7 +65,7 @@ func TestArchiveOfARunVerifiesOfflineAndRebuildsToTheSameDigest(t *testing.T) {
 	require.Equal(t, 0, res.code, res.stdout+res.stderr)
 	require.Contains(t, res.stdout, "verifies, and its source rebuilds to the archived binary")
 	require.Contains(t, res.stdout, "ok    the source rebuilds, in a new directory with an empty build cache")
-	require.Contains(t, res.stdout, "ok    2 of 2 approval signatures verify")
+	require.Contains(t, res.stdout, "ok    all 2 approval signatures verify")
 
 	files := readArchive(t, path)
 	report := string(files[archive.ReportFile])
@@ -89,13 +92,18 @@ func TestArchiveOfARunVerifiesOfflineAndRebuildsToTheSameDigest(t *testing.T) {
 	again := runBinaryIn(t, x.repo, nil, cliBin, "archive", run, "--out", path, "--database-url", x.runner)
 	require.Equal(t, 1, again.code)
 	require.Contains(t, again.stderr, "it exists; archives are written once")
+	require.NotContains(t, again.stdout, "archived run", "the existing file was checked only after the work")
 
 	// --dir writes the same files, read-only, and verifies the same way.
 	dir := filepath.Join(t.TempDir(), "worm")
+	unlockOnCleanup(t, dir)
 	x.cliIn(x.repo, "archive", run, "--dir", dir, "--database-url", x.observer)
 	st, err := os.Stat(filepath.Join(dir, archive.ReportFile))
 	require.NoError(t, err)
 	require.Equal(t, os.FileMode(0o444), st.Mode().Perm())
+	st, err = os.Stat(filepath.Join(dir, "ledger"))
+	require.NoError(t, err)
+	require.Equal(t, os.FileMode(0o555), st.Mode().Perm(), "files could be added to the archive directory")
 	res = verifyArchive(t, dir)
 	require.Equal(t, 0, res.code, res.stdout+res.stderr)
 
@@ -129,8 +137,22 @@ func tamper(t *testing.T, files map[string][]byte, resum bool, change func(map[s
 		copied[archive.SumsFile] = archive.Sums(copied)
 	}
 	dir := filepath.Join(t.TempDir(), "archive")
+	unlockOnCleanup(t, dir)
 	require.NoError(t, archive.WriteDir(dir, copied))
 	return dir
+}
+
+// unlockOnCleanup makes a read-only archive directory removable again when
+// the test ends (t.TempDir cannot remove it otherwise, unless root).
+func unlockOnCleanup(t *testing.T, dir string) {
+	t.Cleanup(func() {
+		_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+			if err == nil && d.IsDir() {
+				_ = os.Chmod(p, 0o755)
+			}
+			return nil
+		})
+	})
 }
 
 func requireFails(t *testing.T, dir string, wants ...string) {
@@ -148,6 +170,7 @@ func TestVerifyArchiveNamesEveryTampering(t *testing.T) {
 	x, run := executed(t)
 	files := readArchive(t, x.archiveRun(run))
 	untouched := filepath.Join(t.TempDir(), "archive")
+	unlockOnCleanup(t, untouched)
 	require.NoError(t, archive.WriteDir(untouched, files))
 	require.Equal(t, 0, verifyArchive(t, untouched).code, "an untouched copy must verify")
 
@@ -199,6 +222,37 @@ func TestVerifyArchiveNamesEveryTampering(t *testing.T) {
 		{"a batch row removed", func(f map[string][]byte) {
 			f[archive.BatchesFile] = dropBatch(t, f[archive.BatchesFile])
 		}, []string{"ledger/batches.json: run " + run + " has 2 batches"}},
+		{"a command slipped into the recipe", func(f map[string][]byte) {
+			f[archive.RecipeFile] = bytes.Replace(f[archive.RecipeFile], []byte(`"-trimpath",`), []byte(`"-trimpath", "-toolexec=/bin/sh -c touch /tmp/pwned",`), 1)
+		}, []string{"binary/build.json: is not the standard recipe, and is never run: args are"}},
+		{"the manifest's risk lowered", func(f map[string][]byte) {
+			f[archive.ManifestFile] = bytes.ReplaceAll(f[archive.ManifestFile], []byte(`"risk": "high"`), []byte(`"risk": "low"`))
+			f[archive.ManifestFile] = bytes.ReplaceAll(f[archive.ManifestFile], []byte(`\"risk\": \"high\"`), []byte(`\"risk\": \"low\"`))
+		}, []string{"binary/manifest.json: says the binary embeds"}},
+		{"an approval removed with every trace outside the chain", func(f map[string][]byte) {
+			delete(f, archive.StatementFile(2))
+			delete(f, archive.SignatureFile(2))
+			delete(f, archive.KeyFile("bob"))
+			f[archive.ApprovalsFile] = dropApproval(t, f[archive.ApprovalsFile], 2)
+			f[archive.RunsFile] = bytes.Replace(f[archive.RunsFile], []byte("\"approval_ids\": [\n      1,\n      2\n    ]"), []byte("\"approval_ids\": [\n      1\n    ]"), 1)
+		}, []string{"ledger/approvals.json: approval 2 of this binary (audit event"}},
+		{"the operator rewritten", func(f map[string][]byte) {
+			f[archive.RunsFile] = bytes.ReplaceAll(f[archive.RunsFile], []byte(`"os_user": "`), []byte(`"os_user": "someone-else-`))
+		}, []string{"ledger/runs.json: run " + run + " does not say what its started event"}},
+		{"the refused attempt dropped", func(f map[string][]byte) {
+			var runs []map[string]any
+			require.NoError(t, jsonUnmarshal(f[archive.RunsFile], &runs))
+			f[archive.RunsFile] = jsonMarshal(t, runs[1:])
+		}, []string{"ledger/runs.json: run 1 of this binary (audit event"}},
+		{"the dry-run report edited", func(f map[string][]byte) {
+			f[archive.DryRunFile(1)] = bytes.Replace(f[archive.DryRunFile(1)], []byte(`"will_change": 333`), []byte(`"will_change": 33`), 1)
+		}, []string{"dry_runs/1.json: is not the report whose sha256 audit event"}},
+		{"the chain re-hashed from a made-up start", func(f map[string][]byte) {
+			f[archive.EventsFile] = rechain(t, f[archive.EventsFile], "abc")
+		}, []string{`ledger/audit_events.jsonl: the first event's prev_hash "abc" is not a sha256`}},
+		{"a note added", func(f map[string][]byte) {
+			f["NOTES.md"] = []byte("Approved verbally by the CISO.\n")
+		}, []string{"NOTES.md: is not part of this archive"}},
 	}
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
@@ -230,6 +284,24 @@ func jsonMarshal(t *testing.T, v any) []byte {
 	data, err := json.MarshalIndent(v, "", "  ")
 	require.NoError(t, err)
 	return append(data, '\n')
+}
+
+// rechain recomputes every event's hash from a new first prev_hash, as a
+// forger would.
+func rechain(t *testing.T, data []byte, prev string) []byte {
+	t.Helper()
+	var out bytes.Buffer
+	for _, line := range bytes.Split(bytes.TrimSpace(data), []byte("\n")) {
+		var e ledger.Event
+		require.NoError(t, json.Unmarshal(line, &e))
+		e.PrevHash = prev
+		e.Hash = ledger.Hash(e)
+		prev = e.Hash
+		enc, err := json.Marshal(e)
+		require.NoError(t, err)
+		out.Write(append(enc, '\n'))
+	}
+	return out.Bytes()
 }
 
 func dropBatch(t *testing.T, data []byte) []byte {

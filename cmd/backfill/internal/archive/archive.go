@@ -50,6 +50,9 @@ func StatementFile(id int64) string { return "approvals/" + strconv.FormatInt(id
 // SignatureFile is the path of an approval's base64 signature.
 func SignatureFile(id int64) string { return "approvals/" + strconv.FormatInt(id, 10) + ".sig" }
 
+// DryRunFile is the path of a dry-run report, its jsonb text exactly.
+func DryRunFile(id int64) string { return "dry_runs/" + strconv.FormatInt(id, 10) + ".json" }
+
 // KeyFile is the path of an approver's public key.
 func KeyFile(approver string) string { return "keys/" + approver + ".pub" }
 
@@ -107,6 +110,15 @@ type ApprovalRow struct {
 	SubmittedAt  time.Time `json:"submitted_at"`
 }
 
+// DryRunRow is a saved dry-run report's ledger row; the report is its own
+// file, whose sha256 the report's audit event carries.
+type DryRunRow struct {
+	ID        int64     `json:"id"`
+	Digest    string    `json:"digest"`
+	CreatedBy string    `json:"created_by"`
+	CreatedAt time.Time `json:"created_at"`
+}
+
 // ApproverRow is an approver key registration, without the key (its own file).
 type ApproverRow struct {
 	Name      string     `json:"name"`
@@ -141,7 +153,8 @@ type Archive struct {
 	Source     []byte // the source bundle
 	Runs       []ledger.Run
 	Batches    []ledger.Batch
-	DryRuns    []ledger.DryRun
+	DryRuns    []DryRunRow
+	Reports    map[int64][]byte // dry-run reports by id
 	Approvals  []ApprovalRow
 	Statements map[int64][]byte
 	Signatures map[int64][]byte
@@ -182,6 +195,9 @@ func (a *Archive) Files() (map[string][]byte, error) {
 	}
 	for id, s := range a.Signatures {
 		files[SignatureFile(id)] = s
+	}
+	for id, r := range a.Reports {
+		files[DryRunFile(id)] = r
 	}
 	for name, k := range a.Keys {
 		files[KeyFile(name)] = k

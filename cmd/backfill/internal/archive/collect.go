@@ -38,14 +38,14 @@ type CollectOpts struct {
 func Collect(ctx context.Context, conn *pgx.Conn, o CollectOpts) (*Archive, error) {
 	run, err := ledger.GetRun(ctx, conn, o.RunID)
 	if err != nil {
-		return nil, fmt.Errorf("error reading run %d: %w", o.RunID, err)
+		return nil, err
 	}
 	if run.Status == ledger.StatusRunning {
 		if held, err := lockHeld(ctx, conn, engine.LockKey(run.RunSignature, run.Purpose)); err != nil || held {
 			return nil, errors.Join(fmt.Errorf("run %d is %w (its process holds the run lock); archive it after it ends", run.ID, ErrStillRunning), err)
 		}
 	}
-	a := &Archive{Statements: map[int64][]byte{}, Signatures: map[int64][]byte{}, Keys: map[string][]byte{}}
+	a := newArchive()
 	if err := a.readDist(o.Dist, run); err != nil {
 		return nil, err
 	}
@@ -101,13 +101,15 @@ func (a *Archive) readDist(dist string, run *ledger.Run) error {
 	if dist == "" {
 		dist = filepath.Join("dist", run.Backfill)
 	}
-	files := map[string]*[]byte{run.Backfill: &a.Binary, "manifest.json": &a.Manifest, "build.json": &a.Recipe, "source.tar": &a.Source}
-	for name, dst := range files {
-		data, err := os.ReadFile(filepath.Join(dist, name))
+	for _, f := range []struct {
+		name string
+		dst  *[]byte
+	}{{run.Backfill, &a.Binary}, {"build.json", &a.Recipe}, {"manifest.json", &a.Manifest}, {"source.tar", &a.Source}} {
+		data, err := os.ReadFile(filepath.Join(dist, f.name))
 		if err != nil {
 			return fmt.Errorf("error reading the build of run %d's binary (pass --dist with the directory `backfill build` wrote it to): %w", run.ID, err)
 		}
-		*dst = data
+		*f.dst = data
 	}
 	if got := hexSHA256(a.Binary); got != run.Digest {
 		return fmt.Errorf("%s is sha256:%s, but run %d ran sha256:%s; pass --dist with the directory of the binary that ran",
@@ -140,8 +142,13 @@ func (a *Archive) readLedger(ctx context.Context, tx pgx.Tx, digest string) erro
 			}
 		}
 	}
-	if a.DryRuns, err = ledger.DryRuns(ctx, tx, digest); err != nil {
+	dryRuns, err := ledger.DryRuns(ctx, tx, digest)
+	if err != nil {
 		return err
+	}
+	for _, d := range dryRuns {
+		a.DryRuns = append(a.DryRuns, DryRunRow{ID: d.ID, Digest: d.Digest, CreatedBy: d.CreatedBy, CreatedAt: d.CreatedAt})
+		a.Reports[d.ID] = d.Report
 	}
 	if err := a.readApprovals(ctx, tx, digest); err != nil {
 		return err

@@ -30,7 +30,7 @@ func (ps *problems) add(file, format string, args ...any) {
 // problems; Parse reads as much as it can so that Verify can report more.
 func Parse(files map[string][]byte) (*Archive, []Problem) {
 	var ps problems
-	a := &Archive{Statements: map[int64][]byte{}, Signatures: map[int64][]byte{}, Keys: map[string][]byte{}}
+	a := newArchive()
 	decode(files, IndexFile, &a.Index, &ps)
 	if a.Index.Format != Format {
 		ps.add(IndexFile, "format is %q, not %q (not an archive of this tool, or a newer one)", a.Index.Format, Format)
@@ -63,11 +63,21 @@ func Parse(files map[string][]byte) (*Archive, []Problem) {
 			} else {
 				ps.add(path, "is not named after an approval id")
 			}
+		case strings.HasPrefix(path, "dry_runs/") && strings.HasSuffix(path, ".json"):
+			if id, ok := fileID(strings.TrimPrefix(path, "dry_runs/"), ".json"); ok {
+				a.Reports[id] = data
+			} else {
+				ps.add(path, "is not named after a dry-run report id")
+			}
 		case strings.HasPrefix(path, "keys/") && strings.HasSuffix(path, ".pub"):
 			a.Keys[strings.TrimSuffix(strings.TrimPrefix(path, "keys/"), ".pub")] = data
 		}
 	}
 	return a, ps
+}
+
+func newArchive() *Archive {
+	return &Archive{Statements: map[int64][]byte{}, Signatures: map[int64][]byte{}, Keys: map[string][]byte{}, Reports: map[int64][]byte{}}
 }
 
 func fileID(path, ext string) (int64, bool) {

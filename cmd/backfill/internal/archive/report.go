@@ -112,17 +112,36 @@ func (a *Archive) reportApprovals(w *strings.Builder, run *ledger.Run) {
 		fmt.Fprintf(w, "No approval of this binary was ever submitted.\n\n")
 		return
 	}
-	logins := map[string]string{}
+	keys := map[string]ApproverRow{}
 	for _, k := range a.Approvers {
-		logins[k.Name] = k.Login
+		keys[k.Name] = k
 	}
 	fmt.Fprintf(w, "| approval | approver (login) | purpose | environment | reason | submitted | expires | counted by run %d |\n", run.ID)
 	fmt.Fprintf(w, "| ---: | --- | --- | --- | --- | --- | --- | --- |\n")
 	for _, x := range a.Approvals {
-		fmt.Fprintf(w, "| %d | %s (%s) | %s | %s | %s | %s | %s | %s |\n", x.ID, x.Approver, logins[x.Approver], x.Purpose, x.Environment,
-			cell(x.Reason), stamp(&x.SubmittedAt), stamp(&x.ExpiresAt), yesNo(contains(run.ApprovalIDs, x.ID)))
+		counted := yesNo(contains(run.ApprovalIDs, x.ID))
+		if x.SubmittedAt.After(run.StartedAt) {
+			counted = "no (submitted after the run started)"
+		}
+		fmt.Fprintf(w, "| %d | %s (%s) | %s | %s | %s | %s | %s | %s |\n", x.ID, x.Approver, keys[x.Approver].Login, x.Purpose, x.Environment,
+			cell(x.Reason), stamp(&x.SubmittedAt), stamp(&x.ExpiresAt), counted)
 	}
-	fmt.Fprintf(w, "\nEach statement is `approvals/ID.json`, its signature `approvals/ID.sig`, the key `keys/APPROVER.pub`.\n\n")
+	fmt.Fprintf(w, "\nEach statement is `approvals/ID.json`, its signature `approvals/ID.sig`, the key `keys/APPROVER.pub`.\n")
+	fmt.Fprintf(w, "Check these key ids against your own record of the approvers' keys (an archive cannot vouch for its own keys):\n\n")
+	names := make([]string, 0, len(keys))
+	for n := range keys {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		k := keys[n]
+		revoked := ""
+		if k.RevokedAt != nil {
+			revoked = ", revoked " + stamp(k.RevokedAt)
+		}
+		fmt.Fprintf(w, "- %s (login %s): key id %s, registered %s by %s%s\n", n, k.Login, k.KeyID, stamp(&k.AddedAt), k.AddedBy, revoked)
+	}
+	fmt.Fprintln(w)
 }
 
 func (a *Archive) reportWho(w *strings.Builder, run *ledger.Run) {
@@ -155,7 +174,7 @@ func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Ma
 	for _, d := range a.DryRuns {
 		if !d.CreatedAt.After(run.StartedAt) {
 			var rep bftype.Report
-			if json.Unmarshal(d.Report, &rep) == nil {
+			if json.Unmarshal(a.Reports[d.ID], &rep) == nil {
 				planned, plannedID = &rep, d.ID
 			}
 		}
@@ -178,8 +197,12 @@ func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Ma
 			slowest = max(slowest, b.DurationMS)
 		}
 	}
-	fmt.Fprintf(w, "%d batch rows in `%s` (%d rows changed, slowest %.1f ms); %d dry-run report(s) of this binary in `%s`.\n",
-		n, BatchesFile, changed, slowest, len(a.DryRuns), DryRunsFile)
+	if n == 0 {
+		fmt.Fprintf(w, "No batch was committed. ")
+	} else {
+		fmt.Fprintf(w, "%d batch rows in `%s` (%d rows changed, slowest %.1f ms). ", n, BatchesFile, changed, slowest)
+	}
+	fmt.Fprintf(w, "%d dry-run report(s) of this binary in `dry_runs/`.\n", len(a.DryRuns))
 	for _, e := range a.eventsOf(run.ID, "reconciled") {
 		var rec struct {
 			DryRunID   int64 `json:"dry_run_id"`

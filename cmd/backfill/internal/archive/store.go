@@ -75,18 +75,33 @@ func WriteDir(dir string, files map[string][]byte) error {
 			return fmt.Errorf("error writing %q: %w", dst, err)
 		}
 	}
+	// Directories last, deepest first, so that nothing can be added later.
+	var dirs []string
+	_ = filepath.WalkDir(dir, func(p string, d fs.DirEntry, err error) error {
+		if err == nil && d.IsDir() {
+			dirs = append(dirs, p)
+		}
+		return nil
+	})
+	for i := len(dirs) - 1; i >= 0; i-- {
+		if err := os.Chmod(dirs[i], 0o555); err != nil {
+			return fmt.Errorf("error making %q read-only: %w", dirs[i], err)
+		}
+	}
 	return nil
 }
 
 // Read reads an archive: a .tar.gz written by WriteTarGz or a directory
-// written by WriteDir. Paths are relative to the archive's top.
-func Read(src string) (map[string][]byte, error) {
+// written by WriteDir. Paths are relative to the archive's top directory,
+// which it returns for a .tar.gz ("" for a directory).
+func Read(src string) (files map[string][]byte, top string, err error) {
 	st, err := os.Stat(src)
 	if err != nil {
-		return nil, fmt.Errorf("error reading archive %q: %w", src, err)
+		return nil, "", fmt.Errorf("error reading archive %q: %w", src, err)
 	}
 	if st.IsDir() {
-		return readDir(src)
+		files, err := readDir(src)
+		return files, "", err
 	}
 	return readTarGz(src)
 }
@@ -113,15 +128,15 @@ func readDir(dir string) (map[string][]byte, error) {
 	return files, nil
 }
 
-func readTarGz(file string) (map[string][]byte, error) {
+func readTarGz(file string) (map[string][]byte, string, error) {
 	f, err := os.Open(file)
 	if err != nil {
-		return nil, fmt.Errorf("error reading archive %q: %w", file, err)
+		return nil, "", fmt.Errorf("error reading archive %q: %w", file, err)
 	}
 	defer f.Close()
 	gz, err := gzip.NewReader(f)
 	if err != nil {
-		return nil, fmt.Errorf("error reading archive %q: not a .tar.gz: %w", file, err)
+		return nil, "", fmt.Errorf("error reading archive %q: not a .tar.gz: %w", file, err)
 	}
 	tr := tar.NewReader(gz)
 	files := map[string][]byte{}
@@ -132,24 +147,24 @@ func readTarGz(file string) (map[string][]byte, error) {
 			break
 		}
 		if err != nil {
-			return nil, fmt.Errorf("error reading archive %q: %w", file, err)
+			return nil, "", fmt.Errorf("error reading archive %q: %w", file, err)
 		}
 		if hdr.Typeflag == tar.TypeDir {
 			continue
 		}
 		dir, rel, ok := strings.Cut(hdr.Name, "/")
 		if hdr.Typeflag != tar.TypeReg || !ok || rel == "" || path.Clean(rel) != rel || strings.HasPrefix(rel, "../") || (top != "" && dir != top) {
-			return nil, fmt.Errorf("error reading archive %q: entry %q is not a file under one top directory", file, hdr.Name)
+			return nil, "", fmt.Errorf("error reading archive %q: entry %q is not a file under one top directory", file, hdr.Name)
 		}
 		top = dir
 		if _, dup := files[rel]; dup {
-			return nil, fmt.Errorf("error reading archive %q: %q appears twice", file, rel)
+			return nil, "", fmt.Errorf("error reading archive %q: %q appears twice", file, rel)
 		}
 		var buf bytes.Buffer
 		if _, err := io.Copy(&buf, io.LimitReader(tr, maxFile)); err != nil {
-			return nil, fmt.Errorf("error reading %q from archive %q: %w", rel, file, err)
+			return nil, "", fmt.Errorf("error reading %q from archive %q: %w", rel, file, err)
 		}
 		files[rel] = buf.Bytes()
 	}
-	return files, nil
+	return files, top, nil
 }

@@ -10,11 +10,13 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"regexp"
 	"slices"
 	"strings"
 
 	"github.com/runonce/backfill/cmd/backfill/internal/repro"
 	"github.com/runonce/backfill/runtime/approval"
+	"github.com/runonce/backfill/runtime/bftype"
 	"github.com/runonce/backfill/runtime/cli"
 	"github.com/runonce/backfill/runtime/ledger"
 )
@@ -27,6 +29,9 @@ type VerifyOpts struct {
 	// GoCache is the Go build cache of the rebuild; empty means a new, empty
 	// one, so that nothing cached on this machine can influence the result.
 	GoCache string
+	// Top is the directory the files were under in a .tar.gz ("" for a
+	// directory archive); it must name the archive's backfill and run.
+	Top string
 }
 
 // Verified is what Verify checked and what it found wrong.
@@ -45,11 +50,16 @@ func Verify(ctx context.Context, files map[string][]byte, o VerifyOpts) Verified
 	a, ps := Parse(files)
 	v.problems = append(v.problems, ps...)
 	v.a = a
+	if o.Top != "" && o.Top != Top(a) {
+		v.problems.add(IndexFile, "is about run %d of %s, but the archive's directory is %s", a.Index.RunID, a.Index.Backfill, o.Top)
+	}
+	v.layout()
 	v.binary()
 	v.build()
 	v.approvals()
 	v.runs()
 	v.audit()
+	v.bindings()
 	v.consistency()
 	v.report()
 	if o.Rebuild && len(v.problems) == 0 {
@@ -64,6 +74,7 @@ type verifier struct {
 	problems problems
 	checked  []string
 	info     cli.Info
+	recipe   *repro.Recipe // the standard recipe of the archived build, the only one a rebuild runs
 }
 
 func (v *verifier) ok(format string, args ...any) {
@@ -105,6 +116,32 @@ func (v *verifier) sums() {
 	}
 }
 
+// layout refuses files an archive never holds: anything added, even if
+// listed in SHA256SUMS, is a problem.
+func (v *verifier) layout() {
+	a := v.a
+	want := map[string]bool{IndexFile: true, ReportFile: true, SumsFile: true, ManifestFile: true, RecipeFile: true, SourceFile: true,
+		RunsFile: true, BatchesFile: true, DryRunsFile: true, ApprovalsFile: true, ApproversFile: true, EventsFile: true, ChecksFile: true,
+		SkippedFile: true, BinaryFile(a.Index.Backfill): true}
+	for _, x := range a.Approvals {
+		want[StatementFile(x.ID)], want[SignatureFile(x.ID)] = true, true
+	}
+	for _, k := range a.Approvers {
+		want[KeyFile(k.Name)] = true
+	}
+	for _, d := range a.DryRuns {
+		want[DryRunFile(d.ID)] = true
+		if a.Reports[d.ID] == nil {
+			v.problems.add(DryRunFile(d.ID), "is missing: the report of dry-run %d", d.ID)
+		}
+	}
+	for _, p := range sortedPaths(v.files) {
+		if !want[p] {
+			v.problems.add(p, "is not part of this archive (no record refers to it; added after archiving)")
+		}
+	}
+}
+
 // binary checks that the binary, its manifest, the recipe, the index and
 // every run name the same digest.
 func (v *verifier) binary() {
@@ -122,6 +159,8 @@ func (v *verifier) binary() {
 		v.problems.add(ManifestFile, "is not valid: %v", err)
 	} else if v.info.Digest != digest || v.info.Name != a.Index.Backfill {
 		v.problems.add(ManifestFile, "describes %s sha256:%s, not the archived binary", v.info.Name, v.info.Digest)
+	} else {
+		v.manifestInBinary()
 	}
 	for _, r := range a.Runs {
 		if r.Digest != digest || r.Backfill != a.Index.Backfill {
@@ -132,6 +171,41 @@ func (v *verifier) binary() {
 		v.problems.add(RunsFile, "does not hold run %d, the run this archive is about", a.Index.RunID)
 	}
 	v.ok("binary %s is sha256:%s, the digest of run %d", bin, digest, a.Index.RunID)
+}
+
+// manifestInBinary checks that what manifest.json says the binary embeds
+// (manifest, statements, run signature, versions) is in the binary's bytes,
+// so that the file cannot say something the approved binary does not.
+func (v *verifier) manifestInBinary() {
+	info, bin := v.info, v.a.Binary
+	if info.Manifest == nil || info.ManifestText == "" {
+		v.problems.add(ManifestFile, "has no manifest")
+		return
+	}
+	decoded, err := bftype.DecodeManifest([]byte(info.ManifestText))
+	want, _ := json.Marshal(decoded)
+	got, _ := json.Marshal(info.Manifest)
+	if err != nil || !bytes.Equal(want, got) {
+		v.problems.add(ManifestFile, "its manifest is not the manifest text it quotes")
+	}
+	embedded := []string{info.ManifestText, info.RunSignature, info.CodeVersion, info.SourceCommit, info.SourceDigest}
+	for _, st := range info.Statements {
+		embedded = append(embedded, st.SQL)
+	}
+	for _, text := range embedded {
+		if text == "" || !bytes.Contains(bin, []byte(text)) {
+			v.problems.add(ManifestFile, "says the binary embeds %q, which it does not", abbreviate(text))
+			return
+		}
+	}
+	v.ok("the manifest, %d statements and run signature in %s are the ones embedded in the binary", len(info.Statements), ManifestFile)
+}
+
+func abbreviate(s string) string {
+	if len(s) > 60 {
+		return s[:57] + "..."
+	}
+	return s
 }
 
 // build checks the recipe against the binary's own build information and
@@ -146,6 +220,11 @@ func (v *verifier) build() {
 	if r.Backfill != a.Index.Backfill || r.SHA256 != a.Index.Digest {
 		v.problems.add(RecipeFile, "is the recipe of %s sha256:%s, not of the archived binary", r.Backfill, r.SHA256)
 	}
+	std, bad := r.Standardize()
+	for _, b := range bad {
+		v.problems.add(RecipeFile, "is not the standard recipe, and is never run: %s", b)
+	}
+	v.recipe = std
 	if got := repro.Digest(a.Source); got != r.SourceDigest || got != a.Index.SourceDigest {
 		v.problems.add(SourceFile, "is %s, but the recipe names %s and %s names %s", got, r.SourceDigest, IndexFile, a.Index.SourceDigest)
 	}
@@ -166,11 +245,11 @@ func (v *verifier) build() {
 		v.problems.add(BinaryFile(a.Index.Backfill), "has no Go build information: %v", err)
 		return
 	}
-	bad := r.Check(e)
-	for _, b := range bad {
+	mismatch := r.Check(e)
+	for _, b := range mismatch {
 		v.problems.add(RecipeFile, "%s", b)
 	}
-	if len(bad) == 0 {
+	if len(mismatch) == 0 && len(bad) == 0 {
 		v.ok("the binary embeds source bundle %s and was built with %s as %s says", r.SourceDigest, e.GoVersion, RecipeFile)
 	}
 }
@@ -220,8 +299,12 @@ func (v *verifier) approvals() {
 			v.problems.add(StatementFile(x.ID), "approves sha256:%s, not the archived binary sha256:%s", s.Digest(), a.Index.Digest)
 			continue
 		}
+		if p.Backfill != a.Index.Backfill || (v.info.RunSignature != "" && p.RunSignature != v.info.RunSignature) {
+			v.problems.add(StatementFile(x.ID), "approves backfill %s with run signature %s, not the archived binary's", p.Backfill, p.RunSignature)
+			continue
+		}
 		if p.Approver != x.Approver || p.Purpose != x.Purpose || p.Environment != x.Environment || p.Reason != x.Reason ||
-			!p.ExpiresAt.Equal(x.ExpiresAt) || x.Digest != a.Index.Digest {
+			!p.ExpiresAt.Equal(x.ExpiresAt) || x.Digest != a.Index.Digest || x.Backfill != p.Backfill || x.RunSignature != p.RunSignature {
 			v.problems.add(ApprovalsFile, "approval %d does not say what its signed statement says", x.ID)
 			continue
 		}
@@ -232,7 +315,9 @@ func (v *verifier) approvals() {
 			v.problems.add(StatementFile(id), "is not an approval listed in %s", ApprovalsFile)
 		}
 	}
-	v.ok("%d of %d approval signatures verify with the archived keys and approve the archived binary", good, len(a.Approvals))
+	if good == len(a.Approvals) {
+		v.ok("all %d approval signatures verify with the archived keys and approve the archived binary", good)
+	}
 }
 
 // runs checks, for every run that was not refused, that the approvals it
@@ -240,6 +325,7 @@ func (v *verifier) approvals() {
 func (v *verifier) runs() {
 	a := v.a
 	if v.info.Manifest == nil {
+		v.problems.add(ManifestFile, "has no manifest, so the approvals the runs needed cannot be checked")
 		return
 	}
 	var rows []ledger.Approval
@@ -290,6 +376,10 @@ func (v *verifier) audit() {
 		return
 	}
 	first, last := a.Events[0], a.Events[len(a.Events)-1]
+	if !hashPattern.MatchString(first.PrevHash) {
+		v.problems.add(EventsFile, "the first event's prev_hash %q is not a sha256 (event %d)", abbreviate(first.PrevHash), first.Seq)
+		return
+	}
 	if err := ledger.VerifyChain(a.Events, first.PrevHash); err != nil {
 		v.problems.add(EventsFile, "%v", err)
 		return
@@ -323,7 +413,7 @@ func (v *verifier) audit() {
 			v.problems.add(EventsFile, "has no event of dry-run report %d", d.ID)
 		}
 	}
-	v.ok("audit events %d to %d form an unbroken hash chain from %s…", first.Seq, last.Seq, first.PrevHash[:12])
+	v.ok("audit events %d to %d form an unbroken hash chain from %s", first.Seq, last.Seq, abbreviate(first.PrevHash))
 }
 
 func payloadID(e ledger.Event, field string) int64 {
@@ -375,7 +465,7 @@ func (v *verifier) consistency() {
 			v.problems.add(DryRunsFile, "dry-run report %d is of sha256:%s, not the archived binary", d.ID, d.Digest)
 		}
 	}
-	v.ok("%d batch rows, %d dry-run reports and the check results agree with the runs and the audit events", len(a.Batches), len(a.DryRuns))
+	v.ok("%d batch rows and the check results agree with the runs and the audit events", len(a.Batches))
 }
 
 // report renders REPORT.md from the files and compares.
@@ -394,9 +484,9 @@ func (v *verifier) report() {
 // an empty build cache, and compares the sha256 with the archived binary.
 func (v *verifier) rebuild(ctx context.Context, cache string) {
 	a := v.a
-	var r repro.Recipe
-	if err := json.Unmarshal(a.Recipe, &r); err != nil {
-		v.problems.add(RecipeFile, "is not valid: %v", err)
+	r := v.recipe
+	if r == nil {
+		v.problems.add(RecipeFile, "is not a standard recipe; nothing was rebuilt")
 		return
 	}
 	work, err := os.MkdirTemp("", "backfill-rebuild-")
@@ -414,7 +504,7 @@ func (v *verifier) rebuild(ctx context.Context, cache string) {
 		cache = filepath.Join(work, "gocache")
 	}
 	out := filepath.Join(work, r.Binary)
-	if err := repro.Build(ctx, &r, src, out, repro.Opts{GoCache: cache, Toolchain: true}); err != nil {
+	if err := repro.Build(ctx, r, src, out, repro.Opts{GoCache: cache, Toolchain: true}); err != nil {
 		v.problems.add(SourceFile, "does not build with %s: %v", RecipeFile, err)
 		return
 	}
@@ -429,6 +519,8 @@ func (v *verifier) rebuild(ctx context.Context, cache string) {
 	}
 	v.ok("the source rebuilds, in a new directory with an empty build cache, to sha256:%s", a.Index.Digest)
 }
+
+var hashPattern = regexp.MustCompile(`^[0-9a-f]{64}$`)
 
 func hexSHA256(data []byte) string {
 	sum := sha256.Sum256(data)

@@ -6,9 +6,11 @@ import (
 	"debug/buildinfo"
 	"encoding/json"
 	"fmt"
+	"maps"
 	"os"
 	"os/exec"
 	"regexp"
+	"slices"
 	"sort"
 	"strings"
 )
@@ -36,32 +38,100 @@ type Recipe struct {
 	Command      string            `json:"command"`
 }
 
-var commitPattern = regexp.MustCompile(`^[A-Za-z0-9._+-]{1,80}$`)
+var (
+	commitPattern  = regexp.MustCompile(`^[A-Za-z0-9._+-]{1,80}$`)
+	namePattern    = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+	digestPattern  = regexp.MustCompile(`^sha256:[0-9a-f]{64}$`)
+	versionPattern = regexp.MustCompile(`^go1\.[0-9]+(\.[0-9]+)?((rc|beta)[0-9]+)?$`)
+	// envPatterns are the only variables a recipe may set, and their values.
+	envPatterns = map[string]*regexp.Regexp{
+		"GOOS": regexp.MustCompile(`^[a-z0-9]+$`), "GOARCH": regexp.MustCompile(`^[a-z0-9]+$`),
+		"GOAMD64": regexp.MustCompile(`^v[1-4]$`), "GOARM64": regexp.MustCompile(`^v[0-9]+\.[0-9]+(,[a-z]+)*$`),
+		"GOEXPERIMENT": regexp.MustCompile(`^[a-z0-9,]*$`),
+	}
+)
 
 // NewRecipe describes the build of backfill name from a bundle with the Go
 // toolchain on this machine.
 func NewRecipe(ctx context.Context, name, sourceDigest, commit string) (*Recipe, error) {
-	if !commitPattern.MatchString(commit) {
-		return nil, fmt.Errorf("error recording source commit %q: use letters, digits and . _ + - only", commit)
-	}
 	goenv, err := goEnv(ctx, "GOVERSION", "GOOS", "GOARCH", "GOAMD64", "GOARM64", "GOEXPERIMENT")
 	if err != nil {
 		return nil, err
 	}
-	env := map[string]string{"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly", "GOOS": goenv["GOOS"], "GOARCH": goenv["GOARCH"],
-		"GOEXPERIMENT": goenv["GOEXPERIMENT"]}
+	target := map[string]string{"GOOS": goenv["GOOS"], "GOARCH": goenv["GOARCH"], "GOEXPERIMENT": goenv["GOEXPERIMENT"]}
 	switch goenv["GOARCH"] {
 	case "amd64":
-		env["GOAMD64"] = goenv["GOAMD64"]
+		target["GOAMD64"] = goenv["GOAMD64"]
 	case "arm64":
-		env["GOARM64"] = goenv["GOARM64"]
+		target["GOARM64"] = goenv["GOARM64"]
+	}
+	return Standard(name, goenv["GOVERSION"], target, sourceDigest, commit)
+}
+
+// Standard is the one recipe this tool ever uses for a backfill, a Go
+// version, a target platform (GOOS, GOARCH and its level, GOEXPERIMENT),
+// a source bundle and a commit. Every value is checked, so a recipe made
+// from an archive's build.json cannot smuggle in another flag, variable,
+// package or output path: a rebuild runs only this.
+func Standard(name, goVersion string, target map[string]string, sourceDigest, commit string) (*Recipe, error) {
+	switch {
+	case !namePattern.MatchString(name):
+		return nil, fmt.Errorf("error making the build recipe: backfill name %q is not a valid name", name)
+	case !versionPattern.MatchString(goVersion):
+		return nil, fmt.Errorf("error making the build recipe: %q is not a Go release", goVersion)
+	case !digestPattern.MatchString(sourceDigest):
+		return nil, fmt.Errorf("error making the build recipe: %q is not a sha256 digest", sourceDigest)
+	case !commitPattern.MatchString(commit):
+		return nil, fmt.Errorf("error recording source commit %q: use letters, digits and . _ + - only", commit)
+	}
+	env := map[string]string{"CGO_ENABLED": "0", "GOFLAGS": "-mod=readonly"}
+	for k, v := range target {
+		p, ok := envPatterns[k]
+		if !ok || !p.MatchString(v) {
+			return nil, fmt.Errorf("error making the build recipe: %s=%q is not a target setting it may have", k, v)
+		}
+		env[k] = v
+	}
+	if env["GOOS"] == "" || env["GOARCH"] == "" {
+		return nil, fmt.Errorf("error making the build recipe: GOOS and GOARCH are required")
 	}
 	ldflags := baseLinkFlags + " -X main.sourceCommit=" + commit + " -X main.sourceDigest=" + sourceDigest
-	r := &Recipe{Backfill: name, GoVersion: goenv["GOVERSION"], Env: env, Package: "./backfills/" + name + "/cmd",
+	r := &Recipe{Backfill: name, GoVersion: goVersion, Env: env, Package: "./backfills/" + name + "/cmd",
 		SourceDigest: sourceDigest, SourceCommit: commit, Binary: name}
 	r.Args = append(append([]string{}, BuildFlags...), "-ldflags", ldflags)
 	r.Command = r.shell()
 	return r, nil
+}
+
+// Standardize returns the standard recipe for what r claims to build, and
+// the differences from r, one sentence each: an archived recipe that is not
+// exactly the standard one is never run.
+func (r *Recipe) Standardize() (*Recipe, []string) {
+	target := map[string]string{}
+	for k, v := range r.Env {
+		if k != "CGO_ENABLED" && k != "GOFLAGS" {
+			target[k] = v
+		}
+	}
+	std, err := Standard(r.Backfill, r.GoVersion, target, r.SourceDigest, r.SourceCommit)
+	if err != nil {
+		return nil, []string{err.Error()}
+	}
+	std.SHA256 = r.SHA256
+	var bad []string
+	if !slices.Equal(r.Args, std.Args) {
+		bad = append(bad, fmt.Sprintf("args are %q, not the standard %q", r.Args, std.Args))
+	}
+	if !maps.Equal(r.Env, std.Env) {
+		bad = append(bad, fmt.Sprintf("env is %v, not the standard %v", r.Env, std.Env))
+	}
+	if r.Package != std.Package || r.Binary != std.Binary {
+		bad = append(bad, fmt.Sprintf("it builds %s into %s, not %s into %s", r.Package, r.Binary, std.Package, std.Binary))
+	}
+	if r.Command != std.Command {
+		bad = append(bad, fmt.Sprintf("command is %q, not the standard %q", r.Command, std.Command))
+	}
+	return std, bad
 }
 
 // shell is the recipe as one command to type in the extracted bundle.
