@@ -36,6 +36,16 @@ func verifyArchive(t *testing.T, path string, extra ...string) result {
 	return runBinaryIn(t, t.TempDir(), nil, cliBin, append([]string{"verify-archive", path}, extra...)...)
 }
 
+// archivedReport archives a run, requires the archive to verify and
+// returns its REPORT.md.
+func (x *target) archivedReport(run string) string {
+	x.t.Helper()
+	path := x.archiveRun(run)
+	res := verifyArchive(x.t, path)
+	require.Equal(x.t, 0, res.code, res.stdout+res.stderr)
+	return string(readArchive(x.t, path)[archive.ReportFile])
+}
+
 func readArchive(t *testing.T, path string) map[string][]byte {
 	t.Helper()
 	files, _, err := archive.Read(path)
@@ -318,10 +328,7 @@ func TestArchiveOfRefusedInterruptedAndRevertedRuns(t *testing.T) {
 		x := newTarget(t)
 		require.Equal(t, int(bftype.ExitNotApproved), x.execute(x.bin).code)
 		run := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs")
-		path := x.archiveRun(run)
-		res := verifyArchive(t, path)
-		require.Equal(t, 0, res.code, res.stdout+res.stderr)
-		report := string(readArchive(t, path)[archive.ReportFile])
+		report := x.archivedReport(run)
 		require.Contains(t, report, "**Outcome: REFUSED before any write (not_approved)")
 		require.Contains(t, report, "No approval of this binary was ever submitted.")
 		require.Contains(t, report, "No check results were recorded for this run")
@@ -334,17 +341,12 @@ func TestArchiveOfRefusedInterruptedAndRevertedRuns(t *testing.T) {
 		require.NoError(t, s.cmd.Process.Signal(syscall.SIGINT))
 		require.Equal(t, int(bftype.ExitInterrupted), s.wait(t))
 		run := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs")
-		path := x.archiveRun(run)
-		res := verifyArchive(t, path)
-		require.Equal(t, 0, res.code, res.stdout+res.stderr)
-		report := string(readArchive(t, path)[archive.ReportFile])
+		report := x.archivedReport(run)
 		require.Contains(t, report, "**Outcome: INTERRUPTED after ")
 		require.Contains(t, report, "rerunning the same binary resumes after key")
 
 		require.Equal(t, 0, x.execute(x.bin).code)
-		path = x.archiveRun(run)
-		require.Equal(t, 0, verifyArchive(t, path).code)
-		report = string(readArchive(t, path)[archive.ReportFile])
+		report = x.archivedReport(run)
 		require.Contains(t, report, "**Outcome: completed: 333 rows changed")
 		require.Contains(t, report, "- resumed 1 time(s): ")
 	})
@@ -359,9 +361,7 @@ func TestArchiveOfRefusedInterruptedAndRevertedRuns(t *testing.T) {
 		require.Contains(t, res.stderr, "still running")
 		require.NoError(t, s.cmd.Process.Kill())
 		s.wait(t)
-		path := x.archiveRun("1")
-		require.Equal(t, 0, verifyArchive(t, path).code)
-		require.Contains(t, string(readArchive(t, path)[archive.ReportFile]), "**Outcome: STOPPED WITHOUT A RECORD after ")
+		require.Contains(t, x.archivedReport("1"), "**Outcome: STOPPED WITHOUT A RECORD after ")
 	})
 	t.Run("reverted", func(t *testing.T) {
 		t.Parallel()
