@@ -75,6 +75,9 @@ type Batch struct {
 	MaxRowsPerSecond int    `yaml:"max_rows_per_second" json:"max_rows_per_second"`
 	LockTimeout      string `yaml:"lock_timeout" json:"lock_timeout"`
 	StatementTimeout string `yaml:"statement_timeout" json:"statement_timeout"`
+	// Lanes is how many disjoint key ranges a run may write at once, each
+	// on its own connection with its own checkpoint; omitted means one.
+	Lanes int `yaml:"lanes,omitempty" json:"lanes,omitempty"`
 }
 
 // Check is a sanity query whose single value must equal Equals after the run.
@@ -90,7 +93,9 @@ const (
 	DefaultCanary           = 50
 	DefaultLockTimeout      = "2s"
 	DefaultStatementTimeout = "30s"
-	maxBatchSize            = 100000
+	// MaxLanes bounds batch.lanes: each lane is one more connection.
+	MaxLanes     = 8
+	maxBatchSize = 100000
 )
 
 // Risks are the accepted risk levels, in increasing order.
@@ -142,7 +147,7 @@ func Parse(name string, data []byte) (*Manifest, error) {
 		return nil, &Error{File: name, Line: extra.Line, Msg: "a manifest is one YAML document; remove the second one (after ---)"}
 	}
 	l := lines{name: name, root: root.Content[0]}
-	for _, key := range []string{"batch.size", "batch.canary"} {
+	for _, key := range []string{"batch.size", "batch.canary", "batch.lanes"} {
 		if n := l.node(key); n != nil && n.Value == "0" {
 			return nil, l.errorf(key, "must be at least 1 (omit it for the default)")
 		}
@@ -352,6 +357,8 @@ func (m *Manifest) validateBatch(l lines) error {
 		return l.errorf("batch.canary", "must be between 1 and batch.size (got %d)", b.Canary)
 	case b.MaxRowsPerSecond < 0:
 		return l.errorf("batch.max_rows_per_second", "must not be negative (0 means unlimited)")
+	case b.Lanes < 0 || b.Lanes > MaxLanes:
+		return l.errorf("batch.lanes", "must be between 1 and %d (got %d)", MaxLanes, b.Lanes)
 	}
 	for _, f := range [][2]string{{"batch.lock_timeout", b.LockTimeout}, {"batch.statement_timeout", b.StatementTimeout}} {
 		d, err := time.ParseDuration(f[1])

@@ -79,6 +79,7 @@ type Batch struct {
 	MaxRowsPerSecond int    `json:"max_rows_per_second"`
 	LockTimeout      string `json:"lock_timeout"`
 	StatementTimeout string `json:"statement_timeout"`
+	Lanes            int    `json:"lanes,omitempty"` // 0 or 1: one lane
 }
 
 // LockTimeoutDuration parses LockTimeout; the generator validated it.

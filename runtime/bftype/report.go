@@ -4,6 +4,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"reflect"
+	"strconv"
 	"time"
 )
 
@@ -58,14 +59,66 @@ func Nullable(valid bool, v any) any {
 }
 
 // Equal reports whether a field already holds the value a change would set.
-func Equal(a, b any) bool { return reflect.DeepEqual(a, b) }
+// It runs for every row a run reads, so the common column types are
+// compared directly; anything else is compared with reflect.DeepEqual.
+func Equal(a, b any) bool {
+	switch x := a.(type) {
+	case string:
+		y, ok := b.(string)
+		return ok && x == y
+	case int64:
+		y, ok := b.(int64)
+		return ok && x == y
+	case int32:
+		y, ok := b.(int32)
+		return ok && x == y
+	case bool:
+		y, ok := b.(bool)
+		return ok && x == y
+	}
+	return reflect.DeepEqual(a, b)
+}
 
+// exact is v as JSON, exactly as encoding/json writes it. It runs for every
+// value a run changes (the before-images), so strings of plain ASCII and
+// integers are written directly; everything else goes through json.Marshal.
 func exact(v any) json.RawMessage {
+	switch x := v.(type) {
+	case nil:
+		return json.RawMessage("null")
+	case string:
+		if plain(x) {
+			b := make([]byte, 0, len(x)+2)
+			b = append(b, '"')
+			b = append(b, x...)
+			return append(b, '"')
+		}
+	case int64:
+		return strconv.AppendInt(nil, x, 10)
+	case int32:
+		return strconv.AppendInt(nil, int64(x), 10)
+	case int:
+		return strconv.AppendInt(nil, int64(x), 10)
+	case bool:
+		return strconv.AppendBool(nil, x)
+	}
 	b, err := json.Marshal(v)
 	if err != nil {
 		b, _ = json.Marshal(fmt.Sprintf("%#v", v))
 	}
 	return b
+}
+
+// plain reports whether json.Marshal writes s as it is between quotes:
+// printable ASCII without quote, backslash or the HTML characters it escapes.
+func plain(s string) bool {
+	for i := 0; i < len(s); i++ {
+		c := s[i]
+		if c < 0x20 || c > 0x7e || c == '"' || c == '\\' || c == '<' || c == '>' || c == '&' {
+			return false
+		}
+	}
+	return true
 }
 
 // Sample is one row's planned change, by key.
@@ -117,4 +170,7 @@ type Report struct {
 	Start        json.RawMessage `json:"start_cursor"`
 	Statements   []Statement     `json:"statements"`
 	FirstApply   []Param         `json:"first_apply_params"`
+	// SplitKeys are keys spread evenly through the scope, where a run with
+	// batch.lanes cuts its lanes; empty unless the key is an integer.
+	SplitKeys []json.RawMessage `json:"split_keys,omitempty"`
 }

@@ -56,6 +56,9 @@ func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	if f.exec.lanes < 0 {
+		return usageError{"--lanes must not be negative"}
+	}
 	if f.execute {
 		if f.report != "" || f.save {
 			return usageError{"--report and --save belong to the dry-run; run the dry-run without --execute"}
@@ -248,6 +251,7 @@ func tally(rep *bftype.Report, t *plan.Tally) {
 	rep.Counts.Unchanged = t.Scanned - t.Changes
 	rep.Samples = t.Samples
 	rep.FirstApply = t.FirstApply
+	rep.SplitKeys = t.SplitKeys
 }
 
 // eta estimates a real run: reading again plus writing (taken as long as the

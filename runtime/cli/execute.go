@@ -31,6 +31,7 @@ type execFlags struct {
 	alertWebhook  string
 	alertCommand  string
 	stuckAfter    time.Duration
+	lanes         int
 }
 
 func (f *execFlags) register(fs *pflag.FlagSet, name string) {
@@ -42,6 +43,7 @@ func (f *execFlags) register(fs *pflag.FlagSet, name string) {
 	fs.StringVar(&f.alertWebhook, "alert-webhook", "", "POST a JSON alert here when the run completes, fails, stops or gets stuck")
 	fs.StringVar(&f.alertCommand, "alert-command", "", "run this shell command with the JSON alert on stdin on the same events")
 	fs.DurationVar(&f.stuckAfter, "stuck-after", 10*time.Minute, "alert when no batch commits for this long (0: never)")
+	fs.IntVar(&f.lanes, "lanes", 0, "write at most this many key ranges at once, each on its own connection (0: batch.lanes of the manifest; never more)")
 }
 
 // execute runs the preflight and the batches, drawing progress for the operator.
@@ -100,7 +102,7 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 		},
 	}
 	opts := engine.Options{Logger: logger, Connect: connect, Graceful: graceful(ctx), MaxRetryTime: f.exec.maxRetryTime,
-		TargetBatchTime: f.exec.targetBatch, MaxReplicationLag: f.exec.maxReplicaLag}
+		TargetBatchTime: f.exec.targetBatch, MaxReplicationLag: f.exec.maxReplicaLag, Lanes: f.exec.lanes}
 	res, err := engine.Execute(ctx, conn, job, op, hooks, opts)
 	live.done()
 	if err != nil {

@@ -17,6 +17,7 @@ import (
 // Main runs the binary with args (without the program name) and returns the
 // process exit code.
 func Main(b Binary, args []string, stdin io.Reader, stdout, stderr io.Writer) int {
+	tuneGC()
 	ctx, sig := twoStage(stderr)
 	defer sig.stop()
 	err := run(context.WithValue(ctx, signalsKey{}, sig), b, args, stdout, stderr)

@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -20,6 +21,10 @@ import (
 // runner applies the batches of one run in key order from its checkpoint.
 // Each batch commits its writes, checkpoint, progress row and audit event
 // in one transaction, so a crash at any instant loses or repeats nothing.
+// A run with lanes (batch.lanes) writes disjoint key ranges side by side,
+// one batch per lane in each round, each lane on its own connection with
+// its own checkpoint; the first lane uses the run's connection, which holds
+// the run's lock.
 type runner struct {
 	job     *Job
 	conn    *pgx.Conn
@@ -28,21 +33,35 @@ type runner struct {
 	opts    Options
 	log     *slog.Logger
 	matched int64
+	lanes   []*lane
+	multi   bool // the run has lanes (rows in backfill.lanes)
 	cursor  json.RawMessage
 	scanned int64
 	changed int64
 	batches int64
-	size    sizer
 	// reconciled is the comparison with the dry-run, set when the run completes.
 	reconciled Reconciliation
 }
 
+// lane is one key range of a run: keys after after up to until.
+type lane struct {
+	n      int
+	conn   *pgx.Conn // nil for lane 0 (the run's connection) and before a lane connects
+	after  json.RawMessage
+	until  json.RawMessage
+	cursor json.RawMessage
+	done   bool
+	size   sizer
+}
+
 func runBatches(ctx context.Context, conn *pgx.Conn, job *Job, run *ledger.Run, resumed bool, matched int64, hooks Hooks, opts Options) (*Result, error) {
-	m := job.Manifest
 	r := &runner{job: job, conn: conn, run: run, hooks: hooks, opts: opts, log: opts.Logger.With("run_id", run.ID),
-		matched: matched, cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches,
-		size: sizer{size: m.Batch.Size, max: m.Batch.Size, target: opts.TargetBatchTime}}
-	r.log.Info("run started", "event", "start", "resumed", resumed, "cursor", string(run.Cursor), "matched", matched)
+		matched: matched, cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches}
+	defer r.closeLanes()
+	if err := r.setupLanes(ctx); err != nil {
+		return nil, err
+	}
+	r.log.Info("run started", "event", "start", "resumed", resumed, "cursor", string(run.Cursor), "matched", matched, "lanes", len(r.lanes))
 	for {
 		done, res, err := r.step(ctx)
 		if err != nil || res != nil {
@@ -55,7 +74,8 @@ func runBatches(ctx context.Context, conn *pgx.Conn, job *Job, run *ledger.Run, 
 	return r.finish(ctx, resumed)
 }
 
-// step runs one batch, or stops the run; done means the scope is exhausted.
+// step runs one round, a batch in every lane not yet done (only the canary
+// batch in the first round), or stops the run; done means the scope is exhausted.
 func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 	if stopped(r.opts.Graceful) || ctx.Err() != nil {
 		return false, nil, r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
@@ -70,29 +90,68 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 	if err := r.waitForHealth(ctx); err != nil {
 		return false, nil, r.recover(ctx, err)
 	}
-	canary := r.batches == 0
-	size := r.size.size
-	if canary {
-		size = min(size, r.job.Manifest.Batch.Canary)
+	var active []*lane
+	for _, l := range r.lanes {
+		if !l.done {
+			active = append(active, l)
+		}
 	}
-	b, n, attempts, took, size, err := r.attempt(ctx, size, canary)
-	if err != nil {
-		return false, nil, err
-	}
-	if b == nil {
+	if len(active) == 0 {
 		return true, nil, nil
 	}
-	r.cursor, r.scanned, r.changed, r.batches = b.Cursor, r.scanned+int64(b.Scanned), r.changed+n, r.batches+1
-	r.log.Info("batch committed", "event", "batch", "batch", r.batches, "cursor", string(b.Cursor), "scanned", b.Scanned,
-		"intended", b.Changes, "changed", n, "size", size, "attempts", attempts, "duration_ms", ms(took), "canary", canary)
-	if r.hooks.Progress != nil {
-		r.hooks.Progress(Progress{RunID: r.run.ID, Batch: r.batches, Scanned: r.scanned, Changed: r.changed, Matched: r.matched})
+	canary := r.batches == 0
+	if canary {
+		active = active[:1]
 	}
-	if !canary {
-		r.size.after(took)
+	began := time.Now()
+	outs := make([]outcome, len(active))
+	if len(active) == 1 {
+		outs[0] = r.attempt(ctx, active[0], canary)
+	} else {
+		var wg sync.WaitGroup
+		for i, l := range active {
+			wg.Go(func() { outs[i] = r.attempt(ctx, l, canary) })
+		}
+		wg.Wait()
 	}
-	r.throttle(ctx, b.Scanned, took)
-	return b.Last, nil, nil
+	took := time.Since(began)
+	var fail func() error
+	rows := 0
+	for i, o := range outs {
+		l := active[i]
+		if o.fail != nil {
+			if fail == nil {
+				fail = o.fail
+			}
+			continue
+		}
+		if o.b == nil {
+			l.done = true
+			if r.multi && fail == nil {
+				if err := ledger.LaneDone(ctx, r.conn, r.run.ID, l.n); err != nil {
+					fail = func() error { return r.recover(ctx, err) }
+				}
+			}
+			continue
+		}
+		b := o.b
+		l.cursor, l.done = b.Cursor, b.Last
+		r.cursor, r.scanned, r.changed, r.batches = b.Cursor, r.scanned+int64(b.Scanned), r.changed+o.n, r.batches+1
+		rows += b.Scanned
+		r.log.Info("batch committed", "event", "batch", "batch", o.number, "lane", l.n, "cursor", string(b.Cursor), "scanned", b.Scanned,
+			"intended", b.Changes, "changed", o.n, "size", o.size, "attempts", o.attempts, "duration_ms", ms(o.took), "canary", canary)
+		if r.hooks.Progress != nil {
+			r.hooks.Progress(Progress{RunID: r.run.ID, Batch: r.batches, Scanned: r.scanned, Changed: r.changed, Matched: r.matched})
+		}
+		if !canary {
+			l.size.after(o.took)
+		}
+	}
+	if fail != nil {
+		return false, nil, fail()
+	}
+	r.throttle(ctx, rows, took)
+	return false, nil, nil
 }
 
 // recover turns a lost connection between batches into a reconnect (the
@@ -130,65 +189,118 @@ func stopped(graceful <-chan struct{}) bool {
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }
 
-// attempt runs one batch, retrying by error class until MaxRetryTime.
-func (r *runner) attempt(ctx context.Context, size int, canary bool) (*plan.Batch, int64, int, time.Duration, int, error) {
+// outcome is what one lane's batch came to in a round: a committed batch
+// (b nil when the lane had no rows left), or fail, which records the run's
+// stop; it runs after the round, on the coordinator.
+type outcome struct {
+	b        *plan.Batch
+	n        int64 // rows changed
+	number   int64 // the batch's number in the run
+	attempts int
+	took     time.Duration
+	size     int
+	fail     func() error
+}
+
+// attempt runs one batch of a lane, retrying by error class until
+// MaxRetryTime. It runs beside the other lanes' attempts, so it changes only
+// its own lane and leaves recording a stop to the coordinator.
+func (r *runner) attempt(ctx context.Context, l *lane, canary bool) outcome {
+	size := l.size.size
+	if canary {
+		size = min(size, r.job.Manifest.Batch.Canary)
+	}
 	var first time.Time
 	for attempt := 1; ; attempt++ {
 		began := time.Now()
-		b, n, err := r.commitBatch(ctx, size, canary, attempt, began)
+		b, n, number, err := r.commitBatch(ctx, l, size, canary, attempt, began)
 		if err == nil {
-			return b, n, attempt, time.Since(began), size, nil
+			return outcome{b: b, n: n, number: number, attempts: attempt, took: time.Since(began), size: size}
 		}
 		if first.IsZero() {
 			first = began
 		}
 		class := pgdb.Classify(err)
 		var refusal *bftype.Refusal
-		if errors.As(err, &refusal) || ctx.Err() != nil || class == pgdb.Stop || class == pgdb.Permission {
-			return nil, 0, attempt, 0, size, r.failed(ctx, err, class)
+		if errors.As(err, &refusal) || ctx.Err() != nil || class == pgdb.Stop || class == pgdb.Permission || errors.Is(err, ledger.ErrLaneMoved) {
+			return outcome{fail: func() error { return r.failed(ctx, l, err, class) }}
 		}
 		if time.Since(first) > r.opts.MaxRetryTime {
-			return nil, 0, attempt, 0, size, r.stop(ledger.StatusPartial, bftype.ReasonFailed, bftype.ExitPartial,
-				"Fix the cause, then rerun the same binary: it resumes after the last committed batch.",
-				"batch %d kept failing for %s (%d attempts); last error: %s", r.batches+1, r.opts.MaxRetryTime, attempt, pgdb.ErrorSentence(err))
+			return outcome{fail: func() error {
+				return r.stop(ledger.StatusPartial, bftype.ReasonFailed, bftype.ExitPartial,
+					"Fix the cause, then rerun the same binary: it resumes after the last committed batch.",
+					"%s kept failing for %s (%d attempts); last error: %s", r.where(l), r.opts.MaxRetryTime, attempt, pgdb.ErrorSentence(err))
+			}}
 		}
 		if pgdb.IsTimeout(err) {
-			r.size.timedOut()
-			size = max(1, min(size, r.size.size))
+			l.size.timedOut()
+			size = max(1, min(size, l.size.size))
 		}
 		wait := backoff(attempt - 1)
-		r.log.Warn("batch failed, retrying", "event", "backoff", "batch", r.batches+1, "attempt", attempt, "class", class.String(),
+		r.log.Warn("batch failed, retrying", "event", "backoff", "lane", l.n, "cursor", string(l.cursor), "attempt", attempt, "class", class.String(),
 			"error", pgdb.ErrorSentence(err), "wait_ms", ms(wait), "size", size)
 		if !sleep(ctx, r.opts.Graceful, wait) {
-			return nil, 0, attempt, 0, size, r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
-				"Rerun the same binary to resume from the last committed batch.", "stopped by a signal while retrying batch %d", r.batches+1)
+			return outcome{fail: func() error {
+				return r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
+					"Rerun the same binary to resume from the last committed batch.", "stopped by a signal while retrying %s", r.where(l))
+			}}
 		}
 		if class == pgdb.Reconnect {
-			if err := r.reconnect(ctx); err != nil {
-				r.log.Warn("reconnect failed", "event", "backoff", "error", pgdb.ErrorSentence(err))
+			if err := r.reconnectLane(ctx, l); err != nil {
+				r.log.Warn("reconnect failed", "event", "backoff", "lane", l.n, "error", pgdb.ErrorSentence(err))
 			}
 		}
 	}
 }
 
-// commitBatch reads, checks, writes and records one batch in one transaction.
-func (r *runner) commitBatch(ctx context.Context, size int, canary bool, attempt int, began time.Time) (*plan.Batch, int64, error) {
+// where names the batch a lane is on for messages: "batch 7 (keys after
+// 600)" in a run with one lane; with lanes, whose batches are numbered in
+// commit order, "the batch of lane 1 (keys after 600)".
+func (r *runner) where(l *lane) string {
+	if r.multi {
+		return fmt.Sprintf("the batch of lane %d (keys after %s)", l.n, cursorText(l.cursor))
+	}
+	return fmt.Sprintf("batch %d (keys after %s)", r.batches+1, cursorText(l.cursor))
+}
+
+func cursorText(c json.RawMessage) string {
+	if len(c) == 0 {
+		return "the start"
+	}
+	return string(c)
+}
+
+// commitBatch reads, checks, writes and records one batch of a lane in one
+// transaction: the rows, the run's progress (which numbers the batch), the
+// batch row, the lane's checkpoint, the before-images and the audit event.
+func (r *runner) commitBatch(ctx context.Context, l *lane, size int, canary bool, attempt int, began time.Time) (*plan.Batch, int64, int64, error) {
+	conn, err := r.laneConn(ctx, l)
+	if err != nil {
+		return nil, 0, 0, err
+	}
 	var b *plan.Batch
-	var n int64
-	err := pgdb.WithTx(ctx, r.conn, func(tx pgx.Tx) error {
+	var n, number int64
+	err = pgdb.WithTx(ctx, conn, func(tx pgx.Tx) error {
 		var err error
-		if b, n, err = applyBatch(ctx, tx, r.job, r.run.ID, r.cursor, size, canary); err != nil || b == nil {
+		if b, n, err = applyBatch(ctx, tx, r.job, l.cursor, l.until, size, canary); err != nil || b == nil {
 			return err
 		}
-		batch := r.batches + 1
-		if err := ledger.RecordBatch(ctx, tx, ledger.Batch{RunID: r.run.ID, Batch: batch, Cursor: b.Cursor, Scanned: b.Scanned,
-			Intended: b.Changes, Changed: n, Size: size, Attempts: attempt, DurationMS: ms(time.Since(began))}); err != nil {
+		if number, err = ledger.Progress(ctx, tx, r.run.ID, b.Cursor, int64(b.Scanned), n); err != nil {
 			return err
 		}
-		return ledger.Append(ctx, tx, r.run.ID, "batch", map[string]any{"batch": batch, "cursor": b.Cursor,
-			"scanned": b.Scanned, "intended": b.Changes, "changed": n, "canary": canary})
+		var undo []byte
+		if r.job.Manifest.Reversible && len(b.Samples) > 0 {
+			undo = encodeUndo(b.Samples)
+		}
+		return ledger.RecordBatchAll(ctx, tx, ledger.BatchRecord{
+			Batch: ledger.Batch{RunID: r.run.ID, Batch: number, Lane: l.n, Cursor: b.Cursor, Scanned: b.Scanned,
+				Intended: b.Changes, Changed: n, Size: size, Attempts: attempt, DurationMS: ms(time.Since(began))},
+			Lanes: r.multi, LaneDone: b.Last, Undo: undo,
+			Event: map[string]any{"batch": number, "lane": l.n, "cursor": b.Cursor,
+				"scanned": b.Scanned, "intended": b.Changes, "changed": n, "canary": canary},
+		}, l.cursor)
 	})
-	return b, n, err
+	return b, n, number, err
 }
 
 // reconnectForRecord opens a fresh connection to record how the run ended;
@@ -388,13 +500,13 @@ func Reconcile(ctx context.Context, q ledger.Querier, digest string, changed int
 }
 
 // applyBatch reads one page, checks it, writes it and records the checkpoint.
-func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, runID int64, cursor json.RawMessage, size int, canary bool) (*plan.Batch, int64, error) {
+func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, cursor, until json.RawMessage, size int, canary bool) (*plan.Batch, int64, error) {
 	m := job.Manifest
 	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d; SET LOCAL statement_timeout = %d",
 		m.Batch.LockTimeoutDuration().Milliseconds(), m.Batch.StatementTimeoutDuration().Milliseconds())); err != nil {
 		return nil, 0, fmt.Errorf("error setting batch timeouts: %w", err)
 	}
-	b, err := job.Plan.Next(ctx, tx, cursor, size)
+	b, err := job.Plan.NextIn(ctx, tx, cursor, until, size)
 	if err != nil || b == nil {
 		return nil, 0, err
 	}
@@ -405,38 +517,14 @@ func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, runID int64, cursor js
 	}
 	n, err := b.Apply(ctx, tx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("error applying the batch after key %s up to key %s: %w", string(cursor), string(b.Cursor), err)
+		return nil, 0, fmt.Errorf("error applying the batch after key %s up to key %s: %w", cursorText(cursor), string(b.Cursor), err)
 	}
 	if n > int64(b.Changes) || (canary && n != int64(b.Changes)) {
 		return nil, 0, refuse(bftype.ReasonFailed, bftype.ExitPartial,
 			"The Apply query does not do what the transform intends; fix it and rebuild.",
 			"The batch ending at key %s changed %d rows but the transform meant to change %d; it was rolled back.", b.Cursor, n, b.Changes)
 	}
-	if m.Reversible {
-		if err := recordUndo(ctx, tx, runID, b); err != nil {
-			return nil, 0, err
-		}
-	}
-	if err := ledger.Progress(ctx, tx, runID, b.Cursor, int64(b.Scanned), n); err != nil {
-		return nil, 0, err
-	}
 	return b, n, nil
-}
-
-// recordUndo keeps the before and after images of the batch's changes.
-func recordUndo(ctx context.Context, tx pgx.Tx, runID int64, b *plan.Batch) error {
-	items := make([]ledger.Undo, len(b.Samples))
-	for i, s := range b.Samples {
-		items[i] = ledger.Undo{Key: s.Key, Before: map[string]json.RawMessage{}, After: map[string]json.RawMessage{}}
-		for _, d := range s.Diffs {
-			items[i].Before[d.Field], items[i].After[d.Field] = d.Before, d.After
-		}
-	}
-	var batch int64
-	if err := tx.QueryRow(ctx, "SELECT batches + 1 FROM backfill.runs WHERE id = $1", runID).Scan(&batch); err != nil {
-		return fmt.Errorf("error numbering the batch's before-images: %w", err)
-	}
-	return ledger.RecordUndo(ctx, tx, runID, batch, items)
 }
 
 // Validate runs the manifest's checks; each must return its expected value.
@@ -496,20 +584,25 @@ func failing(results []CheckResult) *bftype.Refusal {
 }
 
 // failed stops the run after a batch error that retrying cannot fix.
-func (r *runner) failed(ctx context.Context, err error, class pgdb.Class) error {
+func (r *runner) failed(ctx context.Context, l *lane, err error, class pgdb.Class) error {
 	var refusal *bftype.Refusal
+	where := r.where(l)
 	switch {
 	case errors.As(err, &refusal):
 		return r.stop(ledger.StatusFailed, refusal.Reason, refusal.Code, refusal.Next, "%s", refusal.Msg)
 	case ctx.Err() != nil:
 		return r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
-			"Rerun the same binary to resume from the last committed batch.", "interrupted during batch %d; it was rolled back", r.batches+1)
+			"Rerun the same binary to resume from the last committed batch.", "interrupted during %s; it was rolled back", where)
 	case class == pgdb.Permission:
 		return r.stop(ledger.StatusFailed, bftype.ReasonPermission, bftype.ExitPermission,
 			"Grant the runner login what the backfill's queries need, then rerun to resume.",
-			"batch %d was refused a privilege and rolled back: %s", r.batches+1, pgdb.ErrorSentence(err))
+			"%s was refused a privilege and rolled back: %s", where, pgdb.ErrorSentence(err))
+	case errors.Is(err, ledger.ErrLaneMoved):
+		return r.stop(ledger.StatusFailed, bftype.ReasonFailed, bftype.ExitPartial,
+			"Make sure only one copy of the binary runs, then rerun it: it resumes after the last committed batch.",
+			"%s was rolled back: %s", where, err)
 	}
-	msg := fmt.Sprintf("batch %d (keys after %s) failed and was rolled back: %s", r.batches+1, string(r.cursor), pgdb.ErrorSentence(err))
+	msg := fmt.Sprintf("%s failed and was rolled back: %s", where, pgdb.ErrorSentence(err))
 	if d := pgdb.Detail(err); d != "" {
 		msg += " (" + d + ")"
 	}

@@ -27,6 +27,9 @@ type Options struct {
 	MaxReplicationLag time.Duration
 	// ControlPoll is how often a paused run checks whether to resume.
 	ControlPoll time.Duration
+	// Lanes caps the lanes a new run cuts its scope into (0: the
+	// manifest's batch.lanes); a resumed run keeps the lanes it started with.
+	Lanes int
 }
 
 func (o Options) withDefaults() Options {

@@ -190,14 +190,15 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 				return err
 			}
 			cursor := json.RawMessage(strconv.FormatInt(page.Batch, 10))
-			if err := ledger.Progress(ctx, tx, r.run.ID, cursor, int64(len(page.Items)), out.Restored); err != nil {
+			number, err := ledger.Progress(ctx, tx, r.run.ID, cursor, int64(len(page.Items)), out.Restored)
+			if err != nil {
 				return err
 			}
-			if err := ledger.RecordBatch(ctx, tx, ledger.Batch{RunID: r.run.ID, Batch: r.batches + 1, Cursor: cursor, Scanned: len(page.Items),
+			if err := ledger.RecordBatch(ctx, tx, ledger.Batch{RunID: r.run.ID, Batch: number, Cursor: cursor, Scanned: len(page.Items),
 				Intended: out.Restorable, Changed: out.Restored, Size: len(page.Items), Attempts: 1}); err != nil {
 				return err
 			}
-			return ledger.Append(ctx, tx, r.run.ID, "revert_batch", map[string]any{"batch": r.batches + 1, "reverted_run": target,
+			return ledger.Append(ctx, tx, r.run.ID, "revert_batch", map[string]any{"batch": number, "reverted_run": target,
 				"of_batch": page.Batch, "images": len(page.Items), "restored": out.Restored, "skipped": skipped.Skipped})
 		})
 		if err != nil {
@@ -205,7 +206,7 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 			if errors.As(err, &refusal) {
 				return nil, err
 			}
-			return nil, r.failed(ctx, err, pgdb.Classify(err))
+			return nil, r.failed(ctx, &lane{cursor: r.cursor}, err, pgdb.Classify(err))
 		}
 		if page == nil {
 			break

@@ -184,14 +184,18 @@ func Refused(ctx context.Context, q Querier, r Run, reason, message string) (int
 		"stop_reason": reason, "message": message, "os_user": r.OSUser, "client_host": r.ClientHost})
 }
 
-// Progress records a committed batch; call it in the batch's transaction.
-func Progress(ctx context.Context, q Querier, id int64, cursor json.RawMessage, scanned, changed int64) error {
-	_, err := q.Exec(ctx, `UPDATE backfill.runs SET cursor = $2, scanned = scanned + $3, changed = changed + $4,
-		batches = batches + 1, updated_at = now() WHERE id = $1`, id, cursor, scanned, changed)
+// Progress records a committed batch on its run and returns the batch's
+// number; call it in the batch's transaction. The run's row stays locked
+// until that transaction ends, so batch numbers follow commit order without
+// gaps even when several lanes of one run commit batches at once.
+func Progress(ctx context.Context, q Querier, id int64, cursor json.RawMessage, scanned, changed int64) (int64, error) {
+	var batch int64
+	err := q.QueryRow(ctx, `UPDATE backfill.runs SET cursor = $2, scanned = scanned + $3, changed = changed + $4,
+		batches = batches + 1, updated_at = now() WHERE id = $1 RETURNING batches`, id, cursor, scanned, changed).Scan(&batch)
 	if err != nil {
-		return fmt.Errorf("error recording progress of run %d: %w", id, err)
+		return 0, fmt.Errorf("error recording progress of run %d: %w", id, err)
 	}
-	return nil
+	return batch, nil
 }
 
 // SetMatched records the scope count of a run's preflight.
@@ -237,6 +241,7 @@ func IsNotFound(err error) bool { return errors.Is(err, ErrNotFound) }
 type Batch struct {
 	RunID      int64           `json:"run_id"`
 	Batch      int64           `json:"batch"`
+	Lane       int             `json:"lane"`
 	Cursor     json.RawMessage `json:"cursor"`
 	Scanned    int             `json:"scanned"`
 	Intended   int             `json:"intended"`
@@ -247,26 +252,97 @@ type Batch struct {
 	Committed  time.Time       `json:"committed_at"`
 }
 
+const insertBatch = `INSERT INTO backfill.batches (run_id, batch, lane, cursor, scanned, intended, changed, size, attempts, duration_ms)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+
+func (b Batch) args() []any {
+	return []any{b.RunID, b.Batch, b.Lane, b.Cursor, b.Scanned, b.Intended, b.Changed, b.Size, b.Attempts, b.DurationMS}
+}
+
 // RecordBatch writes a batch's progress row; call it in the batch's transaction.
 func RecordBatch(ctx context.Context, q Querier, b Batch) error {
-	_, err := q.Exec(ctx, `INSERT INTO backfill.batches (run_id, batch, cursor, scanned, intended, changed, size, attempts, duration_ms)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)`, b.RunID, b.Batch, b.Cursor, b.Scanned, b.Intended, b.Changed, b.Size, b.Attempts, b.DurationMS)
-	if err != nil {
+	if _, err := q.Exec(ctx, insertBatch, b.args()...); err != nil {
 		return fmt.Errorf("error recording batch %d of run %d: %w", b.Batch, b.RunID, err)
 	}
 	return nil
 }
 
+// BatchRecord is everything a batch records beside its own writes, after
+// Progress has numbered it: its progress row, its lane's checkpoint when
+// the run has lanes, its before-images (encoded as backfill.undo holds them)
+// when the backfill is reversible, and its audit event.
+type BatchRecord struct {
+	Batch    Batch
+	Lanes    bool   // the run has lanes: move this lane's checkpoint too
+	LaneDone bool   // this batch ends its lane
+	Undo     []byte // nil when no images are kept
+	Event    map[string]any
+}
+
+// RecordBatchAll writes a BatchRecord in one round trip; call it in the
+// batch's transaction, after Progress. A lane's checkpoint moves only from
+// the cursor the batch started at: when another process moved it (a second
+// copy of the run after its lock was lost), the batch fails and rolls back.
+func RecordBatchAll(ctx context.Context, tx pgx.Tx, r BatchRecord, from json.RawMessage) error {
+	event, err := json.Marshal(r.Event)
+	if err != nil {
+		return fmt.Errorf("error encoding audit event of batch %d: %w", r.Batch.Batch, err)
+	}
+	var p pgx.Batch
+	p.Queue(insertBatch, r.Batch.args()...)
+	if r.Lanes {
+		p.Queue(`UPDATE backfill.lanes SET cursor = $3, done = $4
+			WHERE run_id = $1 AND lane = $2 AND coalesce(cursor, after, 'null'::jsonb) = coalesce($5::jsonb, 'null'::jsonb)`,
+			r.Batch.RunID, r.Batch.Lane, r.Batch.Cursor, r.LaneDone, from)
+	}
+	if r.Undo != nil {
+		p.Queue("INSERT INTO backfill.undo (run_id, batch, items) VALUES ($1, $2, $3::json)", r.Batch.RunID, r.Batch.Batch, string(r.Undo))
+	}
+	p.Queue("INSERT INTO backfill.audit_events (run_id, kind, payload) VALUES ($1, 'batch', $2)", r.Batch.RunID, event)
+	res := tx.SendBatch(ctx, &p)
+	err = func() error {
+		if _, err := res.Exec(); err != nil {
+			return err
+		}
+		if r.Lanes {
+			tag, err := res.Exec()
+			if err != nil {
+				return err
+			}
+			if tag.RowsAffected() != 1 {
+				return fmt.Errorf("lane %d's checkpoint is no longer %s: another process is writing this run: %w", r.Batch.Lane, from, ErrLaneMoved)
+			}
+		}
+		if r.Undo != nil {
+			if _, err := res.Exec(); err != nil {
+				return err
+			}
+		}
+		_, err := res.Exec()
+		return err
+	}()
+	if cerr := res.Close(); err == nil {
+		err = cerr
+	}
+	if err != nil {
+		return fmt.Errorf("error recording batch %d of run %d: %w", r.Batch.Batch, r.Batch.RunID, err)
+	}
+	return nil
+}
+
+// ErrLaneMoved is a lane checkpoint that moved under a batch.
+var ErrLaneMoved = errors.New("lane checkpoint moved")
+
 // Batches lists a run's committed batches in order.
 func Batches(ctx context.Context, q Querier, runID int64) ([]Batch, error) {
-	rows, err := q.Query(ctx, `SELECT run_id, batch, cursor, scanned, intended, changed, size, attempts, duration_ms, committed_at
+	rows, err := q.Query(ctx, `SELECT run_id, batch, lane, cursor, scanned, intended, changed, size, attempts, duration_ms, committed_at
 		FROM backfill.batches WHERE run_id = $1 ORDER BY batch`, runID)
 	if err != nil {
 		return nil, fmt.Errorf("error reading batches of run %d: %w", runID, err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Batch, error) {
 		var b Batch
-		err := r.Scan(&b.RunID, &b.Batch, &b.Cursor, &b.Scanned, &b.Intended, &b.Changed, &b.Size, &b.Attempts, &b.DurationMS, &b.Committed)
+		err := r.Scan(&b.RunID, &b.Batch, &b.Lane, &b.Cursor, &b.Scanned, &b.Intended, &b.Changed, &b.Size, &b.Attempts, &b.DurationMS, &b.Committed)
 		return b, err
 	})
 }
@@ -326,4 +402,46 @@ func LatestDryRun(ctx context.Context, q Querier, digest string) (*DryRun, error
 // RunsOf lists the runs of a run signature, newest first.
 func RunsOf(ctx context.Context, q Querier, signature string) ([]Run, error) {
 	return queryRuns(ctx, q, "WHERE run_signature = $1 ORDER BY id DESC", signature)
+}
+
+// Lane is one key range of a run with lanes, and its checkpoint.
+type Lane struct {
+	Lane   int             `json:"lane"`
+	After  json.RawMessage `json:"after"`  // exclusive lower bound; null: from the start
+	Until  json.RawMessage `json:"until"`  // inclusive upper bound; null: to the end
+	Cursor json.RawMessage `json:"cursor"` // the last committed key; null: none yet
+	Done   bool            `json:"done"`
+}
+
+// Lanes lists a run's lanes in order; none means the run has one lane,
+// whose checkpoint is the run's cursor.
+func Lanes(ctx context.Context, q Querier, runID int64) ([]Lane, error) {
+	rows, err := q.Query(ctx, "SELECT lane, after, until, cursor, done FROM backfill.lanes WHERE run_id = $1 ORDER BY lane", runID)
+	if err != nil {
+		return nil, fmt.Errorf("error reading lanes of run %d: %w", runID, err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Lane, error) {
+		var l Lane
+		err := r.Scan(&l.Lane, &l.After, &l.Until, &l.Cursor, &l.Done)
+		return l, err
+	})
+}
+
+// CreateLanes fixes a run's lanes before its first batch, and logs them.
+func CreateLanes(ctx context.Context, q Querier, runID int64, lanes []Lane) error {
+	for _, l := range lanes {
+		if _, err := q.Exec(ctx, "INSERT INTO backfill.lanes (run_id, lane, after, until) VALUES ($1, $2, $3, $4)",
+			runID, l.Lane, l.After, l.Until); err != nil {
+			return fmt.Errorf("error creating lane %d of run %d: %w", l.Lane, runID, err)
+		}
+	}
+	return Append(ctx, q, runID, "lanes", map[string]any{"lanes": lanes})
+}
+
+// LaneDone marks a lane whose last page held no rows of it.
+func LaneDone(ctx context.Context, q Querier, runID int64, lane int) error {
+	if _, err := q.Exec(ctx, "UPDATE backfill.lanes SET done = true WHERE run_id = $1 AND lane = $2", runID, lane); err != nil {
+		return fmt.Errorf("error marking lane %d of run %d done: %w", lane, runID, err)
+	}
+	return nil
 }

@@ -22,22 +22,6 @@ type UndoBatch struct {
 	Items []Undo
 }
 
-// RecordUndo stores the images of a batch's changed rows as one row; call
-// it in the batch's transaction.
-func RecordUndo(ctx context.Context, q Querier, runID, batch int64, items []Undo) error {
-	if len(items) == 0 {
-		return nil
-	}
-	data, err := json.Marshal(items)
-	if err != nil {
-		return fmt.Errorf("error encoding before-images of batch %d: %w", batch, err)
-	}
-	if _, err := q.Exec(ctx, "INSERT INTO backfill.undo (run_id, batch, items) VALUES ($1, $2, $3)", runID, batch, data); err != nil {
-		return fmt.Errorf("error recording before-images of batch %d: %w", batch, err)
-	}
-	return nil
-}
-
 // NextUndo returns the images of the first batch of a run after batch, or nil.
 func NextUndo(ctx context.Context, q Querier, runID, afterBatch int64) (*UndoBatch, error) {
 	var u UndoBatch
@@ -59,7 +43,7 @@ func NextUndo(ctx context.Context, q Querier, runID, afterBatch int64) (*UndoBat
 // CountUndo is how many rows a run changed with before-images kept.
 func CountUndo(ctx context.Context, q Querier, runID int64) (int64, error) {
 	var n int64
-	if err := q.QueryRow(ctx, "SELECT coalesce(sum(jsonb_array_length(items)), 0) FROM backfill.undo WHERE run_id = $1", runID).Scan(&n); err != nil {
+	if err := q.QueryRow(ctx, "SELECT coalesce(sum(json_array_length(items)), 0) FROM backfill.undo WHERE run_id = $1", runID).Scan(&n); err != nil {
 		return 0, fmt.Errorf("error counting before-images of run %d: %w", runID, err)
 	}
 	return n, nil

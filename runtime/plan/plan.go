@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"reflect"
 	"time"
 
 	"github.com/runonce/backfill/runtime/bftype"
@@ -18,6 +19,15 @@ type Plan interface {
 	Walk(ctx context.Context, db DBTX, after json.RawMessage, size int, visit func(*Batch) error) error
 	// Next reads the one page after the cursor; it returns nil at the end.
 	Next(ctx context.Context, db DBTX, after json.RawMessage, size int) (*Batch, error)
+	// NextIn is Next within a lane: only rows with a key up to until (JSON;
+	// nil or null: no bound). The batch is Last when the page ran past until
+	// or came back short; it returns nil when no row of the page is in the
+	// lane. With an integer key it refuses a page whose keys do not ascend
+	// strictly from the cursor, since lanes rely on key order.
+	NextIn(ctx context.Context, db DBTX, after, until json.RawMessage, size int) (*Batch, error)
+	// Splittable reports whether the key is an integer, so the scope can be
+	// cut into lanes at keys that Go and the server order the same way.
+	Splittable() bool
 	// Scan reads the whole scope, as a dry-run does, and tallies what a run
 	// would change without keeping more than a page and opts.Samples changes.
 	Scan(ctx context.Context, db DBTX, opts ScanOpts) (*Tally, error)
@@ -87,19 +97,71 @@ func (p *typed[R, C, K]) Walk(ctx context.Context, db DBTX, after json.RawMessag
 }
 
 func (p *typed[R, C, K]) Next(ctx context.Context, db DBTX, after json.RawMessage, size int) (*Batch, error) {
-	cursor := p.s.Start
-	if len(after) > 0 && string(after) != "null" {
-		if err := json.Unmarshal(after, &cursor); err != nil {
-			return nil, fmt.Errorf("error decoding cursor %s: %w", after, err)
+	return p.NextIn(ctx, db, after, nil, size)
+}
+
+func (p *typed[R, C, K]) NextIn(ctx context.Context, db DBTX, after, until json.RawMessage, size int) (*Batch, error) {
+	cursor, err := p.decodeKey(after, p.s.Start)
+	if err != nil {
+		return nil, err
+	}
+	bounded := len(until) > 0 && string(until) != "null"
+	var bound K
+	if bounded {
+		if bound, err = p.decodeKey(until, p.s.Start); err != nil {
+			return nil, err
 		}
 	}
 	rows, read, err := p.page(ctx, db, cursor, size)
 	if err != nil || len(rows) == 0 {
 		return nil, err
 	}
+	last := len(rows) < size
+	if p.Splittable() {
+		prev := cursor
+		for i, row := range rows {
+			if k := p.s.Key(row); k <= prev && (i > 0 || len(after) > 0 && string(after) != "null") {
+				return nil, fmt.Errorf("the scope page after key %v returned key %v after key %v: ScopePage must return rows in ascending key order after its cursor (ORDER BY the key)", cursor, k, prev)
+			}
+			prev = p.s.Key(row)
+		}
+	}
+	if bounded {
+		n := len(rows)
+		for i, row := range rows {
+			if p.s.Key(row) > bound {
+				n = i
+				break
+			}
+		}
+		if n == 0 {
+			return nil, nil
+		}
+		if n < len(rows) {
+			rows, last = rows[:n], true
+		}
+	}
 	b := p.batch(rows, read)
-	b.Last = len(rows) < size
+	b.Last = last
 	return b, nil
+}
+
+func (p *typed[R, C, K]) decodeKey(raw json.RawMessage, zero K) (K, error) {
+	k := zero
+	if len(raw) > 0 && string(raw) != "null" {
+		if err := json.Unmarshal(raw, &k); err != nil {
+			return k, fmt.Errorf("error decoding cursor %s: %w", raw, err)
+		}
+	}
+	return k, nil
+}
+
+func (p *typed[R, C, K]) Splittable() bool {
+	switch reflect.TypeFor[K]().Kind() {
+	case reflect.Int16, reflect.Int32, reflect.Int64:
+		return true
+	}
+	return false
 }
 
 // page runs the scope's page query: up to size rows after the cursor.

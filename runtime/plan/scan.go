@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -33,7 +34,14 @@ type Tally struct {
 	Samples    []bftype.Sample // the first changes, by key, with their diffs
 	FirstApply []bftype.Param  // Apply's parameters for the first batch with changes
 	ReadTime   time.Duration   // time spent in page queries
+	// SplitKeys are keys spread evenly through the scope by row count, at
+	// most MaxSplitKeys of them in ascending order, for a real run to cut
+	// its lanes at; empty when the key is not an integer (see Splittable).
+	SplitKeys []json.RawMessage
 }
+
+// MaxSplitKeys bounds Tally.SplitKeys.
+const MaxSplitKeys = 64
 
 // Scan reads the whole scope from the start in pages of opts.Page rows and
 // decides every row exactly as a real run's batches do. It cuts the rows
@@ -63,6 +71,10 @@ func (p *typed[R, C, K]) Scan(ctx context.Context, db DBTX, opts ScanOpts) (*Tal
 	}
 	s.endBatch()
 	s.t.Batches = (s.t.Scanned + int64(opts.Batch) - 1) / int64(opts.Batch)
+	for _, k := range s.splits {
+		b, _ := json.Marshal(k) // an integer always marshals
+		s.t.SplitKeys = append(s.t.SplitKeys, b)
+	}
 	return s.t, nil
 }
 
@@ -72,6 +84,8 @@ type scanner[R, C any, K Key] struct {
 	opts    ScanOpts
 	t       *Tally
 	pending []C // the current batch's changes, until FirstApply is known
+	splits  []K // every every-th key, thinned to at most MaxSplitKeys
+	every   int64
 }
 
 func (s *scanner[R, C, K]) add(row R) {
@@ -79,6 +93,9 @@ func (s *scanner[R, C, K]) add(row R) {
 		s.endBatch()
 	}
 	s.t.Scanned++
+	if s.p.Splittable() {
+		s.split(row)
+	}
 	change, diffs, ok := s.p.decide(row)
 	if !ok {
 		return
@@ -89,6 +106,26 @@ func (s *scanner[R, C, K]) add(row R) {
 	}
 	if s.t.FirstApply == nil {
 		s.pending = append(s.pending, change)
+	}
+}
+
+// split keeps the key of every every-th row; when that gives more than
+// MaxSplitKeys keys it drops every other one and doubles every, so the keys
+// stay evenly spread by row count whatever the size of the scope.
+func (s *scanner[R, C, K]) split(row R) {
+	if s.every == 0 {
+		s.every = 1
+	}
+	if s.t.Scanned%s.every != 0 {
+		return
+	}
+	s.splits = append(s.splits, s.p.s.Key(row))
+	if len(s.splits) > MaxSplitKeys {
+		kept := s.splits[:0]
+		for i := 1; i < len(s.splits); i += 2 {
+			kept = append(kept, s.splits[i])
+		}
+		s.splits, s.every = kept, 2*s.every
 	}
 }
 

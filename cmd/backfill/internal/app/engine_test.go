@@ -331,3 +331,32 @@ func TestHealthQueryPausesBatchesUntilItRecovers(t *testing.T) {
 	require.Contains(t, s.stderr.String(), `"msg":"database unhealthy, waiting"`)
 	require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles))
 }
+
+// Lanes are cut only at the keys of a saved dry-run of the same binary, and
+// --lanes lowers the manifest's number; otherwise the run says why it runs
+// one lane and does.
+func TestLanesNeedASavedDryRunAndFollowTheLanesFlag(t *testing.T) {
+	t.Parallel()
+	lanes := edit2{"batch: {size: 500, canary: 50, max_rows_per_second: 20000,", "batch: {size: 50, canary: 10, max_rows_per_second: 0, lanes: 4,"}
+
+	x := newTarget(t, lanes)
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+	res := runBinary(t, nil, x.bin, "--execute", "--database-url", x.runner, "--log-stderr", "yes")
+	require.Equal(t, 0, res.code, res.stderr)
+	require.Contains(t, res.stderr, "running one lane: no saved dry-run of this binary")
+	require.Equal(t, "0", pgtest.Query(t, x.db, "SELECT count(*) FROM backfill.lanes"))
+	require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles))
+
+	y := newTarget(t, lanes)
+	y.approve("alice", y.bin)
+	y.approve("bob", y.bin)
+	require.Equal(t, 0, runBinary(t, nil, y.bin, "--save", "--database-url", y.runner).code)
+	res = runBinary(t, nil, y.bin, "--execute", "--database-url", y.runner, "--lanes", "2")
+	require.Equal(t, 0, res.code, res.stderr)
+	require.Equal(t, "2", pgtest.Query(t, y.db, "SELECT count(*) FROM backfill.lanes"), "--lanes 2 under the manifest's 4")
+	require.Equal(t, "0", pgtest.Query(t, y.db, wrongRoles))
+	require.Contains(t, y.cli("audit", "verify", "--database-url", y.observer), "audit chain verified")
+
+	require.Equal(t, 2, runBinary(t, nil, y.bin, "--execute", "--database-url", y.runner, "--lanes", "-1").code, "a negative --lanes is a usage error")
+}

@@ -20,7 +20,7 @@ func TestRevertRestoresExactlyTheRowsTheRunChanged(t *testing.T) {
 	x.approve("bob", x.bin)
 	require.Equal(t, 0, x.execute(x.bin).code)
 	run := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'completed'")
-	require.Equal(t, "333", pgtest.Query(t, x.db, "SELECT sum(jsonb_array_length(items)) FROM backfill.undo WHERE run_id = "+run))
+	require.Equal(t, "333", pgtest.Query(t, x.db, "SELECT sum(json_array_length(items)) FROM backfill.undo WHERE run_id = "+run))
 
 	// Someone fixes user 3 by hand after the run; the revert must not undo that.
 	pgtest.Exec(t, x.db, "UPDATE users SET role = 'admin' WHERE id = 3")

@@ -38,6 +38,7 @@ type (
 	}
 	batchPayload struct {
 		Batch    int64           `json:"batch"`
+		Lane     int             `json:"lane"`
 		Cursor   json.RawMessage `json:"cursor"`
 		Scanned  int             `json:"scanned"`
 		Intended int             `json:"intended"`
@@ -190,7 +191,7 @@ func (v *verifier) bindRun(r *ledger.Run) {
 			continue
 		}
 		p, ok := batches[b.Batch]
-		if !ok || p.Changed != b.Changed || p.Scanned != b.Scanned || p.Intended != b.Intended || !sameJSON(p.Cursor, b.Cursor) {
+		if !ok || p.Lane != b.Lane || p.Changed != b.Changed || p.Scanned != b.Scanned || p.Intended != b.Intended || !sameJSON(p.Cursor, b.Cursor) {
 			v.problems.add(BatchesFile, "batch %d of run %d does not say what its audit event says", b.Batch, r.ID)
 		}
 	}
