@@ -8,6 +8,7 @@ package main
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"flag"
 	"fmt"
@@ -47,6 +48,8 @@ type result struct {
 	rows     int
 	took     time.Duration
 	rssKiB   int64
+	cpu      time.Duration // the binary's user and system CPU time
+	server   time.Duration // the server's CPU time meanwhile, when it runs on this machine
 	p50, p99 float64
 }
 
@@ -78,6 +81,7 @@ func run(ctx context.Context, admin string, rows, small int, only string) error 
 		{"(3) dry-run", rows, b.dryRun},
 		{"(4) --execute", small, b.execute},
 		{"(5) --execute, no before-images", rows, b.executeIrreversible},
+		{"(6) --execute, one lane", rows, b.executeOneLane},
 	} {
 		if !selected(only, i+1) {
 			continue
@@ -110,22 +114,28 @@ func selected(only string, n int) bool {
 
 func report(results map[int]result) {
 	var rs []result
-	for n := 1; n <= 5; n++ {
+	for n := 1; n <= 6; n++ {
 		if r, ok := results[n]; ok {
 			rs = append(rs, r)
 		}
 	}
 	base := rs[0]
-	fmt.Printf("\n%-32s %10s %10s %12s %10s %10s %10s %10s\n", "configuration", "rows", "seconds", "rows/s", "vs (1)", "p50 ms", "p99 ms", "peak RSS")
+	fmt.Printf("\n%-32s %10s %10s %12s %10s %10s %10s %10s %10s %10s\n", "configuration", "rows", "seconds", "rows/s", "vs (1)", "p50 ms", "p99 ms", "peak RSS", "client CPU", "server CPU")
 	for _, r := range rs {
-		rss, p50, p99 := "-", "-", "-"
+		rss, p50, p99, cpu, server := "-", "-", "-", "-", "-"
+		if r.server > 0 {
+			server = fmt.Sprintf("%.1f s", r.server.Seconds())
+		}
+		if r.cpu > 0 {
+			cpu = fmt.Sprintf("%.1f s", r.cpu.Seconds())
+		}
 		if r.rssKiB > 0 {
 			rss = fmt.Sprintf("%.1f MiB", float64(r.rssKiB)/1024)
 		}
 		if r.p99 > 0 {
 			p50, p99 = fmt.Sprintf("%.1f", r.p50), fmt.Sprintf("%.1f", r.p99)
 		}
-		fmt.Printf("%-32s %10d %10.2f %12.0f %9.2fx %10s %10s %10s\n", r.name, r.rows, r.took.Seconds(), r.rate(), r.rate()/base.rate(), p50, p99, rss)
+		fmt.Printf("%-32s %10d %10.2f %12.0f %9.2fx %10s %10s %10s %10s %10s\n", r.name, r.rows, r.took.Seconds(), r.rate(), r.rate()/base.rate(), p50, p99, rss, cpu, server)
 	}
 	var summary []string
 	if r, ok := results[2]; ok {
@@ -142,6 +152,9 @@ func report(results map[int]result) {
 	if r, ok := results[5]; ok {
 		summary = append(summary, fmt.Sprintf("throughput (5)/(1): %.2fx", r.rate()/base.rate()))
 	}
+	if r, ok := results[6]; ok {
+		summary = append(summary, fmt.Sprintf("throughput (6)/(1): %.2fx", r.rate()/base.rate()))
+	}
 	fmt.Printf("\n%s\n", strings.Join(summary, "   "))
 }
 
@@ -154,6 +167,7 @@ type bench struct {
 	bin   string // fix_roles as written: reversible, so it keeps before-images
 	plain string // the same with reversible: false
 	cli   string
+	extra []string // more arguments for --execute
 }
 
 const target = "backfill_bench_target"
@@ -216,7 +230,7 @@ func (b *bench) setup() error {
 	m := strings.NewReplacer("database: backfill_demo", "database: "+target,
 		"matched: {min: 1, max: 15000}", "matched: {min: 1, max: 10000000}",
 		"changed: {min: 1, max: 15000}", "changed: {min: 1, max: 10000000}",
-		"batch: {size: 500, canary: 50, max_rows_per_second: 20000,", "batch: {size: 1000, canary: 50, max_rows_per_second: 0,").Replace(string(data))
+		"batch: {size: 500, canary: 50, max_rows_per_second: 20000,", "batch: {size: 1000, canary: 50, max_rows_per_second: 0, lanes: 2,").Replace(string(data))
 	if err := os.WriteFile(manifest, []byte(m), 0o644); err != nil {
 		return err
 	}
@@ -291,11 +305,12 @@ func (b *bench) setBased(n int) (result, error) {
 	if err := b.seed(n); err != nil {
 		return result{}, err
 	}
+	server := b.serverCPU()
 	began := time.Now()
 	if err := b.exec(b.url(target, ""), setBasedRule); err != nil {
 		return result{}, err
 	}
-	return result{rows: n, took: time.Since(began)}, nil
+	return result{rows: n, took: time.Since(began), server: server()}, nil
 }
 
 func (b *bench) dryRun(n int) (result, error) {
@@ -307,7 +322,7 @@ func (b *bench) dryRun(n int) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	return result{rows: n, took: time.Since(began), rssKiB: maxRSS(st)}, nil
+	return result{rows: n, took: time.Since(began), rssKiB: maxRSS(st), cpu: cpuTime(st)}, nil
 }
 
 // executeIrreversible is execute without before-images.
@@ -318,7 +333,16 @@ func (b *bench) executeIrreversible(n int) (result, error) {
 	return b.execute(n)
 }
 
-// execute sets up the ledger and two approvals, then times --execute.
+// executeOneLane is execute with --lanes 1.
+func (b *bench) executeOneLane(n int) (result, error) {
+	b.extra = []string{"--lanes", "1"}
+	defer func() { b.extra = nil }()
+	return b.execute(n)
+}
+
+// execute sets up the ledger and two approvals and saves a dry-run, as an
+// operator does before executing (the run cuts its lanes at the dry-run's
+// split keys), then times --execute.
 func (b *bench) execute(n int) (result, error) {
 	if err := b.seed(n); err != nil {
 		return result{}, err
@@ -339,13 +363,18 @@ func (b *bench) execute(n int) (result, error) {
 	if err := b.exec(db, "GRANT SELECT, UPDATE ON users TO bench_runner", "GRANT SELECT ON role_grants, app_settings TO bench_runner"); err != nil {
 		return result{}, err
 	}
+	if _, _, err := b.cmd(nil, b.bin, "--save", "--samples", "0", "--database-url", b.url(target, "bench_runner")); err != nil {
+		return result{}, err
+	}
 	began := time.Now()
-	_, st, err := b.cmd(nil, b.bin, "--execute", "--database-url", b.url(target, "bench_runner"), "--log-stderr", "no",
-		"--log-file", filepath.Join(b.work, "execute.log"))
+	server := b.serverCPU()
+	_, st, err := b.cmd(nil, b.bin, append([]string{"--execute", "--database-url", b.url(target, "bench_runner"), "--log-stderr", "no",
+		"--log-file", filepath.Join(b.work, "execute.log")}, b.extra...)...)
 	if err != nil {
 		return result{}, err
 	}
-	r := result{rows: n, took: time.Since(began), rssKiB: maxRSS(st)}
+	r := result{rows: n, took: time.Since(began), rssKiB: maxRSS(st), cpu: cpuTime(st), server: server()}
+	phases(filepath.Join(b.work, "execute.log"), began)
 	conn, err := pgx.Connect(b.ctx, db)
 	if err != nil {
 		return r, err
@@ -361,6 +390,112 @@ func (b *bench) execute(n int) (result, error) {
 		return r, errors.Join(err, fmt.Errorf("%d rows were not changed", wrong))
 	}
 	return r, nil
+}
+
+// phases prints how long the preflight (start to the first batch), the
+// batches and the end (checks, reconciliation) took, from the run's log,
+// which it then removes so the next run's log starts empty.
+func phases(path string, began time.Time) {
+	data, err := os.ReadFile(path)
+	if err != nil {
+		return
+	}
+	defer os.Remove(path)
+	var start, last, finish time.Time
+	for _, line := range strings.Split(string(data), "\n") {
+		var e struct {
+			Time  time.Time `json:"time"`
+			Event string    `json:"event"`
+		}
+		if json.Unmarshal([]byte(line), &e) != nil {
+			continue
+		}
+		switch e.Event {
+		case "start":
+			start = e.Time
+		case "batch":
+			last = e.Time
+		case "finish":
+			finish = e.Time
+		}
+	}
+	if start.IsZero() || last.IsZero() || finish.IsZero() {
+		return
+	}
+	fmt.Fprintf(os.Stderr, "bench:   preflight %.2f s, batches %.2f s, checks and reconciliation %.2f s\n",
+		start.Sub(began).Seconds(), last.Sub(start).Seconds(), finish.Sub(last).Seconds())
+}
+
+// serverCPU starts measuring the CPU time of the PostgreSQL server, when it
+// runs on this machine and /proc shows it: the postmaster's own time, the
+// time of its children that ended (it waits for them) and of those alive.
+// The returned function gives the time since; 0 when it cannot be read.
+func (b *bench) serverCPU() func() time.Duration {
+	var pid int
+	conn, err := pgx.Connect(b.ctx, b.admin)
+	if err == nil {
+		var backend int
+		err = conn.QueryRow(b.ctx, "SELECT pg_backend_pid()").Scan(&backend)
+		conn.Close(b.ctx)
+		if err == nil {
+			if f := procStat(backend); len(f) > 1 {
+				pid, _ = strconv.Atoi(f[1]) // ppid: the postmaster
+			}
+		}
+	}
+	total := func() float64 {
+		if pid == 0 {
+			return 0
+		}
+		f := procStat(pid)
+		if len(f) < 15 {
+			return 0
+		}
+		sum := 0.0
+		for _, i := range []int{11, 12, 13, 14} { // utime, stime, cutime, cstime (after the state field)
+			v, _ := strconv.ParseFloat(f[i], 64)
+			sum += v
+		}
+		children, _ := os.ReadFile(fmt.Sprintf("/proc/%d/task/%d/children", pid, pid))
+		for _, c := range strings.Fields(string(children)) {
+			n, _ := strconv.Atoi(c)
+			if f := procStat(n); len(f) > 12 {
+				u, _ := strconv.ParseFloat(f[11], 64)
+				s, _ := strconv.ParseFloat(f[12], 64)
+				sum += u + s
+			}
+		}
+		return sum / 100 // USER_HZ
+	}
+	before := total()
+	return func() time.Duration {
+		after := total()
+		if before == 0 || after == 0 {
+			return 0
+		}
+		return time.Duration((after - before) * float64(time.Second))
+	}
+}
+
+// procStat is /proc/PID/stat after the command name: the state, the ppid,
+// and so on; nil when it cannot be read.
+func procStat(pid int) []string {
+	data, err := os.ReadFile(fmt.Sprintf("/proc/%d/stat", pid))
+	if err != nil {
+		return nil
+	}
+	s := string(data)
+	if i := strings.LastIndexByte(s, ')'); i >= 0 {
+		return strings.Fields(s[i+1:])
+	}
+	return nil
+}
+
+func cpuTime(st *os.ProcessState) time.Duration {
+	if st == nil {
+		return 0
+	}
+	return st.UserTime() + st.SystemTime()
 }
 
 func maxRSS(st *os.ProcessState) int64 {
