@@ -380,3 +380,34 @@ func TestArchiveOfRefusedInterruptedAndRevertedRuns(t *testing.T) {
 		require.True(t, strings.Contains(report, "| revert:"+run+" | completed |"), report)
 	})
 }
+
+// A run with lanes archives and verifies like any other, and each batch is
+// bound to its audit event lane included: moving a batch to another lane in
+// the archive, checksums recomputed, is named.
+func TestArchiveOfARunWithLanes(t *testing.T) {
+	t.Parallel()
+	x := newTarget(t, edit2{"batch: {size: 500, canary: 50, max_rows_per_second: 20000,", "batch: {size: 100, canary: 10, max_rows_per_second: 0, lanes: 3,"})
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+	require.Equal(t, 0, runBinary(t, nil, x.bin, "--save", "--database-url", x.runner).code)
+	require.Equal(t, 0, x.execute(x.bin).code)
+	require.Equal(t, "3", pgtest.Query(t, x.db, "SELECT count(DISTINCT lane) FROM backfill.batches"))
+	run := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'completed'")
+	path := x.archiveRun(run)
+	res := verifyArchive(t, path)
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+
+	files := readArchive(t, path)
+	dir := tamper(t, files, true, func(f map[string][]byte) {
+		var rows []map[string]any
+		require.NoError(t, jsonUnmarshal(f[archive.BatchesFile], &rows))
+		for _, r := range rows {
+			if r["lane"].(float64) == 2 {
+				r["lane"] = 1.0
+				break
+			}
+		}
+		f[archive.BatchesFile] = jsonMarshal(t, rows)
+	})
+	requireFails(t, dir, archive.BatchesFile)
+}
