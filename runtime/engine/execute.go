@@ -109,6 +109,9 @@ func (p *preflight) approvalDetail() string {
 }
 
 func (p *preflight) runOnceDetail() string {
+	if p.resuming != nil && p.resumeLanes > 0 {
+		return fmt.Sprintf("resuming run %d (%s), each of its %d lanes after its own checkpoint", p.resuming.ID, p.resuming.Status, p.resumeLanes)
+	}
 	if p.resuming != nil {
 		return fmt.Sprintf("resuming run %d (%s) after key %s", p.resuming.ID, p.resuming.Status, string(p.resuming.Cursor))
 	}

@@ -52,6 +52,9 @@ type Hooks struct {
 	Progress func(Progress)
 	Paused   func(runID int64)
 	Stopped  func(runID int64, status, message string)
+	// Note receives what the operator should know that is not an error,
+	// such as a run going on in one lane where the manifest allows more.
+	Note func(message string)
 }
 
 func (h Hooks) check(name, detail string) {

@@ -32,6 +32,9 @@ func (r *runner) setupLanes(ctx context.Context) error {
 		return nil
 	}
 	r.multi = true
+	if r.opts.Lanes > 0 && r.opts.Lanes != len(rows) && r.hooks.Note != nil {
+		r.hooks.Note(fmt.Sprintf("resuming with the %d lanes run %d started with; --lanes %d applies to new runs only", len(rows), r.run.ID, r.opts.Lanes))
+	}
 	for i, row := range rows {
 		l := &lane{n: row.Lane, after: row.After, until: row.Until, cursor: row.Cursor, done: row.Done, size: size}
 		if len(l.cursor) == 0 {
@@ -63,8 +66,13 @@ func (r *runner) planLanes(ctx context.Context) ([]ledger.Lane, []*pgx.Conn, err
 		return nil, nil, nil
 	}
 	oneLane := func(why string, args ...any) ([]ledger.Lane, []*pgx.Conn, error) {
-		r.log.Warn("running one lane: "+fmt.Sprintf(why, args...), "event", "lanes", "lanes", 1, "wanted", want)
-		return nil, nil, nil
+		msg := "running one lane: " + fmt.Sprintf(why, args...)
+		r.log.Warn(msg, "event", "lanes", "lanes", 1, "wanted", want)
+		if r.hooks.Note != nil {
+			r.hooks.Note(fmt.Sprintf("%s (batch.lanes allows %d)", msg, want))
+		}
+		// Reviewers see in the audit log that the run did not use its lanes.
+		return nil, nil, ledger.Append(ctx, r.conn, r.run.ID, "lanes", map[string]any{"lanes": []ledger.Lane{}, "wanted": want, "why": msg})
 	}
 	if !r.job.Plan.Splittable() {
 		return oneLane("lanes need an integer key")

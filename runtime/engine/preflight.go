@@ -28,6 +28,7 @@ type preflight struct {
 	verdict      approval.Verdict
 	matched      int64
 	resuming     *ledger.Run
+	resumeLanes  int // lanes of the run being resumed; 0: one lane
 	purpose      string
 	checksBefore []CheckResult // the manifest's checks before the first write
 }
@@ -130,6 +131,11 @@ func (p *preflight) checkRunOnce(ctx context.Context) error {
 			"Run %d of this backfill (signature %s) %s at %s.", done.ID, p.job.RunSignature[:12], how, when.Format(time.RFC3339))
 	}
 	p.resuming, err = ledger.Unfinished(ctx, p.conn, p.job.RunSignature, p.purpose)
+	if err != nil || p.resuming == nil {
+		return err
+	}
+	lanes, err := ledger.Lanes(ctx, p.conn, p.resuming.ID)
+	p.resumeLanes = len(lanes)
 	return err
 }
 

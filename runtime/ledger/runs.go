@@ -252,8 +252,11 @@ type Batch struct {
 	Committed  time.Time       `json:"committed_at"`
 }
 
-const insertBatch = `INSERT INTO backfill.batches (run_id, batch, lane, cursor, scanned, intended, changed, size, attempts, duration_ms)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)`
+// insertBatch takes committed_at from the clock, not the transaction's start:
+// it runs after Progress has locked the run's row, so with lanes the times
+// follow the batch numbers, which follow commit order.
+const insertBatch = `INSERT INTO backfill.batches (run_id, batch, lane, cursor, scanned, intended, changed, size, attempts, duration_ms, committed_at)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp())`
 
 func (b Batch) args() []any {
 	return []any{b.RunID, b.Batch, b.Lane, b.Cursor, b.Scanned, b.Intended, b.Changed, b.Size, b.Attempts, b.DurationMS}

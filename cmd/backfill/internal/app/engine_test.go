@@ -346,6 +346,8 @@ func TestLanesNeedASavedDryRunAndFollowTheLanesFlag(t *testing.T) {
 	require.Equal(t, 0, res.code, res.stderr)
 	require.Contains(t, res.stderr, "running one lane: no saved dry-run of this binary")
 	require.Equal(t, "0", pgtest.Query(t, x.db, "SELECT count(*) FROM backfill.lanes"))
+	require.Equal(t, "1", pgtest.Query(t, x.db, `SELECT count(*) FROM backfill.audit_events WHERE kind = 'lanes'
+		AND payload->>'wanted' = '4' AND payload->>'why' LIKE 'running one lane: no saved dry-run%'`), "the fallback is in the audit log")
 	require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles))
 
 	y := newTarget(t, lanes)

@@ -42,6 +42,8 @@ func TestKillWithLanesNeverWritesARowTwice(t *testing.T) {
 	require.Equal(t, "3", pgtest.Query(t, x.db, "SELECT count(DISTINCT lane) FROM backfill.batches"), "batches came from every lane")
 	require.Equal(t, "true", pgtest.Query(t, x.db, "SELECT max(batch) = count(*) AND min(batch) = 1 FROM backfill.batches"),
 		"batch numbers have no gap whatever order the lanes committed in")
+	require.Equal(t, "0", pgtest.Query(t, x.db, `SELECT count(*) FROM (SELECT committed_at < lag(committed_at) OVER (ORDER BY batch) AS back
+		FROM backfill.batches) s WHERE back`), "the recorded times follow the batch numbers")
 	require.Equal(t, "true", pgtest.Query(t, x.db, `SELECT bool_and(l.until IS NULL OR b.cursor <= l.until) AND bool_and(l.after IS NULL OR b.cursor > l.after)
 		FROM backfill.batches b JOIN backfill.lanes l USING (run_id, lane)`), "every batch stayed in its lane's keys")
 }
