@@ -93,7 +93,7 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 			fmt.Fprintf(stdout, "\n%s run %d. Ctrl-C once stops after the current batch; twice stops at once.\n", verb, id)
 		},
 		Progress: func(p engine.Progress) { dog.touch(); live.update(p) },
-		Note: func(msg string) { live.note(msg) },
+		Note:     func(msg string) { live.note(msg) },
 		Paused: func(id int64) {
 			live.note(fmt.Sprintf("run %d paused through the ledger; waiting for resume or cancel", id))
 		},
