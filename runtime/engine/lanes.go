@@ -82,7 +82,7 @@ func (r *runner) planLanes(ctx context.Context) ([]ledger.Lane, []*pgx.Conn, err
 		return nil, nil, err
 	}
 	if d == nil {
-		return oneLane("no saved dry-run of this binary gives keys to cut lanes at; run the dry-run first")
+		return oneLane("no saved dry-run of this binary gives keys to cut lanes at; save one with --save before executing")
 	}
 	var rep struct {
 		SplitKeys []json.RawMessage `json:"split_keys"`
