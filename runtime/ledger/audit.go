@@ -95,6 +95,9 @@ func Events(ctx context.Context, q Querier, runID int64) ([]Event, error) {
 	return pgx.CollectRows(rows, scanEvent)
 }
 
+// insertEvent appends one audit event; the chain trigger fills in the rest.
+const insertEvent = "INSERT INTO backfill.audit_events (run_id, kind, payload) VALUES ($1, $2, $3)"
+
 // Append writes an audit event; the database sets its place in the chain.
 func Append(ctx context.Context, q Querier, runID int64, kind string, payload any) error {
 	data, err := json.Marshal(payload)
@@ -105,7 +108,7 @@ func Append(ctx context.Context, q Querier, runID int64, kind string, payload an
 	if runID != 0 {
 		run = &runID
 	}
-	if _, err := q.Exec(ctx, "INSERT INTO backfill.audit_events (run_id, kind, payload) VALUES ($1, $2, $3)", run, kind, data); err != nil {
+	if _, err := q.Exec(ctx, insertEvent, run, kind, data); err != nil {
 		return fmt.Errorf("error writing audit event %q: %w", kind, err)
 	}
 	return nil

@@ -301,7 +301,7 @@ func RecordBatchAll(ctx context.Context, tx pgx.Tx, r BatchRecord, from json.Raw
 	if r.Undo != nil {
 		p.Queue("INSERT INTO backfill.undo (run_id, batch, items) VALUES ($1, $2, $3::json)", r.Batch.RunID, r.Batch.Batch, string(r.Undo))
 	}
-	p.Queue("INSERT INTO backfill.audit_events (run_id, kind, payload) VALUES ($1, 'batch', $2)", r.Batch.RunID, event)
+	p.Queue(insertEvent, r.Batch.RunID, "batch", event)
 	res := tx.SendBatch(ctx, &p)
 	err = func() error {
 		if _, err := res.Exec(); err != nil {

@@ -101,14 +101,14 @@ func (p *typed[R, C, K]) Next(ctx context.Context, db DBTX, after json.RawMessag
 }
 
 func (p *typed[R, C, K]) NextIn(ctx context.Context, db DBTX, after, until json.RawMessage, size int) (*Batch, error) {
-	cursor, err := p.decodeKey(after, p.s.Start)
+	cursor, err := p.decodeKey(after)
 	if err != nil {
 		return nil, err
 	}
 	bounded := len(until) > 0 && string(until) != "null"
 	var bound K
 	if bounded {
-		if bound, err = p.decodeKey(until, p.s.Start); err != nil {
+		if bound, err = p.decodeKey(until); err != nil {
 			return nil, err
 		}
 	}
@@ -146,8 +146,9 @@ func (p *typed[R, C, K]) NextIn(ctx context.Context, db DBTX, after, until json.
 	return b, nil
 }
 
-func (p *typed[R, C, K]) decodeKey(raw json.RawMessage, zero K) (K, error) {
-	k := zero
+// decodeKey decodes a JSON key; nil or null is the cursor before every key.
+func (p *typed[R, C, K]) decodeKey(raw json.RawMessage) (K, error) {
+	k := p.s.Start
 	if len(raw) > 0 && string(raw) != "null" {
 		if err := json.Unmarshal(raw, &k); err != nil {
 			return k, fmt.Errorf("error decoding cursor %s: %w", raw, err)
