@@ -154,7 +154,12 @@ func (p *preflight) takeLock(ctx context.Context) error {
 		return fmt.Errorf("error taking the run lock: %w", err)
 	}
 	if ok {
-		return nil
+		// run_once was checked before the lock was ours: another execution
+		// may have completed the run in between. Only now, with the lock,
+		// is the answer final, so check again (found by the concurrent
+		// executions test: the second one re-ran the scope and then failed
+		// on runs_completed_once instead of being refused).
+		return p.checkRunOnce(ctx)
 	}
 	return refuse(bftype.ReasonLocked, bftype.ExitLocked, "Wait for it to finish, or stop it; never run two at once.",
 		"Another execution of this backfill holds its lock: %s.", lockHolder(ctx, p.conn, key))
