@@ -173,4 +173,8 @@ type Report struct {
 	// SplitKeys are keys spread evenly through the scope, where a run with
 	// batch.lanes cuts its lanes; empty unless the key is an integer.
 	SplitKeys []json.RawMessage `json:"split_keys,omitempty"`
+	// Prepared names every statement the dry-run prepared against the live
+	// schema (the binary's queries and the manifest's canary, checks and
+	// health query); a dry-run with one that does not prepare has no report.
+	Prepared []string `json:"prepared"`
 }

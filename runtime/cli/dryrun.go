@@ -12,6 +12,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/engine"
 	"github.com/runonce/backfill/runtime/ledger"
 	"github.com/runonce/backfill/runtime/pgdb"
 	"github.com/runonce/backfill/runtime/plan"
@@ -20,12 +21,14 @@ import (
 const dryRunUsage = `Usage: %[1]s [flags]
        %[1]s --execute [--database-url URL]
 
-Dry-run (the default): runs the same selection and transform as a real run
-in one READ ONLY snapshot (the scope count reads it on a second connection),
+Dry-run (the default): prepares every statement a run may execute (the
+queries and the manifest's canary, checks and health query) against the
+live schema, then runs the same selection and transform as a real run in
+one READ ONLY snapshot (the scope count reads it on a second connection),
 so nothing is written, and reports scanned, matched, will-change and
 unchanged totals, sample diffs, an ETA and the SQL a real run would
-execute. Exits %[2]d when a count is outside the manifest's
-expect bounds.
+execute. Exits %[3]d when a statement does not prepare, %[2]d when a count
+is outside the manifest's expect bounds.
 
 With --execute it writes: a preflight checks the target, the approvals of
 this binary's own digest, that this run has not completed, the lock, the
@@ -45,7 +48,7 @@ type dryRunFlags struct {
 }
 
 func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(b.Name, fmt.Sprintf(dryRunUsage, b.Name, bftype.ExitExpectBounds), stderr)
+	fs := newFlags(b.Name, fmt.Sprintf(dryRunUsage, b.Name, bftype.ExitExpectBounds, bftype.ExitSchema), stderr)
 	var f dryRunFlags
 	fs.StringVar(&f.url, "database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	fs.StringVar(&f.report, "report", "", "also write the report as JSON to this file")
@@ -139,6 +142,9 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 		if _, err := tx.Exec(ctx, "SET LOCAL jit = off"); err != nil {
 			return fmt.Errorf("error turning off jit: %w", err)
 		}
+		if err := prepare(ctx, tx, b, m, rep); err != nil {
+			return err
+		}
 		count, err := startCount(ctx, tx, b, url, src, timeout)
 		if err != nil {
 			return err
@@ -159,6 +165,25 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 	rep.ETA = eta(rep, t.ReadTime, m.Batch.MaxRowsPerSecond)
 	rep.Violations = violations(rep)
 	return rep, nil
+}
+
+// prepare prepares every statement a run may execute against the live
+// schema before anything is read, so a mistake in any of them (a column
+// misspelt in Apply, a check on a table that is not there) stops the
+// dry-run, before review and approval, instead of the --execute after them.
+func prepare(ctx context.Context, tx pgx.Tx, b Binary, m *bftype.Manifest, rep *bftype.Report) error {
+	statements := engine.Statements(b.Statements, m)
+	bad, err := engine.Prepare(ctx, tx, statements)
+	if err != nil {
+		return err
+	}
+	if len(bad) > 0 {
+		return engine.UnpreparedRefusal(b.Name, bad)
+	}
+	for _, s := range statements {
+		rep.Prepared = append(rep.Prepared, engine.Label(s))
+	}
+	return nil
 }
 
 // scopeCount is the scope count of a dry-run, running on its own connection

@@ -7,6 +7,7 @@ import (
 	"encoding/json"
 	"net/url"
 	"strconv"
+	"strings"
 	"sync"
 	"testing"
 	"time"
@@ -206,4 +207,50 @@ func randomSuffix(t *testing.T) string {
 	_, err := rand.Read(b)
 	require.NoError(t, err)
 	return hex.EncodeToString(b)
+}
+
+// itemsStatements are the statements of the items plan as a binary embeds them.
+func itemsStatements(apply string) []bftype.Statement {
+	return []bftype.Statement{
+		{Role: "count", Name: "CountScope", SQL: "SELECT count(*) FROM items"},
+		{Role: "page", Name: "ScopePage", SQL: "SELECT id, role FROM items WHERE id > $1 ORDER BY id LIMIT $2"},
+		{Role: "apply", Name: "Apply", SQL: apply},
+	}
+}
+
+// Every statement is prepared in the dry-run's read-only transaction: a
+// correct UPDATE prepares there, and a misspelt column in Apply and a check
+// on a missing table both stop the dry-run before it reads a page, each
+// named with PostgreSQL's message and SQLSTATE, and the next step is to fix
+// the queries (they never matched), not that the schema changed.
+func TestDryRunPreparesEveryStatementBeforeReading(t *testing.T) {
+	t.Parallel()
+	db := itemsDB(t, 100)
+	good := "UPDATE items SET role = v.role FROM unnest($1::bigint[], $2::text[]) AS v(id, role) WHERE items.id = v.id AND items.role IS DISTINCT FROM v.role"
+	m := testManifest(10)
+	m.Target.Canary = &bftype.Canary{Query: "SELECT 'test'", Equals: "test"}
+	m.Checks = []bftype.Check{{Name: "no_null_roles", Query: "SELECT count(*) FROM items WHERE role IS NULL;", Equals: "0"}}
+	m.Health = &bftype.Health{Query: "SELECT count(*) FROM pg_stat_activity", Max: 1000}
+	ctx := context.Background()
+
+	pr := &probe{}
+	rep, err := dryRun(ctx, Binary{Name: "items", Plan: itemsPlan(pr), Statements: itemsStatements(good)}, m, dryRunFlags{url: db})
+	require.NoError(t, err)
+	require.Equal(t, []string{"CountScope", "ScopePage", "Apply", "target.canary.query", "check no_null_roles", "health.query"}, rep.Prepared)
+	require.Equal(t, int64(100), rep.Counts.Scanned)
+
+	bad := *m
+	bad.Checks = []bftype.Check{{Name: "no_null_roles", Query: "SELECT count(*) FROM itemz WHERE role IS NULL", Equals: "0"}}
+	pr = &probe{}
+	_, err = dryRun(ctx, Binary{Name: "items", Plan: itemsPlan(pr), Statements: itemsStatements(strings.Replace(good, "SET role", "SET rol", 1))}, &bad, dryRunFlags{url: db})
+	var refusal *bftype.Refusal
+	require.ErrorAs(t, err, &refusal)
+	require.Equal(t, bftype.ReasonSchema, refusal.Reason)
+	require.Equal(t, bftype.ExitSchema, refusal.Code)
+	require.Equal(t, `2 statements do not prepare against the live schema: `+
+		`Apply: column "rol" of relation "items" does not exist (SQLSTATE 42703); `+
+		`check no_null_roles: relation "itemz" does not exist (SQLSTATE 42P01).`, refusal.Msg)
+	require.Contains(t, refusal.Next, "Fix the queries named, in queries/items/ (then make sqlc) and in backfill.yaml, and rebuild")
+	require.NotContains(t, refusal.Next, "schema changed")
+	require.Empty(t, pr.limits, "the dry-run read a page after a statement failed to prepare")
 }

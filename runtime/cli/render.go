@@ -19,7 +19,9 @@ func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
 	fmt.Fprintf(w, "  run signature  %s\n", r.RunSignature)
 	fmt.Fprintf(w, "  source commit  %s\n", r.SourceCommit)
 	fmt.Fprintf(w, "  database       %s on %s\n", r.Database, r.Server)
-	fmt.Fprintf(w, "  scope          %s\n\n", m.Scope)
+	fmt.Fprintf(w, "  scope          %s\n", m.Scope)
+	fmt.Fprintf(w, "  prepared       %s against the live schema: %s\n\n",
+		plural(int64(len(r.Prepared)), "statement", "statements"), strings.Join(r.Prepared, ", "))
 	renderCounts(w, r)
 	if r.Counts.WillChange == 0 {
 		fmt.Fprintf(w, "\n%s\n  0 CHANGES: nothing in scope would change.\n%s\n", banner, banner)

@@ -49,9 +49,7 @@ func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks H
 		{"approval", func(ctx context.Context) error { return p.checkApprovals(ctx, time.Now()) }, p.approvalDetail},
 		{"run_once", p.checkRunOnce, p.runOnceDetail},
 		{"lock", p.takeLock, func() string { return "held for this run signature" }},
-		{"schema", p.checkSchema, func() string {
-			return fmt.Sprintf("%d statements prepared against the live schema", len(job.Statements))
-		}},
+		{"schema", p.checkSchema, p.schemaDetail},
 		{"expected_counts", p.checkCounts, func() string {
 			return fmt.Sprintf("%d rows in scope, expect.matched %s", p.matched, job.Manifest.Expect.Matched)
 		}},

@@ -2,6 +2,7 @@ package engine
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"fmt"
 	"hash/fnv"
@@ -74,7 +75,7 @@ func (p *preflight) checkEnvironment(ctx context.Context) error {
 func singleValue(ctx context.Context, conn *pgx.Conn, query string) (string, error) {
 	var out *string
 	err := pgdb.ReadOnly(ctx, conn, 30*time.Second, func(tx pgx.Tx) error {
-		return tx.QueryRow(ctx, "SELECT ("+strings.TrimRight(strings.TrimSpace(query), ";")+")::text").Scan(&out)
+		return tx.QueryRow(ctx, valueSQL(query)).Scan(&out)
 	})
 	if err != nil {
 		return "", err
@@ -180,21 +181,55 @@ func lockHolder(ctx context.Context, conn *pgx.Conn, key int64) string {
 	return fmt.Sprintf("pid %d, login %s, %q from %s since %s", pid, user, app, addr, since)
 }
 
-// checkSchema prepares every statement against the live database.
+// checkSchema prepares every statement a run may execute against the live
+// schema, in a read-only transaction, and refuses naming each one that does
+// not prepare.
 func (p *preflight) checkSchema(ctx context.Context) error {
-	for _, s := range p.job.Statements {
-		if _, err := p.conn.Prepare(ctx, "backfill_"+s.Name, s.SQL); err != nil {
-			msg := err.Error()
-			var pgErr *pgconn.PgError
-			if errors.As(err, &pgErr) {
-				msg = fmt.Sprintf("%s (SQLSTATE %s)", pgErr.Message, pgErr.Code)
-			}
+	var bad []Unprepared
+	err := pgdb.ReadOnly(ctx, p.conn, p.job.Manifest.Batch.StatementTimeoutDuration(), func(tx pgx.Tx) error {
+		var err error
+		bad, err = Prepare(ctx, tx, p.statements())
+		return err
+	})
+	if err != nil || len(bad) == 0 {
+		return err
+	}
+	return p.schemaRefusal(ctx, bad)
+}
+
+func (p *preflight) statements() []bftype.Statement {
+	return Statements(p.job.Statements, p.job.Manifest)
+}
+
+func (p *preflight) schemaDetail() string {
+	return fmt.Sprintf("%d statements prepared against the live schema", len(p.statements()))
+}
+
+// schemaRefusal tells a statement that prepared in the latest saved dry-run
+// of this binary (the schema changed since) from one no saved dry-run
+// prepared (the query is what to fix).
+func (p *preflight) schemaRefusal(ctx context.Context, bad []Unprepared) error {
+	d, err := ledger.LatestDryRun(ctx, p.conn, p.job.Digest)
+	if err != nil {
+		return err
+	}
+	var rep struct {
+		Prepared []string `json:"prepared"`
+	}
+	if d != nil {
+		_ = json.Unmarshal(d.Report, &rep) // a report that cannot be read prepared nothing
+	}
+	for _, u := range bad {
+		if !slices.Contains(rep.Prepared, Label(u.Statement)) {
 			return refuse(bftype.ReasonSchema, bftype.ExitSchema,
-				"The schema changed since the backfill was written: update queries/schema and the queries, then rebuild.",
-				"Statement %s does not match the live schema: %s.", s.Name, msg)
+				fixNext(p.job.Name, bad, "; a dry-run saved with --save before approval catches this"),
+				"%s against the live schema, and no saved dry-run of this binary prepared it: %s.", doNot(bad, "does not prepare"), joinUnprepared(bad))
 		}
 	}
-	return nil
+	return refuse(bftype.ReasonSchema, bftype.ExitSchema,
+		fmt.Sprintf("The schema changed since dry-run %d (saved %s): update the backfill to it, rebuild and have it approved again.",
+			d.ID, d.CreatedAt.UTC().Format(time.RFC3339)),
+		"%s against the live schema: %s.", doNot(bad, fmt.Sprintf("prepared in dry-run %d but no longer does", d.ID)), joinUnprepared(bad))
 }
 
 // checkCounts counts the scope and holds it to expect.matched.

@@ -134,9 +134,7 @@ func Revert(ctx context.Context, conn *pgx.Conn, job *Job, target int64, op Oper
 		{"approval", func(ctx context.Context) error { return p.checkApprovals(ctx, time.Now()) }, p.approvalDetail},
 		{"run_once", p.checkRunOnce, p.runOnceDetail},
 		{"lock", p.takeLock, func() string { return "held for the revert of run " + strconv.FormatInt(target, 10) }},
-		{"schema", p.checkSchema, func() string {
-			return fmt.Sprintf("%d statements prepared against the live schema", len(job.Statements))
-		}},
+		{"schema", p.checkSchema, p.schemaDetail},
 	}
 	for _, s := range steps {
 		if err := s.run(ctx); err != nil {

@@ -164,3 +164,41 @@ func TestTextKeyedBackfillDryRuns(t *testing.T) {
 	// dry-run must say so rather than pass over the row in silence.
 	require.Contains(t, res.stdout, "WARNING: the scope count (4) and the rows the pages returned (3) differ")
 }
+
+// A column misspelt in Apply passes sqlc (it does not check an UPDATE's SET
+// list) but not the dry-run, which prepares every statement against the live
+// schema: it exits 15 before reading anything, names the statement with
+// PostgreSQL's message and SQLSTATE, and says to fix the query.
+func TestDryRunRefusesAStatementThatDoesNotPrepare(t *testing.T) {
+	t.Parallel()
+	repo := copyRepo(t)
+	edit(t, filepath.Join(repo, "queries/fix_roles/fix_roles.sql"), "SET role = v.role", "SET rol = v.role")
+	out, err := run(repo, nil, sqlcBin, "generate")
+	require.NoError(t, err, out)
+	out, err = run(repo, nil, cliBin, "build", "fix_roles", "--source-commit", "test")
+	require.NoError(t, err, out)
+
+	db := demoDB(t)
+	res := runBinary(t, nil, filepath.Join(repo, "dist/fix_roles/fix_roles"), "--database-url", db)
+	require.Equal(t, int(bftype.ExitSchema), res.code, res.stderr)
+	require.Equal(t, "REFUSED (schema_mismatch): Statement Apply does not prepare against the live schema: "+
+		"column \"rol\" of relation \"users\" does not exist (SQLSTATE 42703).\n"+
+		"Next: Fix the query named in queries/fix_roles/, run make sqlc and rebuild "+
+		"(if the live schema is right, refresh queries/schema too: sqlc checked the query against that copy).\n", res.stderr)
+	require.Empty(t, res.stdout, "a report of a binary whose Apply cannot run")
+}
+
+// The report says which statements it prepared against the live schema.
+func TestDryRunReportNamesThePreparedStatements(t *testing.T) {
+	t.Parallel()
+	db := demoDB(t)
+	report := filepath.Join(t.TempDir(), "report.json")
+	res := runBinary(t, nil, fixRoles, "--database-url", db, "--report", report)
+	require.Equal(t, 0, res.code, res.stderr)
+	require.Contains(t, res.stdout, "  prepared       6 statements against the live schema: CountScope, ScopePage, Apply, RevertRead, target.canary.query, check no_null_roles\n")
+	var rep bftype.Report
+	data, err := os.ReadFile(report)
+	require.NoError(t, err)
+	require.NoError(t, json.Unmarshal(data, &rep))
+	require.Equal(t, []string{"CountScope", "ScopePage", "Apply", "RevertRead", "target.canary.query", "check no_null_roles"}, rep.Prepared)
+}

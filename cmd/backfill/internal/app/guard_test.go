@@ -171,7 +171,13 @@ func TestEnvironmentRefusals(t *testing.T) {
 		{name: "a tenant outside the allowlist", edits: []edit2{{"  environment: demo\n", "  environment: demo\n  tenants: [acme, globex]\n"}},
 			code: bftype.ExitTenant, reason: bftype.ReasonTenant, msg: `belongs to tenant "initech", outside target.tenants [acme globex]`},
 		{name: "a dropped column", setup: func(x *target) { pgtest.Exec(t, x.db, "ALTER TABLE users DROP COLUMN tenant") },
-			code: bftype.ExitSchema, reason: bftype.ReasonSchema, msg: "Statement ScopePage does not match the live schema: column u.tenant does not exist (SQLSTATE 42703)"},
+			code: bftype.ExitSchema, reason: bftype.ReasonSchema, msg: "Statement ScopePage does not prepare against the live schema, " +
+				"and no saved dry-run of this binary prepared it: column u.tenant does not exist (SQLSTATE 42703).\nNext: Fix the query named in queries/fix_roles/"},
+		{name: "a column dropped after the dry-run", setup: func(x *target) {
+			require.Equal(t, 0, runBinary(t, nil, x.bin, "--save", "--database-url", x.runner).code)
+			pgtest.Exec(t, x.db, "ALTER TABLE users DROP COLUMN tenant")
+		}, code: bftype.ExitSchema, reason: bftype.ReasonSchema, msg: "Statement ScopePage prepared in dry-run 1 but no longer does against the live schema: " +
+			"column u.tenant does not exist (SQLSTATE 42703).\nNext: The schema changed since dry-run 1 (saved 20"},
 		{name: "counts outside expect", setup: func(x *target) {
 			pgtest.Exec(t, x.db, `INSERT INTO users (id, email, role, tenant, created_at)
 				SELECT i, 'x' || i, 'member', 'acme', '2025-03-01' FROM generate_series(20001, 40000) i`,
