@@ -147,6 +147,16 @@ type Counts struct {
 	Unchanged  int64 `json:"unchanged"`   // scanned rows left as they are
 }
 
+// TenantRows are the rows in scope of one tenant outside target.tenants.
+type TenantRows struct {
+	Tenant    string            `json:"tenant"`
+	Rows      int64             `json:"rows"`
+	FirstKeys []json.RawMessage `json:"first_keys"` // the first MaxTenantKeys keys, in key order
+}
+
+// MaxTenantKeys bounds TenantRows.FirstKeys.
+const MaxTenantKeys = 10
+
 // Report is what a dry-run found, printed for reviewers and saved as JSON.
 type Report struct {
 	Backfill     string          `json:"backfill"`
@@ -177,4 +187,8 @@ type Report struct {
 	// schema (the binary's queries and the manifest's canary, checks and
 	// health query); a dry-run with one that does not prepare has no report.
 	Prepared []string `json:"prepared"`
+	// OutsideTenants are the rows in scope of tenants outside
+	// target.tenants, by tenant in key order: a real run stops at the first
+	// batch that reads one.
+	OutsideTenants []TenantRows `json:"outside_tenants,omitempty"`
 }

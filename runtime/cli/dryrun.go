@@ -26,9 +26,10 @@ queries and the manifest's canary, checks and health query) against the
 live schema, then runs the same selection and transform as a real run in
 one READ ONLY snapshot (the scope count reads it on a second connection),
 so nothing is written, and reports scanned, matched, will-change and
-unchanged totals, sample diffs, an ETA and the SQL a real run would
-execute. Exits %[3]d when a statement does not prepare, %[2]d when a count
-is outside the manifest's expect bounds.
+unchanged totals, rows of tenants outside target.tenants, sample diffs, an
+ETA and the SQL a real run would execute. Exits %[3]d when a statement does
+not prepare, %[4]d when rows of other tenants are in scope, %[2]d when a
+count is outside the manifest's expect bounds.
 
 With --execute it writes: a preflight checks the target, the approvals of
 this binary's own digest, that this run has not completed, the lock, the
@@ -48,7 +49,7 @@ type dryRunFlags struct {
 }
 
 func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(b.Name, fmt.Sprintf(dryRunUsage, b.Name, bftype.ExitExpectBounds, bftype.ExitSchema), stderr)
+	fs := newFlags(b.Name, fmt.Sprintf(dryRunUsage, b.Name, bftype.ExitExpectBounds, bftype.ExitSchema, bftype.ExitTenant), stderr)
 	var f dryRunFlags
 	fs.StringVar(&f.url, "database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	fs.StringVar(&f.report, "report", "", "also write the report as JSON to this file")
@@ -90,6 +91,12 @@ func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 			return err
 		}
 		fmt.Fprintf(stdout, "\nReport written to %s\n", f.report)
+	}
+	if len(rep.OutsideTenants) > 0 {
+		return bftype.Refuse(bftype.ReasonTenant, bftype.ExitTenant,
+			"Move those rows out of the scope, or narrow the scope (or allow the tenant in target.tenants) and rebuild: a real run stops at the first batch that reads one.",
+			"%s to tenants outside target.tenants %v: %s.", plural(outsideRows(rep.OutsideTenants), "row in scope belongs", "rows in scope belong"),
+			m.Target.Tenants, tenantList(rep.OutsideTenants))
 	}
 	if len(rep.Violations) > 0 {
 		return bftype.Refuse(bftype.ReasonExpectBounds, bftype.ExitExpectBounds,
@@ -149,7 +156,8 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 		if err != nil {
 			return err
 		}
-		t, err = b.Plan.Scan(ctx, tx, plan.ScanOpts{Page: dryRunPage(m.Batch.Size), Batch: m.Batch.Size, Samples: f.samples})
+		t, err = b.Plan.Scan(ctx, tx, plan.ScanOpts{Page: dryRunPage(m.Batch.Size), Batch: m.Batch.Size, Samples: f.samples,
+			Tenants: m.Target.Tenants})
 		if err != nil {
 			count.abandon()
 			return err
@@ -277,6 +285,7 @@ func tally(rep *bftype.Report, t *plan.Tally) {
 	rep.Samples = t.Samples
 	rep.FirstApply = t.FirstApply
 	rep.SplitKeys = t.SplitKeys
+	rep.OutsideTenants = t.OutsideTenants
 }
 
 // eta estimates a real run: reading again plus writing (taken as long as the

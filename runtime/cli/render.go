@@ -23,6 +23,7 @@ func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
 	fmt.Fprintf(w, "  prepared       %s against the live schema: %s\n\n",
 		plural(int64(len(r.Prepared)), "statement", "statements"), strings.Join(r.Prepared, ", "))
 	renderCounts(w, r)
+	renderTenants(w, m, r)
 	if r.Counts.WillChange == 0 {
 		fmt.Fprintf(w, "\n%s\n  0 CHANGES: nothing in scope would change.\n%s\n", banner, banner)
 	}
@@ -51,6 +52,45 @@ func renderCounts(w io.Writer, r *bftype.Report) {
 		fmt.Fprintf(w, "  WARNING: the scope count (%d) and the rows the pages returned (%d) differ: CountScope and ScopePage must select\n"+
 			"  the same rows, and no key may equal the start cursor (%s); see docs/authoring.md\n", c.Matched, c.Scanned, r.Start)
 	}
+}
+
+// renderTenants shows every row in scope of a tenant outside the allowlist,
+// which a real run refuses batch by batch.
+func renderTenants(w io.Writer, m *bftype.Manifest, r *bftype.Report) {
+	if len(r.OutsideTenants) == 0 {
+		return
+	}
+	fmt.Fprintf(w, "\n%s\n  OUTSIDE target.tenants %v: %s\n", banner, m.Target.Tenants,
+		plural(outsideRows(r.OutsideTenants), "row in scope", "rows in scope"))
+	for _, o := range r.OutsideTenants {
+		keys := make([]string, len(o.FirstKeys))
+		for i, k := range o.FirstKeys {
+			keys[i] = string(k)
+		}
+		more := ""
+		if o.Rows > int64(len(keys)) {
+			more = ", ..."
+		}
+		fmt.Fprintf(w, "    %-16s %s, first %s %s%s\n", o.Tenant, plural(o.Rows, "row", "rows"), r.KeyName, strings.Join(keys, ", "), more)
+	}
+	fmt.Fprintf(w, "  A real run stops (tenant_not_allowed) at the first batch that reads one of them.\n%s\n", banner)
+}
+
+func outsideRows(t []bftype.TenantRows) int64 {
+	var n int64
+	for _, o := range t {
+		n += o.Rows
+	}
+	return n
+}
+
+// tenantList is "initech (333 rows), hooli (1 row)".
+func tenantList(t []bftype.TenantRows) string {
+	parts := make([]string, len(t))
+	for i, o := range t {
+		parts[i] = fmt.Sprintf("%s (%s)", o.Tenant, plural(o.Rows, "row", "rows"))
+	}
+	return strings.Join(parts, ", ")
 }
 
 func okMark(ok bool) string {

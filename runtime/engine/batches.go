@@ -510,10 +510,8 @@ func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, cursor, until json.Raw
 	if err != nil || b == nil {
 		return nil, 0, err
 	}
-	if len(m.Target.Tenants) > 0 {
-		if err := tenantsAllowed(b.Tenants, b.Cursor, m.Target.Tenants); err != nil {
-			return nil, 0, err
-		}
+	if err := tenantsAllowed(job, b, cursor); err != nil {
+		return nil, 0, err
 	}
 	n, err := b.Apply(ctx, tx)
 	if err != nil {

@@ -45,7 +45,6 @@ func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks H
 		{"environment", p.checkEnvironment, func() string {
 			return fmt.Sprintf("database %s, environment %s, cluster %s", p.id.Database, p.env, p.id.SystemIdentifier)
 		}},
-		{"tenants", p.checkTenants, func() string { return tenantDetail(job.Manifest.Target.Tenants) }},
 		{"approval", func(ctx context.Context) error { return p.checkApprovals(ctx, time.Now()) }, p.approvalDetail},
 		{"run_once", p.checkRunOnce, p.runOnceDetail},
 		{"lock", p.takeLock, func() string { return "held for this run signature" }},
@@ -89,13 +88,6 @@ func (p *preflight) checksDetail() string {
 		}
 	}
 	return fmt.Sprintf("%d of %d checks hold before the first write (they must hold after the last)", held, len(p.checksBefore))
-}
-
-func tenantDetail(t []string) string {
-	if len(t) == 0 {
-		return "no allowlist in the manifest"
-	}
-	return fmt.Sprintf("every row in scope belongs to %v", t)
 }
 
 func (p *preflight) approvalDetail() string {

@@ -3,21 +3,17 @@ package engine
 import (
 	"context"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"hash/fnv"
 	"slices"
-	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
-	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/runonce/backfill/runtime/approval"
 	"github.com/runonce/backfill/runtime/bftype"
 	"github.com/runonce/backfill/runtime/ledger"
 	"github.com/runonce/backfill/runtime/pgdb"
-	"github.com/runonce/backfill/runtime/plan"
 )
 
 // preflight is the state the checks build up.
@@ -247,35 +243,6 @@ func (p *preflight) checkCounts(ctx context.Context) error {
 		return refuse(bftype.ReasonExpectBounds, bftype.ExitExpectBounds,
 			"Check the data and the scope, or correct expect in backfill.yaml and rebuild.",
 			"The scope holds %d rows, outside expect.matched %s.", p.matched, b)
-	}
-	return nil
-}
-
-// checkTenants reads the whole scope and refuses a row of a tenant outside
-// the allowlist, before anything is written.
-func (p *preflight) checkTenants(ctx context.Context) error {
-	allowed := p.job.Manifest.Target.Tenants
-	if len(allowed) == 0 {
-		return nil
-	}
-	size := p.job.Manifest.Batch.Size
-	err := pgdb.ReadOnly(ctx, p.conn, p.job.Manifest.Batch.StatementTimeoutDuration(), func(tx pgx.Tx) error {
-		return p.job.Plan.Walk(ctx, tx, nil, size, func(b *plan.Batch) error { return tenantsAllowed(b.Tenants, b.Cursor, allowed) })
-	})
-	var pgErr *pgconn.PgError
-	if errors.As(err, &pgErr) && strings.HasPrefix(pgErr.Code, "42") && pgErr.Code != "42501" {
-		return p.checkSchema(ctx) // names the statement that no longer matches
-	}
-	return err
-}
-
-func tenantsAllowed(tenants []string, cursor []byte, allowed []string) error {
-	for _, t := range tenants {
-		if !slices.Contains(allowed, t) {
-			return refuse(bftype.ReasonTenant, bftype.ExitTenant,
-				"Narrow the scope to the allowed tenants, or add the tenant to target.tenants and have it approved again.",
-				"A row in scope (page ending at key %s) belongs to tenant %q, outside target.tenants %v.", cursor, t, allowed)
-		}
 	}
 	return nil
 }

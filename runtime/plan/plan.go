@@ -52,7 +52,11 @@ type Batch struct {
 	ReadTime time.Duration   // how long the page query took
 	apply    func(context.Context, DBTX) (int64, error)
 	params   func() []bftype.Param
+	key      func(i int) json.RawMessage
 }
+
+// Key is the key, as JSON, of the i-th row read (the row of Tenants[i]).
+func (b *Batch) Key(i int) json.RawMessage { return b.key(i) }
 
 // Apply writes the batch's changes through db and returns the rows changed.
 func (b *Batch) Apply(ctx context.Context, db DBTX) (int64, error) { return b.apply(ctx, db) }
@@ -221,5 +225,6 @@ func (p *typed[R, C, K]) batch(rows []R, read time.Duration) *Batch {
 			return p.s.Apply(ctx, db, changes)
 		},
 		params: func() []bftype.Param { return p.s.ApplyParams(changes) },
+		key:    func(i int) json.RawMessage { return bftype.JSON(p.s.Key(rows[i])) },
 	}
 }

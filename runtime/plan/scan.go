@@ -4,6 +4,7 @@ import (
 	"context"
 	"encoding/json"
 	"fmt"
+	"slices"
 	"time"
 
 	"github.com/runonce/backfill/runtime/bftype"
@@ -23,6 +24,9 @@ type ScanOpts struct {
 	// Samples is how many changes, the first in key order, to keep with
 	// their diffs.
 	Samples int
+	// Tenants is the manifest's target.tenants: rows of any other tenant
+	// are tallied in Tally.OutsideTenants. Empty: no allowlist.
+	Tenants []string
 }
 
 // Tally is what Scan found: what a real run over the same snapshot would do.
@@ -38,6 +42,9 @@ type Tally struct {
 	// most MaxSplitKeys of them in ascending order, for a real run to cut
 	// its lanes at; empty when the key is not an integer (see Splittable).
 	SplitKeys []json.RawMessage
+	// OutsideTenants are the rows of tenants outside ScanOpts.Tenants, by
+	// tenant in the order they first appear, with their first keys.
+	OutsideTenants []bftype.TenantRows
 }
 
 // MaxSplitKeys bounds Tally.SplitKeys.
@@ -96,6 +103,9 @@ func (s *scanner[R, C, K]) add(row R) {
 	if s.p.Splittable() {
 		s.split(row)
 	}
+	if len(s.opts.Tenants) > 0 && s.p.s.Tenant != nil {
+		s.tenant(row)
+	}
 	change, diffs, ok := s.p.decide(row)
 	if !ok {
 		return
@@ -126,6 +136,24 @@ func (s *scanner[R, C, K]) split(row R) {
 			kept = append(kept, s.splits[i])
 		}
 		s.splits, s.every = kept, 2*s.every
+	}
+}
+
+// tenant tallies a row whose tenant is outside the allowlist.
+func (s *scanner[R, C, K]) tenant(row R) {
+	t := s.p.s.Tenant(row)
+	if slices.Contains(s.opts.Tenants, t) {
+		return
+	}
+	i := slices.IndexFunc(s.t.OutsideTenants, func(o bftype.TenantRows) bool { return o.Tenant == t })
+	if i < 0 {
+		i = len(s.t.OutsideTenants)
+		s.t.OutsideTenants = append(s.t.OutsideTenants, bftype.TenantRows{Tenant: t})
+	}
+	o := &s.t.OutsideTenants[i]
+	o.Rows++
+	if len(o.FirstKeys) < bftype.MaxTenantKeys {
+		o.FirstKeys = append(o.FirstKeys, bftype.JSON(s.p.s.Key(row)))
 	}
 }
 

@@ -2,6 +2,7 @@ package plan
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"sort"
 	"testing"
@@ -145,4 +146,46 @@ func TestScanRefusesNonPositiveSizes(t *testing.T) {
 	_, err = p.Scan(context.Background(), nil, ScanOpts{Page: 10, Batch: 0})
 	require.Error(t, err)
 	require.Empty(t, limits)
+}
+
+// Scan tallies every row of a tenant outside the allowlist, by tenant in
+// the order they first appear, with the first keys of each, and the batch
+// of a real run names the key of each row it read.
+func TestScanTalliesRowsOfTenantsOutsideTheAllowlist(t *testing.T) {
+	t.Parallel()
+	var limits []int
+	s := memSpec(memRows(100), &limits)
+	// Row 40 and every row from 90 belong to initech, row 95 to hooli; the rest to acme.
+	s.Tenant = func(r row) string {
+		switch {
+		case r.ID == 95:
+			return "hooli"
+		case r.ID == 40, r.ID >= 90:
+			return "initech"
+		}
+		return "acme"
+	}
+	p := New(s)
+	got, err := p.Scan(context.Background(), nil, ScanOpts{Page: 7, Batch: 10, Tenants: []string{"acme", "globex"}})
+	require.NoError(t, err)
+	keys := func(ks ...string) []json.RawMessage {
+		out := make([]json.RawMessage, len(ks))
+		for i, k := range ks {
+			out[i] = json.RawMessage(k)
+		}
+		return out
+	}
+	require.Equal(t, []bftype.TenantRows{
+		{Tenant: "initech", Rows: 11, FirstKeys: keys("40", "90", "91", "92", "93", "94", "96", "97", "98", "99")},
+		{Tenant: "hooli", Rows: 1, FirstKeys: keys("95")},
+	}, got.OutsideTenants)
+
+	none, err := p.Scan(context.Background(), nil, ScanOpts{Page: 7, Batch: 10})
+	require.NoError(t, err)
+	require.Empty(t, none.OutsideTenants, "no allowlist, nothing outside it")
+
+	b, err := p.Next(context.Background(), nil, json.RawMessage("35"), 10)
+	require.NoError(t, err)
+	require.Equal(t, "initech", b.Tenants[4])
+	require.JSONEq(t, "40", string(b.Key(4)))
 }

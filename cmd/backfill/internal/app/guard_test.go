@@ -168,8 +168,6 @@ func TestEnvironmentRefusals(t *testing.T) {
 			pgtest.Exec(t, x.db, "UPDATE app_settings SET value = 'production' WHERE key = 'env'")
 		},
 			code: bftype.ExitEnvironment, reason: bftype.ReasonEnvironment, msg: `The canary query returned "production", but the backfill expects "demo"`},
-		{name: "a tenant outside the allowlist", edits: []edit2{{"  environment: demo\n", "  environment: demo\n  tenants: [acme, globex]\n"}},
-			code: bftype.ExitTenant, reason: bftype.ReasonTenant, msg: `belongs to tenant "initech", outside target.tenants [acme globex]`},
 		{name: "a dropped column", setup: func(x *target) { pgtest.Exec(t, x.db, "ALTER TABLE users DROP COLUMN tenant") },
 			code: bftype.ExitSchema, reason: bftype.ReasonSchema, msg: "Statement ScopePage does not prepare against the live schema, " +
 				"and no saved dry-run of this binary prepared it: column u.tenant does not exist (SQLSTATE 42703).\nNext: Fix the query named in queries/fix_roles/"},
@@ -255,4 +253,54 @@ func between(s, start, end string) string {
 	}
 	s = s[i+len(start):]
 	return s[:strings.Index(s, end)]
+}
+
+// The tenant allowlist is checked on the rows each batch reads, never by a
+// walk of the scope in the preflight: a refusal reads no row of the scope,
+// a batch that reads a row of another tenant is rolled back before it writes
+// and stops the run (failed, resumable), and a resume reads only the rows
+// after its checkpoint. The dry-run lists every such row before approval.
+func TestTenantsAreCheckedInEachBatchAfterTheApprovals(t *testing.T) {
+	t.Parallel()
+	x := newTarget(t, edit2{"  environment: demo\n", "  environment: demo\n  tenants: [acme, globex]\n"})
+	// initech users only from id 700 on: ids 701, 704, ..., 998 in scope.
+	pgtest.Exec(t, x.db, "UPDATE users SET tenant = 'acme' WHERE tenant = 'initech' AND id < 700")
+
+	dry := runBinary(t, nil, x.bin, "--database-url", x.runner)
+	require.Equal(t, int(bftype.ExitTenant), dry.code, dry.stderr)
+	require.Contains(t, dry.stdout, "OUTSIDE target.tenants [acme globex]: 100 rows in scope\n"+
+		"    initech          100 rows, first id 701, 704, 707, 710, 713, 716, 719, 722, 725, 728, ...\n")
+	require.Contains(t, dry.stderr, "REFUSED (tenant_not_allowed): 100 rows in scope belong to tenants outside target.tenants [acme globex]: initech (100 rows).")
+
+	// Not approved, with users unreadable: refused for the approvals without
+	// reading the scope (the preflight used to walk it first and refuse for
+	// the tenant, or here for the privilege).
+	pgtest.Exec(t, x.db, "REVOKE SELECT ON users FROM backfill_runner")
+	before := x.state()
+	x.requireRefused(x.execute(x.bin), before, bftype.ExitNotApproved, bftype.ReasonNotApproved, "This binary is not approved")
+	pgtest.Exec(t, x.db, "GRANT SELECT ON users TO backfill_runner")
+
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+	res := x.execute(x.bin)
+	require.Equal(t, int(bftype.ExitTenant), res.code, tail(res.stderr))
+	require.NotContains(t, res.stdout, "tenants", "no preflight step reads the scope for tenants")
+	require.Contains(t, res.stderr, `read the row with id 701 of tenant "initech", outside target.tenants [acme globex]; it was rolled back before it wrote.`)
+	require.Contains(t, res.stderr, "REFUSED (tenant_not_allowed): Run ")
+	require.Equal(t, "failed:tenant_not_allowed", x.lastRun())
+	cursor := pgtest.Query(t, x.db, "SELECT cursor FROM backfill.runs WHERE status = 'failed'")
+	require.Equal(t, "true", pgtest.Query(t, x.db, "SELECT $1::bigint BETWEEN 50 AND 700", cursor), "the canary batch and later ones before id 701 stay committed")
+	require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles+" AND u.id <= $1::bigint", cursor))
+	require.Equal(t, pgtest.Query(t, x.db, "SELECT count(*) FROM generate_series($1::bigint + 1, 1000) i WHERE i % 3 = 0", cursor),
+		pgtest.Query(t, x.db, wrongRoles+" AND u.id > $1::bigint", cursor), "the batch with id 701 wrote nothing")
+
+	// The data is fixed; and rows the run already wrote now belong to
+	// initech, which a rescan from the start would refuse at id 2.
+	pgtest.Exec(t, x.db, "UPDATE users SET tenant = 'acme' WHERE tenant = 'initech'", "UPDATE users SET tenant = 'initech' WHERE id <= 10")
+	res = x.execute(x.bin)
+	require.Equal(t, 0, res.code, tail(res.stderr))
+	require.Contains(t, res.stdout, "resuming run ")
+	require.Contains(t, res.stdout, "Resumed run ")
+	require.Equal(t, "completed:", x.lastRun())
+	require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles))
 }
