@@ -183,6 +183,11 @@ type Report struct {
 	// SplitKeys are keys spread evenly through the scope, where a run with
 	// batch.lanes cuts its lanes; empty unless the key is an integer.
 	SplitKeys []json.RawMessage `json:"split_keys,omitempty"`
+	// TargetDatabase is the manifest's target.database. When the dry-run
+	// read another database, OffTarget is set: its numbers are not the
+	// target's, and no run reconciles with it.
+	TargetDatabase string `json:"target_database"`
+	OffTarget      bool   `json:"off_target"`
 	// Prepared names every statement the dry-run prepared against the live
 	// schema (the binary's queries and the manifest's canary, checks and
 	// health query); a dry-run with one that does not prepare has no report.

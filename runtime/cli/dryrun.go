@@ -139,6 +139,7 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 		Database: server.Database, Server: server.Address + " (PostgreSQL " + server.Version + ")",
 		StartedAt: time.Now().UTC(), Expect: m.Expect, BatchSize: m.Batch.Size, Statements: b.Statements,
 		KeyName: b.Plan.Names().Key, CursorName: b.Plan.Names().Cursor, LimitName: b.Plan.Names().Limit, Start: b.Plan.Start(),
+		TargetDatabase: m.Target.Database, OffTarget: server.Database != m.Target.Database,
 	}
 	timeout := m.Batch.StatementTimeoutDuration()
 	var t *plan.Tally

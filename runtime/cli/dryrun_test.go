@@ -254,3 +254,25 @@ func TestDryRunPreparesEveryStatementBeforeReading(t *testing.T) {
 	require.NotContains(t, refusal.Next, "schema changed")
 	require.Empty(t, pr.limits, "the dry-run read a page after a statement failed to prepare")
 }
+
+// A dry-run of a database other than target.database says so in the report.
+func TestDryRunOfAnotherDatabaseIsMarkedOffTarget(t *testing.T) {
+	t.Parallel()
+	db := itemsDB(t, 10)
+	name := pgtest.Query(t, db, "SELECT current_database()")
+	for target, off := range map[string]bool{name: false, "app": true} {
+		m := testManifest(10)
+		m.Target.Database = target
+		rep, err := dryRun(context.Background(), Binary{Name: "items", Plan: itemsPlan(&probe{})}, m, dryRunFlags{url: db})
+		require.NoError(t, err)
+		require.Equal(t, off, rep.OffTarget, "target.database %s, read %s", target, name)
+		require.Equal(t, target, rep.TargetDatabase)
+		var out strings.Builder
+		render(&out, Binary{Name: "items"}, m, rep)
+		if off {
+			require.Contains(t, out.String(), `NOT THE TARGET: this dry-run read database "`+name+`", but target.database is "app".`)
+		} else {
+			require.NotContains(t, out.String(), "NOT THE TARGET")
+		}
+	}
+}

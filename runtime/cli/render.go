@@ -15,6 +15,11 @@ const maxShownValues = 8
 // render prints a dry-run report for a reviewer.
 func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
 	fmt.Fprintf(w, "DRY-RUN of %s: nothing was written (one READ ONLY transaction)\n\n", b.Name)
+	if r.OffTarget {
+		fmt.Fprintf(w, "%s\n  NOT THE TARGET: this dry-run read database %q, but target.database is %q.\n"+
+			"  Its numbers describe %q; no run reconciles with this report or cuts lanes by it.\n%s\n\n",
+			banner, r.Database, r.TargetDatabase, r.Database, banner)
+	}
 	fmt.Fprintf(w, "  binary         sha256:%s\n", r.Digest)
 	fmt.Fprintf(w, "  run signature  %s\n", r.RunSignature)
 	fmt.Fprintf(w, "  source commit  %s\n", r.SourceCommit)

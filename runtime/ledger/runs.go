@@ -389,10 +389,12 @@ type DryRun struct {
 }
 
 // LatestDryRun returns the newest dry-run report saved for a digest, or nil.
+// A report of a dry-run that read a database other than the manifest's
+// target (off_target) describes that database, so it is never the one.
 func LatestDryRun(ctx context.Context, q Querier, digest string) (*DryRun, error) {
 	var d DryRun
 	err := q.QueryRow(ctx, `SELECT id, digest, report, created_by, created_at FROM backfill.dry_runs
-		WHERE digest = $1 ORDER BY id DESC LIMIT 1`, digest).Scan(&d.ID, &d.Digest, &d.Report, &d.CreatedBy, &d.CreatedAt)
+		WHERE digest = $1 AND (report->>'off_target') IS DISTINCT FROM 'true' ORDER BY id DESC LIMIT 1`, digest).Scan(&d.ID, &d.Digest, &d.Report, &d.CreatedBy, &d.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}

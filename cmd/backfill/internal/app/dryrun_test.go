@@ -188,17 +188,26 @@ func TestDryRunRefusesAStatementThatDoesNotPrepare(t *testing.T) {
 	require.Empty(t, res.stdout, "a report of a binary whose Apply cannot run")
 }
 
-// The report says which statements it prepared against the live schema.
-func TestDryRunReportNamesThePreparedStatements(t *testing.T) {
+// The report says which statements it prepared, and a dry-run of another
+// database than target.database says so at the top and in the JSON.
+func TestDryRunReportNamesPreparedStatementsAndTheTarget(t *testing.T) {
 	t.Parallel()
 	db := demoDB(t)
 	report := filepath.Join(t.TempDir(), "report.json")
 	res := runBinary(t, nil, fixRoles, "--database-url", db, "--report", report)
 	require.Equal(t, 0, res.code, res.stderr)
+	name := pgtest.Query(t, db, "SELECT current_database()")
+	require.True(t, strings.HasPrefix(res.stdout, "DRY-RUN of fix_roles: nothing was written (one READ ONLY transaction)\n\n"+banner+"\n"+
+		`  NOT THE TARGET: this dry-run read database "`+name+`", but target.database is "backfill_demo".`), res.stdout)
 	require.Contains(t, res.stdout, "  prepared       6 statements against the live schema: CountScope, ScopePage, Apply, RevertRead, target.canary.query, check no_null_roles\n")
 	var rep bftype.Report
 	data, err := os.ReadFile(report)
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(data, &rep))
+	require.True(t, rep.OffTarget)
+	require.Equal(t, "backfill_demo", rep.TargetDatabase)
+	require.Equal(t, name, rep.Database)
 	require.Equal(t, []string{"CountScope", "ScopePage", "Apply", "RevertRead", "target.canary.query", "check no_null_roles"}, rep.Prepared)
 }
+
+var banner = strings.Repeat("=", 64)

@@ -174,7 +174,8 @@ func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Ma
 	for _, d := range a.DryRuns {
 		if !d.CreatedAt.After(run.StartedAt) {
 			var rep bftype.Report
-			if json.Unmarshal(a.Reports[d.ID], &rep) == nil {
+			// A dry-run of another database than the target says nothing of this run.
+			if json.Unmarshal(a.Reports[d.ID], &rep) == nil && !rep.OffTarget {
 				planned, plannedID = &rep, d.ID
 			}
 		}
