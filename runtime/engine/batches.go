@@ -393,15 +393,20 @@ func (r *runner) waitForReplicas(ctx context.Context) error {
 	}
 }
 
-// waitForHealth pauses while the manifest's health query is above its max.
+// waitForHealth pauses while the manifest's health query is above its max;
+// the query runs in a read-only transaction.
 func (r *runner) waitForHealth(ctx context.Context) error {
 	h := r.job.Manifest.Health
 	if h == nil {
 		return nil
 	}
 	for {
+		// Read-only, like the canary and the checks: a health query that
+		// writes fails instead of writing.
 		var v float64
-		err := r.conn.QueryRow(ctx, "SELECT ("+strings.TrimRight(strings.TrimSpace(h.Query), ";")+")::float8").Scan(&v)
+		err := pgdb.ReadOnly(ctx, r.conn, r.job.Manifest.Batch.StatementTimeoutDuration(), func(tx pgx.Tx) error {
+			return tx.QueryRow(ctx, healthSQL(h.Query)).Scan(&v)
+		})
 		if err != nil {
 			var refusal *bftype.Refusal
 			if pgdb.Classify(err) == pgdb.Reconnect || errors.As(err, &refusal) {

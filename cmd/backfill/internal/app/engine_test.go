@@ -362,3 +362,22 @@ func TestLanesNeedASavedDryRunAndFollowTheLanesFlag(t *testing.T) {
 
 	require.Equal(t, 2, runBinary(t, nil, y.bin, "--execute", "--database-url", y.runner, "--lanes", "-1").code, "a negative --lanes is a usage error")
 }
+
+// The health query runs read-only, like the canary and the checks: one
+// that writes (here it advances a sequence) fails before the first batch
+// instead of writing, and the run stops, naming it.
+func TestHealthQueryRunsReadOnly(t *testing.T) {
+	t.Parallel()
+	x := newTarget(t, edit2{"checks:\n", "health: {query: \"SELECT nextval('health_probe') * 0\", max: 0}\nchecks:\n"})
+	pgtest.Exec(t, x.db, "CREATE SEQUENCE health_probe", "GRANT USAGE, SELECT, UPDATE ON SEQUENCE health_probe TO backfill_runner")
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+	before := x.state()
+	res := x.execute(x.bin)
+	require.Equal(t, int(bftype.ExitPartial), res.code, tail(res.stderr))
+	require.Contains(t, res.stderr, "the health query failed: cannot execute nextval() in a read-only transaction (SQLSTATE 25006)")
+	require.Contains(t, res.stderr, "Next: Fix health.query in backfill.yaml")
+	require.Equal(t, "failed:batch_failed", x.lastRun())
+	require.Equal(t, "false", pgtest.Query(t, x.db, "SELECT is_called FROM health_probe"), "the health query wrote")
+	require.Equal(t, before, x.state())
+}
