@@ -49,8 +49,9 @@ archive: $(CLI) ## archive a run for audit: make archive NAME=x RUN=42 [OUT=file
 	@test -n "$(NAME)" -a -n "$(RUN)" || { echo "usage: make archive NAME=fix_roles RUN=42 [OUT=file.tar.gz]"; exit 2; }
 	$(CLI) archive $(RUN) --dist dist/$(NAME) --out $(or $(OUT),dist/$(NAME)/$(NAME)-run-$(RUN).tar.gz)
 
-demo: $(SQLC) $(CLI) ## run the demo on a throwaway database (or DATABASE_URL)
-	tools/withpg.sh DATABASE_URL -- tools/demo/demo.sh
+# The demo's database is target.database of backfills/fix_roles/backfill.yaml.
+demo: $(SQLC) $(CLI) ## run the demo on a throwaway cluster (or in the database DATABASE_URL names)
+	tools/withpg.sh --database backfill_demo DATABASE_URL -- tools/demo/demo.sh
 
 # The tests use TEST_DATABASE_URL, else a server on 127.0.0.1:5432, else a
 # throwaway cluster; each test makes its own database.

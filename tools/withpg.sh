@@ -17,7 +17,11 @@
 # initdb refuses to run as root, so as root the cluster runs as `postgres`
 # (or `nobody`) through runuser. The exit code is the command's.
 #
-# Usage: tools/withpg.sh [--try-local] VAR -- command [args...]
+# With --database NAME, the URL this script makes (cases 2 and 3) names
+# database NAME instead of postgres; it does not create it. A VAR that is
+# already set is never changed.
+#
+# Usage: tools/withpg.sh [--try-local] [--database NAME] VAR -- command [args...]
 # Example:
 #   tools/withpg.sh --try-local TEST_DATABASE_URL -- go test ./...
 #   tools/withpg.sh DATABASE_URL -- bash -c 'psql "$DATABASE_URL" -c "select 1"'
@@ -29,11 +33,13 @@ readonly PORT_TRIES=200
 
 usage() {
 	cat >&2 <<'EOF'
-usage: tools/withpg.sh [--try-local] VAR -- command [args...]
+usage: tools/withpg.sh [--try-local] [--database NAME] VAR -- command [args...]
 
 Runs the command with VAR (e.g. DATABASE_URL) set to a PostgreSQL URL:
 VAR as given if already set; with --try-local, a server on 127.0.0.1:5432
-if one answers; else a throwaway cluster that is removed on exit.
+if one answers; else a throwaway cluster that is removed on exit. With
+--database NAME, a URL made here names database NAME (not created here)
+instead of postgres.
 EOF
 }
 
@@ -45,11 +51,20 @@ die() {
 # --- arguments ---------------------------------------------------------------
 try_local=0
 var=""
+database=postgres
 while (($# > 0)); do
 	case $1 in
 	--try-local)
 		try_local=1
 		shift
+		;;
+	--database)
+		(($# > 1)) || {
+			usage
+			exit 2
+		}
+		database=$2
+		shift 2
 		;;
 	-h | --help)
 		usage
@@ -83,8 +98,14 @@ if [[ ! $var =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
 	exit 2
 fi
 
+if [[ ! $database =~ ^[A-Za-z_][A-Za-z0-9_]*$ ]]; then
+	echo "withpg: '$database' is not a plain database name" >&2
+	usage
+	exit 2
+fi
+
 url_for_port() {
-	printf 'postgres://postgres@127.0.0.1:%s/postgres?sslmode=disable' "$1"
+	printf 'postgres://postgres@127.0.0.1:%s/%s?sslmode=disable' "$1" "$database"
 }
 
 # --- 1. already configured ---------------------------------------------------

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"log/slog"
 	"net/http"
+	"net/url"
 	"os"
 	"os/exec"
+	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -25,11 +28,49 @@ type Alert struct {
 }
 
 // alerter fires the --alert-webhook and --alert-command hooks. A failing
-// hook is logged and never stops the run.
+// hook is logged and never stops the run. What it logs never holds the
+// webhook's path or query, nor what looks like a secret in the command.
 type alerter struct {
 	webhook, command string
 	log              *slog.Logger
+	secrets          scrubber
 	wg               sync.WaitGroup
+}
+
+func newAlerter(webhook, command string, log *slog.Logger) *alerter {
+	secrets := append(webhookSecrets(webhook), secretsIn(command)...)
+	return &alerter{webhook: webhook, command: command, log: log, secrets: secrets}
+}
+
+// webhookEnv names the environment variable that may hold the webhook URL,
+// which keeps its token out of the process list and the shell history.
+const webhookEnv = "BACKFILL_ALERT_WEBHOOK"
+
+// resolveWebhook returns the alert webhook URL: --alert-webhook, else the
+// file --alert-webhook-file names, else $BACKFILL_ALERT_WEBHOOK, else "".
+// Its messages never quote the URL.
+func resolveWebhook(flag, file string, getenv func(string) string) (string, error) {
+	hook, from := flag, "--alert-webhook"
+	switch {
+	case flag != "" && file != "":
+		return "", usageError{"give the alert webhook with --alert-webhook or --alert-webhook-file, not both"}
+	case file != "":
+		data, err := os.ReadFile(file)
+		if err != nil {
+			return "", usageError{fmt.Sprintf("cannot read --alert-webhook-file: %v", err)}
+		}
+		hook, from = strings.TrimSpace(string(data)), "the file "+file
+	case flag == "":
+		hook, from = getenv(webhookEnv), webhookEnv
+	}
+	if hook == "" {
+		return "", nil
+	}
+	u, err := url.Parse(hook)
+	if err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "" {
+		return "", usageError{fmt.Sprintf("the alert webhook from %s is not one http(s) URL; give the URL alone, e.g. https://hooks.example.com/...", from)}
+	}
+	return hook, nil
 }
 
 func (a *alerter) fire(ev Alert) {
@@ -43,14 +84,15 @@ func (a *alerter) fire(ev Alert) {
 		defer a.wg.Done()
 		if a.webhook != "" {
 			if err := post(a.webhook, body); err != nil {
-				a.log.Warn("alert webhook failed", "event", "alert", "alert", ev.Event, "error", err.Error())
+				a.log.Warn("alert webhook failed", "event", "alert", "alert", ev.Event, "to", webhookOrigin(a.webhook),
+					"error", a.secrets.scrub(err.Error()))
 			} else {
-				a.log.Info("alert sent", "event", "alert", "alert", ev.Event, "hook", "webhook")
+				a.log.Info("alert sent", "event", "alert", "alert", ev.Event, "hook", "webhook", "to", webhookOrigin(a.webhook))
 			}
 		}
 		if a.command != "" {
 			if err := runHook(a.command, body, ev); err != nil {
-				a.log.Warn("alert command failed", "event", "alert", "alert", ev.Event, "error", err.Error())
+				a.log.Warn("alert command failed", "event", "alert", "alert", ev.Event, "error", a.secrets.scrub(err.Error()))
 			} else {
 				a.log.Info("alert sent", "event", "alert", "alert", ev.Event, "hook", "command")
 			}
@@ -68,23 +110,34 @@ func (a *alerter) wait() {
 	}
 }
 
-func post(url string, body []byte) error {
+// post sends the alert. Its error names the webhook by scheme and host
+// only: net/http's own errors quote the whole URL, token and all.
+func post(hook string, body []byte) error {
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
-	req, err := http.NewRequestWithContext(ctx, http.MethodPost, url, bytes.NewReader(body))
+	req, err := http.NewRequestWithContext(ctx, http.MethodPost, hook, bytes.NewReader(body))
 	if err != nil {
-		return err
+		return fmt.Errorf("error building the request to %s: %w", webhookOrigin(hook), withoutURL(err))
 	}
 	req.Header.Set("Content-Type", "application/json")
 	resp, err := http.DefaultClient.Do(req)
 	if err != nil {
-		return err
+		return fmt.Errorf("error posting to %s: %w", webhookOrigin(hook), withoutURL(err))
 	}
 	resp.Body.Close()
 	if resp.StatusCode >= 300 {
 		return fmt.Errorf("webhook answered %s", resp.Status)
 	}
 	return nil
+}
+
+// withoutURL drops the URL a *url.Error quotes, keeping its cause.
+func withoutURL(err error) error {
+	var ue *url.Error
+	if errors.As(err, &ue) {
+		return ue.Err
+	}
+	return err
 }
 
 // runHook runs the alert command with the JSON on stdin and the event in

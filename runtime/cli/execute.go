@@ -5,10 +5,8 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
-	"net/url"
 	"os"
 	"os/user"
-	"strings"
 	"sync/atomic"
 	"time"
 
@@ -29,6 +27,7 @@ type execFlags struct {
 	targetBatch   time.Duration
 	maxReplicaLag time.Duration
 	alertWebhook  string
+	webhookFile   string
 	alertCommand  string
 	stuckAfter    time.Duration
 	lanes         int
@@ -40,8 +39,9 @@ func (f *execFlags) register(fs *pflag.FlagSet, name string) {
 	fs.DurationVar(&f.maxRetryTime, "max-retry-time", 5*time.Minute, "stop as partial when one batch keeps failing this long")
 	fs.DurationVar(&f.targetBatch, "target-batch-time", 200*time.Millisecond, "batch duration the batch size adapts toward (never above batch.size)")
 	fs.DurationVar(&f.maxReplicaLag, "max-replication-lag", 0, "pause while a replica lags more than this (0: do not check)")
-	fs.StringVar(&f.alertWebhook, "alert-webhook", "", "POST a JSON alert here when the run completes, fails, stops or gets stuck")
-	fs.StringVar(&f.alertCommand, "alert-command", "", "run this shell command with the JSON alert on stdin on the same events")
+	fs.StringVar(&f.alertWebhook, "alert-webhook", "", "POST a JSON alert here when the run completes, fails, stops or gets stuck (default: $"+webhookEnv+"); recorded as scheme and host only")
+	fs.StringVar(&f.webhookFile, "alert-webhook-file", "", "read the --alert-webhook URL from this file, keeping its token out of the process list")
+	fs.StringVar(&f.alertCommand, "alert-command", "", "run this shell command with the JSON alert on stdin on the same events; recorded as given unless it holds a secret-looking token (pass secrets as $VARIABLES)")
 	fs.DurationVar(&f.stuckAfter, "stuck-after", 10*time.Minute, "alert when no batch commits for this long (0: never)")
 	fs.IntVar(&f.lanes, "lanes", 0, "write at most this many key ranges at once, each on its own connection (0: batch.lanes of the manifest; never more)")
 }
@@ -49,6 +49,10 @@ func (f *execFlags) register(fs *pflag.FlagSet, name string) {
 // execute runs the preflight and the batches, drawing progress for the operator.
 func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, args []string, stdout, stderr io.Writer) error {
 	digest, err := Digest()
+	if err != nil {
+		return err
+	}
+	webhook, err := resolveWebhook(f.exec.alertWebhook, f.exec.webhookFile, os.Getenv)
 	if err != nil {
 		return err
 	}
@@ -69,7 +73,7 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 		SourceCommit: b.SourceCommit, CodeVersion: b.CodeVersion, Statements: b.Statements, Plan: b.Plan}
 	fmt.Fprintf(stdout, "EXECUTE %s (sha256:%s)\n\nPreflight:\n", b.Name, digest)
 	live := newProgressLine(stderr)
-	alerts := &alerter{webhook: f.exec.alertWebhook, command: f.exec.alertCommand, log: logger}
+	alerts := newAlerter(webhook, f.exec.alertCommand, logger)
 	defer alerts.wait()
 	var runID atomic.Int64
 	dog := startWatchdog(f.exec.stuckAfter, func(idle time.Duration) {
@@ -200,29 +204,6 @@ func operator(args []string) engine.Operator {
 	}
 	host, _ := os.Hostname()
 	return engine.Operator{OSUser: name, ClientHost: host, Parameters: map[string]any{"args": redact(args)}}
-}
-
-// redact hides passwords in connection URLs among the arguments, which are
-// recorded in the ledger, its audit log and the log file.
-func redact(args []string) []string {
-	out := make([]string, len(args))
-	for i, a := range args {
-		prefix, value, found := strings.Cut(a, "=")
-		if !found || !strings.HasPrefix(a, "--") {
-			prefix, value = "", a
-		}
-		if u, err := url.Parse(value); err == nil && u.User != nil {
-			if _, has := u.User.Password(); has {
-				u.User = url.UserPassword(u.User.Username(), "REDACTED")
-				value = u.String()
-			}
-		}
-		if prefix != "" {
-			value = prefix + "=" + value
-		}
-		out[i] = value
-	}
-	return out
 }
 
 func ms(d time.Duration) float64 { return float64(d.Microseconds()) / 1000 }

@@ -1,36 +1,29 @@
 #!/usr/bin/env bash
-# demo.sh: the main job end to end on a throwaway database. `make demo` runs
-# it through tools/withpg.sh, which sets DATABASE_URL (yours, or a temporary
-# cluster removed afterwards). It recreates the database $DEMO_DB on that
-# server, seeds users whose roles a bad release left wrong, builds the
-# fix_roles binary, shows its dry-run, sets up the ledger with two approvers
-# and a runner, shows the refusals, approves, executes, refuses a rerun and
-# lists the runs. The logins it creates (demo_alice, demo_bob, demo_runner)
-# have the password "demo".
+# demo.sh: the main job end to end. `make demo` runs it through
+# tools/withpg.sh, which sets DATABASE_URL: yours, or a throwaway cluster
+# removed afterwards. It works only in the database DATABASE_URL names, which
+# must be the one the backfill targets (backfill_demo): it creates it if it
+# does not exist, uses it if it holds no tables, and refuses otherwise
+# (tools/demo/database.sh); it never drops a database. It seeds users whose
+# roles a bad release left wrong, builds the fix_roles binary, shows its
+# dry-run, sets up the ledger with two approvers and a runner, shows the
+# refusals, approves, executes, refuses a rerun and lists the runs. The logins
+# it creates (demo_alice, demo_bob, demo_runner) have the password "demo".
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
 : "${DATABASE_URL:?DATABASE_URL must be set (make demo sets it)}"
-DEMO_DB=${DEMO_DB:-backfill_demo}
+# shellcheck source=tools/demo/database.sh
+source tools/demo/database.sh
 
 if [[ -t 1 ]]; then bold=$'\033[1m' dim=$'\033[2m' off=$'\033[0m'; else bold="" dim="" off=""; fi
 step() { printf '\n%s==> %s%s\n' "$bold" "$*" "$off"; }
 export PGOPTIONS="${PGOPTIONS:-} -c client_min_messages=warning"
 
-# demo_url replaces the database of DATABASE_URL with $DEMO_DB.
-demo_url() {
-	local url=$DATABASE_URL query=""
-	if [[ $url == *\?* ]]; then query="?${url#*\?}"; url=${url%%\?*}; fi
-	if [[ $url =~ ^(postgres(ql)?://[^/]*)(/.*)?$ ]]; then
-		printf '%s/%s%s\n' "${BASH_REMATCH[1]}" "$DEMO_DB" "$query"
-	else
-		echo "demo: DATABASE_URL must be a postgres:// URL" >&2
-		exit 2
-	fi
-}
-
-DB=$(demo_url)
-export DATABASE_URL=$DB
+# The database the backfill's manifest targets: the demo can only run there.
+DEMO_DB=$(sed -n 's/^[[:space:]]*database:[[:space:]]*\([A-Za-z0-9_]*\).*/\1/p' backfills/fix_roles/backfill.yaml | head -n 1)
+[[ -n $DEMO_DB ]] || { echo "demo: cannot read target.database from backfills/fix_roles/backfill.yaml" >&2; exit 1; }
+DB=$DATABASE_URL
 
 # as USER: the demo database URL with another login (password "demo").
 as() {
@@ -52,9 +45,10 @@ expect() {
 	fi
 }
 
-step "Creating database $DEMO_DB and seeding users with wrong roles"
-psql -X -q -v ON_ERROR_STOP=1 -d "${DB/\/$DEMO_DB/\/postgres}" \
-	-c "DROP DATABASE IF EXISTS $DEMO_DB WITH (FORCE)" -c "CREATE DATABASE $DEMO_DB"
+step "Database $DEMO_DB: the one DATABASE_URL names, created now or empty"
+demo_database "$DB" "$DEMO_DB"
+
+step "Seeding users with wrong roles"
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" -f queries/schema/schema.sql -f tools/demo/seed.sql
 psql -X -d "$DB" -c "SELECT count(*) AS users, count(*) FILTER (WHERE created_at < '2026-01-01') AS in_scope FROM users"
 
