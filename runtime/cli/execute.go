@@ -157,19 +157,24 @@ func newProgressLine(w io.Writer) *progressLine {
 	return &progressLine{w: w, tty: isTerminal(w), started: time.Now()}
 }
 
+// progressText is the live line of a committed batch: the whole run's
+// counts against the count of its first preflight, and the rate and ETA of
+// this process's recent batches.
+func progressText(pr engine.Progress) string {
+	eta := "-"
+	if pr.ETA > 0 {
+		eta = pr.ETA.Round(time.Second).String()
+	}
+	return fmt.Sprintf("batch %d  scanned %d/%d  changed %d  skipped %d  %.0f rows/s  ETA %s",
+		pr.Batch, pr.Scanned, pr.Matched, pr.Changed, pr.Scanned-pr.Changed, pr.Rate, eta)
+}
+
 func (p *progressLine) update(pr engine.Progress) {
 	if time.Since(p.last) < 200*time.Millisecond && pr.Scanned < pr.Matched {
 		return
 	}
 	p.last = time.Now()
-	elapsed := time.Since(p.started).Seconds()
-	rate := float64(pr.Scanned) / max(elapsed, 0.001)
-	eta := "-"
-	if rate > 0 && pr.Matched > pr.Scanned {
-		eta = (time.Duration(float64(pr.Matched-pr.Scanned)/rate) * time.Second).Round(time.Second).String()
-	}
-	line := fmt.Sprintf("batch %d  scanned %d/%d  changed %d  skipped %d  %.0f rows/s  ETA %s",
-		pr.Batch, pr.Scanned, pr.Matched, pr.Changed, pr.Scanned-pr.Changed, rate, eta)
+	line := progressText(pr)
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 		p.drawn = true

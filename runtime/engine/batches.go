@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,7 @@ type runner struct {
 	scanned int64
 	changed int64
 	batches int64
+	meter   *meter // this process's recent rate
 	// reconciled is the comparison with the dry-run, set when the run completes.
 	reconciled Reconciliation
 }
@@ -56,7 +58,8 @@ type lane struct {
 
 func runBatches(ctx context.Context, conn *pgx.Conn, job *Job, run *ledger.Run, resumed bool, matched int64, hooks Hooks, opts Options) (*Result, error) {
 	r := &runner{job: job, conn: conn, run: run, hooks: hooks, opts: opts, log: opts.Logger.With("run_id", run.ID),
-		matched: matched, cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches}
+		matched: matched, cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches,
+		meter: newMeter(time.Now(), run.Scanned, meterWindow)}
 	defer r.closeLanes()
 	if err := r.setupLanes(ctx); err != nil {
 		return nil, err
@@ -138,11 +141,10 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 		l.cursor, l.done = b.Cursor, b.Last
 		r.cursor, r.scanned, r.changed, r.batches = b.Cursor, r.scanned+int64(b.Scanned), r.changed+o.n, r.batches+1
 		rows += b.Scanned
+		p := r.progressed()
 		r.log.Info("batch committed", "event", "batch", "batch", o.number, "lane", l.n, "cursor", string(b.Cursor), "scanned", b.Scanned,
-			"intended", b.Changes, "changed", o.n, "size", o.size, "attempts", o.attempts, "duration_ms", ms(o.took), "canary", canary)
-		if r.hooks.Progress != nil {
-			r.hooks.Progress(Progress{RunID: r.run.ID, Batch: r.batches, Scanned: r.scanned, Changed: r.changed, Matched: r.matched})
-		}
+			"intended", b.Changes, "changed", o.n, "size", o.size, "attempts", o.attempts, "duration_ms", ms(o.took), "canary", canary,
+			"run_scanned", p.Scanned, "matched", p.Matched, "rows_per_second", math.Round(p.Rate), "eta_s", math.Round(p.ETA.Seconds()))
 		if !canary {
 			l.size.after(o.took)
 		}
@@ -151,7 +153,21 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 		return false, nil, fail()
 	}
 	r.throttle(ctx, rows, took)
+	r.meter.add(time.Now(), r.scanned) // the round is over, its wait included
 	return false, nil, nil
+}
+
+// progressed reports the run's progress after a committed batch to the
+// Progress hook, with the rate of this process's rounds of batches so far:
+// the meter takes a mark when a round ends, after its throttle wait, so the
+// rate is never above the limit the run is held to.
+func (r *runner) progressed() Progress {
+	p := Progress{RunID: r.run.ID, Batch: r.batches, Scanned: r.scanned, Changed: r.changed, Matched: r.matched,
+		Rate: r.meter.rate(), ETA: r.meter.eta(r.matched)}
+	if r.hooks.Progress != nil {
+		r.hooks.Progress(p)
+	}
+	return p
 }
 
 // recover turns a lost connection between batches into a reconnect (the

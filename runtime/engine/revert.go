@@ -153,11 +153,21 @@ func Revert(ctx context.Context, conn *pgx.Conn, job *Job, target int64, op Oper
 	if hooks.Started != nil {
 		hooks.Started(run.ID, resumed)
 	}
-	r := &runner{job: job, conn: conn, run: run, hooks: hooks, opts: opts, log: opts.Logger.With("run_id", run.ID), matched: images,
-		cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches}
+	matched := images
+	if run.Matched != nil {
+		matched = *run.Matched // the images the revert started with, kept across resumes
+	}
+	r := &runner{job: job, conn: conn, run: run, hooks: hooks, opts: opts, log: opts.Logger.With("run_id", run.ID), matched: matched,
+		cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches, meter: newMeter(time.Now(), run.Scanned, meterWindow)}
+	r.log.Info("run started", "event", "start", "resumed", resumed, "purpose", run.Purpose, "cursor", string(run.Cursor), "matched", matched)
 	return r.revertBatches(ctx, target)
 }
 
+// revertBatches writes back the before-images of run target one batch of
+// images at a time, after the last batch a previous process of this revert
+// committed, held to max_rows_per_second like a run (the rows it reads are
+// the images). Its result counts the whole revert run, every process's
+// batches.
 func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult, error) {
 	res := &RevertResult{Target: target}
 	var after int64

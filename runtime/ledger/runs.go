@@ -198,14 +198,6 @@ func Progress(ctx context.Context, q Querier, id int64, cursor json.RawMessage, 
 	return batch, nil
 }
 
-// SetMatched records the scope count of a run's preflight.
-func SetMatched(ctx context.Context, q Querier, id, matched int64) error {
-	if _, err := q.Exec(ctx, "UPDATE backfill.runs SET matched = $2, updated_at = now() WHERE id = $1", id, matched); err != nil {
-		return fmt.Errorf("error recording scope count of run %d: %w", id, err)
-	}
-	return nil
-}
-
 // Finish ends a run with a status and, unless completed, a stop reason.
 func Finish(ctx context.Context, q Querier, id int64, status, reason, message string) error {
 	_, err := q.Exec(ctx, `UPDATE backfill.runs SET status = $2, stop_reason = nullif($3, ''), message = nullif($4, ''),
