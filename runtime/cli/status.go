@@ -57,13 +57,11 @@ func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr 
 }
 
 func verifyCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify", "Usage: "+b.Name+" verify [--database-url URL]\n\nAfter a completed run: runs the manifest's checks again and reconciles the rows\nchanged with the latest saved dry-run of this digest. Exits "+fmt.Sprint(bftype.ExitValidation)+" if either fails.", stderr)
+	fs := newFlags("verify", "Usage: "+b.Name+" verify [--database-url URL]\n\nAfter a completed run: runs the manifest's checks again and reconciles the rows\n"+
+		"changed with the last dry-run of the run's digest saved (--save) before the run\nstarted. Exits "+fmt.Sprint(bftype.ExitValidation)+
+		" if either fails, unless an operator acknowledged that very\ndifference with: backfill ack RUN --reason \"...\".", stderr)
 	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	if err := parse(fs, args); err != nil {
-		return err
-	}
-	digest, err := Digest()
-	if err != nil {
 		return err
 	}
 	u, src := pgdb.Resolve(*url)
@@ -87,13 +85,14 @@ func verifyCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 		return err
 	}
 	fmt.Fprintf(stdout, "checks: all %d hold\n", len(m.Checks))
-	rec, err := engine.Reconcile(ctx, conn, digest, run.Changed)
+	rec, err := engine.Reconcile(ctx, conn, run)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, reconcileSentence(rec))
-	if rec.DryRunID != 0 && !rec.Match {
-		return bftype.Refuse(bftype.ReasonValidation, bftype.ExitValidation, "Find out what changed the data between the dry-run and the run.",
+	if rec.DryRunID != 0 && !rec.Match && rec.Ack == nil {
+		return bftype.Refuse(bftype.ReasonValidation, bftype.ExitValidation,
+			fmt.Sprintf("Find out what changed the data between the dry-run and the run; once it is explained, record why with: backfill ack %d --reason \"...\" (as a runner login).", run.ID),
 			"Run %d changed %d rows but dry-run %d planned %d.", run.ID, rec.Changed, rec.DryRunID, rec.WillChange)
 	}
 	return nil
@@ -102,9 +101,12 @@ func verifyCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 func reconcileSentence(r engine.Reconciliation) string {
 	switch {
 	case r.DryRunID == 0:
-		return "reconcile: no dry-run of this digest was saved (--save), so there is nothing to compare with"
+		return "reconcile: no dry-run of this digest was saved (--save) before the run started, so there is nothing to compare with"
 	case r.Match:
 		return fmt.Sprintf("reconcile: changed %d rows, as dry-run %d planned", r.Changed, r.DryRunID)
+	case r.Ack != nil:
+		return fmt.Sprintf("reconcile: changed %d rows but dry-run %d planned %d; acknowledged by %s at %s: %s",
+			r.Changed, r.DryRunID, r.WillChange, r.Ack.By, r.Ack.At.Format(time.RFC3339), r.Ack.Reason)
 	}
 	return fmt.Sprintf("reconcile: changed %d rows but dry-run %d planned %d", r.Changed, r.DryRunID, r.WillChange)
 }

@@ -394,6 +394,29 @@ func LatestDryRun(ctx context.Context, q Querier, digest string) (*DryRun, error
 	return &d, nil
 }
 
+// DryRunBefore returns the dry-run report a run started at started is
+// reconciled with: the last one saved for the digest before the run began,
+// or nil. A dry-run saved during or after the run describes the data the run
+// left behind, not what it planned to change, so it never counts.
+func DryRunBefore(ctx context.Context, q Querier, digest string, started time.Time) (*DryRun, error) {
+	var d DryRun
+	err := q.QueryRow(ctx, `SELECT id, digest, report, created_by, created_at FROM backfill.dry_runs
+		WHERE digest = $1 AND created_at < $2 ORDER BY created_at DESC, id DESC LIMIT 1`, digest, started).
+		Scan(&d.ID, &d.Digest, &d.Report, &d.CreatedBy, &d.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("error reading the dry-run reports of sha256:%s: %w", digest, err)
+	}
+	return &d, nil
+}
+
+// RunsFor lists the runs of any of purposes, oldest first.
+func RunsFor(ctx context.Context, q Querier, purposes []string) ([]Run, error) {
+	return queryRuns(ctx, q, "WHERE purpose = ANY($1) ORDER BY id", purposes)
+}
+
 // RunsOf lists the runs of a run signature, newest first.
 func RunsOf(ctx context.Context, q Querier, signature string) ([]Run, error) {
 	return queryRuns(ctx, q, "WHERE run_signature = $1 ORDER BY id DESC", signature)
