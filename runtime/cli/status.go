@@ -13,7 +13,7 @@ import (
 )
 
 func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("status", "Usage: "+b.Name+" status [--database-url URL]\n\nShows this backfill's runs from the ledger: status, counts, checkpoint, last batch.", stderr)
+	fs := newFlags("status", "Usage: "+b.Name+" status [--database-url URL]\n\nShows this backfill's runs from the ledger: status, purpose (an execution, or the revert of one),\ncounts (scanned of the scope count of the run's first preflight), checkpoint, resumes.", stderr)
 	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -35,9 +35,13 @@ func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr 
 		fmt.Fprintf(stdout, "%s has not run in this database (run signature %s).\n", b.Name, b.RunSignature[:12])
 		return nil
 	}
+	purposes, err := Purposes(ctx, conn, runs)
+	if err != nil {
+		return err
+	}
 	for _, r := range runs {
 		if r.Status == ledger.StatusRefused {
-			fmt.Fprintf(stdout, "run %d  refused (%s) at %s by %s\n", r.ID, deref(r.StopReason), r.StartedAt.Format(time.RFC3339), r.DBUser)
+			fmt.Fprintf(stdout, "run %d  refused (%s) at %s by %s; purpose %s\n", r.ID, deref(r.StopReason), r.StartedAt.Format(time.RFC3339), r.DBUser, purposes[r.ID])
 			continue
 		}
 		fmt.Fprintf(stdout, "run %d  %s", r.ID, r.Status)
@@ -48,7 +52,8 @@ func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr 
 		if r.Matched != nil {
 			matched = fmt.Sprint(*r.Matched)
 		}
-		fmt.Fprintf(stdout, "\n  scanned %d of %s, changed %d, %d batches, checkpoint %s, resumes %d\n",
+		fmt.Fprintf(stdout, "\n  purpose %s\n", purposes[r.ID])
+		fmt.Fprintf(stdout, "  scanned %d of %s, changed %d, %d batches, checkpoint %s, resumes %d\n",
 			r.Scanned, matched, r.Changed, r.Batches, string(r.Cursor), r.Resumes)
 		fmt.Fprintf(stdout, "  started %s by %s@%s (%s), last update %s\n", r.StartedAt.Format(time.RFC3339), r.OSUser, r.ClientHost,
 			r.DBUser, r.UpdatedAt.Format(time.RFC3339))
