@@ -163,7 +163,7 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 // rate is never above the limit the run is held to.
 func (r *runner) progressed() Progress {
 	p := Progress{RunID: r.run.ID, Batch: r.batches, Scanned: r.scanned, Changed: r.changed, Matched: r.matched,
-		Rate: r.meter.rate(), ETA: r.meter.eta(r.matched)}
+		Rate: r.meter.rate(), ETA: r.meter.eta(r.matched, r.scanned)}
 	if r.hooks.Progress != nil {
 		r.hooks.Progress(p)
 	}

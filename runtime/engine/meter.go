@@ -47,13 +47,12 @@ func (m *meter) rate() float64 {
 	return float64(last.scanned-first.scanned) / d
 }
 
-// eta is how long the rows left of matched take at the current rate; 0
-// when unknown (no rate yet, or no rows left by the count).
-func (m *meter) eta(matched int64) time.Duration {
-	last := m.marks[len(m.marks)-1]
+// eta is how long the rows left from scanned to matched take at the
+// current rate; 0 when unknown (no rate yet, or no rows left by the count).
+func (m *meter) eta(matched, scanned int64) time.Duration {
 	r := m.rate()
-	if r <= 0 || matched <= last.scanned {
+	if r <= 0 || matched <= scanned {
 		return 0
 	}
-	return time.Duration(float64(matched-last.scanned) / r * float64(time.Second))
+	return time.Duration(float64(matched-scanned) / r * float64(time.Second))
 }

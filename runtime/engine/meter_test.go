@@ -16,11 +16,12 @@ func TestMeterCountsOnlyThisProcesssRecentBatches(t *testing.T) {
 	start := time.Date(2026, 1, 1, 0, 0, 0, 0, time.UTC)
 	m := newMeter(start, 300_000, 10*time.Second)
 	require.Zero(t, m.rate(), "no batch yet")
-	require.Zero(t, m.eta(400_000))
+	require.Zero(t, m.eta(400_000, 300_000))
 
 	m.add(start.Add(time.Second), 300_300)
 	require.InDelta(t, 300, m.rate(), 0.001)
-	require.Equal(t, 332*time.Second, m.eta(400_000).Round(time.Second), "99,700 rows left at 300 rows/s")
+	require.Equal(t, 332*time.Second, m.eta(400_000, 300_300).Round(time.Second), "99,700 rows left at 300 rows/s")
+	require.Equal(t, 331*time.Second, m.eta(400_000, 300_600).Round(time.Second), "from the rows read so far, not the last mark's")
 
 	// Thirty seconds at 300 rows/s, then ten at 100: the rate follows the
 	// last ten seconds.
@@ -34,7 +35,7 @@ func TestMeterCountsOnlyThisProcesssRecentBatches(t *testing.T) {
 	require.InDelta(t, 100, m.rate(), 0.001)
 	require.LessOrEqual(t, len(m.marks), 12, "old marks are forgotten")
 
-	require.Zero(t, m.eta(300_000), "past the count: no ETA")
+	require.Zero(t, m.eta(300_000, 310_000), "past the count: no ETA")
 }
 
 // Lanes commit several batches at one instant: the rate still counts them all.
