@@ -102,6 +102,8 @@ func revertTarget(ctx context.Context, conn *pgx.Conn, job *Job, target int64) (
 		return nil, refuse(bftype.ReasonNotReversible, bftype.ExitUsage, next, "Run %d is not an execution of this backfill.", target)
 	case run.Status == ledger.StatusRunning:
 		return nil, refuse(bftype.ReasonNotReversible, bftype.ExitUsage, "Let it finish, or cancel it first.", "Run %d is still running.", target)
+	case run.Status == ledger.StatusRefused:
+		return nil, refuse(bftype.ReasonNotReversible, bftype.ExitUsage, next, "Run %d was refused before it wrote anything; there is nothing to revert.", target)
 	}
 	return run, nil
 }

@@ -66,6 +66,10 @@ func TestRevertIsThrottledResumesAndIsNamed(t *testing.T) {
 	// Batches of 10 rows keep 3 or 4 before-images each, so the revert's
 	// 333 images come in about 100 batches, held to 200 rows a second.
 	x := newTarget(t, edit2{"batch: {size: 500, canary: 50, max_rows_per_second: 20000,", "batch: {size: 10, canary: 5, max_rows_per_second: 200,"})
+	require.Equal(t, int(bftype.ExitNotApproved), x.execute(x.bin).code)
+	res := runBinary(t, nil, x.bin, "revert", "--run", "1", "--execute", "--database-url", x.runner)
+	require.Equal(t, int(bftype.ExitUsage), res.code, res.stderr)
+	require.Contains(t, res.stderr, "Run 1 was refused before it wrote anything; there is nothing to revert.")
 	x.approve("alice", x.bin)
 	x.approve("bob", x.bin)
 	require.Equal(t, 0, x.execute(x.bin).code)
@@ -79,10 +83,10 @@ func TestRevertIsThrottledResumesAndIsNamed(t *testing.T) {
 	x.waitFor("SELECT coalesce(max(batches), 0) > 10 FROM backfill.runs WHERE purpose = 'revert:"+run+"'", "true")
 	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
 	require.Equal(t, int(bftype.ExitInterrupted), exitCode(cmd.Wait()))
-	revert := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE purpose = 'revert:"+run+"'")
+	revert := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE purpose = 'revert:"+run+"' AND status <> 'refused'")
 	first := pgtest.Query(t, x.db, "SELECT batches FROM backfill.runs WHERE id = "+revert)
 
-	res := runBinary(t, nil, x.bin, "revert", "--run", run, "--execute", "--database-url", x.runner)
+	res = runBinary(t, nil, x.bin, "revert", "--run", run, "--execute", "--database-url", x.runner)
 	require.Equal(t, 0, res.code, tail(res.stderr))
 	require.Contains(t, res.stdout, "Resumed revert run "+revert+" of run "+run)
 	require.Contains(t, res.stdout, "Completed revert run "+revert+" of run "+run+": restored 333 of 333 rows; 0 changed since",
