@@ -13,7 +13,7 @@ import (
 )
 
 func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("status", "Usage: "+b.Name+" status [--database-url URL]\n\nShows this backfill's runs from the ledger: status, purpose (an execution, or the revert of one),\ncounts (scanned of the scope count of the run's first preflight), checkpoint, resumes.", stderr)
+	fs := newFlags("status", "Usage: "+b.Name+" status [--database-url URL]\n\nShows this backfill's runs from the ledger: status, purpose (an execution, or\nthe revert of one), counts (scanned of the scope count of the run's first\npreflight), checkpoint and resumes.", stderr)
 	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	if err := parse(fs, args); err != nil {
 		return err

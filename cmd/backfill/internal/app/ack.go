@@ -13,6 +13,7 @@ import (
 	"github.com/runonce/backfill/runtime/approval"
 	"github.com/runonce/backfill/runtime/engine"
 	"github.com/runonce/backfill/runtime/ledger"
+	"github.com/runonce/backfill/runtime/pgdb"
 )
 
 const ackAbout = `Records, in the audit log, why completed run RUN changed another number of rows
@@ -40,7 +41,7 @@ func ackCommand(ctx context.Context, e *env, args []string) error {
 	}
 	return withConn(ctx, *url, func(conn *pgx.Conn) error {
 		var ack ledger.Ack
-		err := pgx.BeginFunc(ctx, conn, func(tx pgx.Tx) error {
+		err := pgdb.WithTx(ctx, conn, func(tx pgx.Tx) error {
 			var err error
 			ack, err = acknowledge(ctx, tx, id, strings.TrimSpace(*reason))
 			return err
