@@ -45,7 +45,8 @@ func renderETA(w io.Writer, r *bftype.Report) {
 	fmt.Fprintf(w, "\nETA for --execute: about %s (how it was made: docs/performance.md)\n", roughly(e.Total))
 	fmt.Fprintf(w, "  preflight   %8s  the scope count (%s in this dry-run) and %s to start, check approvals, lock and prepare\n",
 		roughly(e.Preflight), roughly(e.Count), roughly(e.Preflight-e.Count))
-	batches := fmt.Sprintf("%s: a canary of %d rows, then up to %d rows each", plural(e.Batches, "batch", "batches"), r.CanarySize, r.BatchSize)
+	batches := fmt.Sprintf("%s: a canary of %s, then up to %s each", plural(e.Batches, "batch", "batches"),
+		plural(int64(r.CanarySize), "row", "rows"), plural(int64(r.BatchSize), "row", "rows"))
 	fmt.Fprintf(w, "  batches     %8s  the longer of the work and the rate limit below; %s\n", roughly(e.Batching), batches)
 	fmt.Fprintf(w, "    work      %8s  reading %s and deciding %s (as long as in this dry-run), writing %d rows (%s) and\n"+
 		"                        committing %s (%s; both estimated), shared by %s\n",
@@ -136,7 +137,7 @@ func pageLimits(r *bftype.Report) string {
 func firstApplyBatch(r *bftype.Report) string {
 	switch {
 	case r.FirstApplyBatch == 1 && r.CanarySize > 0 && r.CanarySize < r.BatchSize:
-		return fmt.Sprintf("batch 1, the canary batch of %d rows, which runs first and alone", r.CanarySize)
+		return fmt.Sprintf("batch 1, the canary batch of %s, which runs first and alone", plural(int64(r.CanarySize), "row", "rows"))
 	case r.FirstApplyBatch == 1:
 		return "batch 1, which runs first and alone"
 	case r.FirstApplyBatch > 1:

@@ -168,7 +168,8 @@ func TestTextKeyedBackfillDryRuns(t *testing.T) {
 	require.Contains(t, res.stdout, "will change           2")
 	require.Contains(t, res.stdout, `email="a@x"`)
 	require.Contains(t, res.stdout, `note             null -> "plan:free"`)
-	require.Contains(t, res.stdout, "2 batches of up to 2 rows")
+	require.Contains(t, res.stdout, "2 batches: a canary of 1 row, then up to 2 rows each")
+	require.Contains(t, res.stdout, "Parameters of the first Apply batch (batch 1, the canary batch of 1 row, which runs first and alone)")
 	// A key equal to the start cursor ('' for text) is never paged; the
 	// dry-run must say so rather than pass over the row in silence.
 	require.Contains(t, res.stdout, "WARNING: the scope count (4) and the rows the pages returned (3) differ")
