@@ -10,6 +10,8 @@ import (
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"strconv"
+	"strings"
 	"time"
 )
 
@@ -23,6 +25,24 @@ const (
 
 // RevertPurpose approves reverting run id.
 func RevertPurpose(runID int64) string { return fmt.Sprintf("revert:%d", runID) }
+
+// RevertedRun is the run a revert purpose reverts; false for any other purpose.
+func RevertedRun(purpose string) (int64, bool) {
+	rest, ok := strings.CutPrefix(purpose, "revert:")
+	if !ok {
+		return 0, false
+	}
+	id, err := strconv.ParseInt(rest, 10, 64)
+	return id, err == nil
+}
+
+// DescribePurpose is a purpose in words: "execute", or "revert of run 5".
+func DescribePurpose(purpose string) string {
+	if id, ok := RevertedRun(purpose); ok {
+		return fmt.Sprintf("revert of run %d", id)
+	}
+	return purpose
+}
 
 // Statement is an in-toto Statement v1 approving one binary.
 type Statement struct {

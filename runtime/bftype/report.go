@@ -174,12 +174,17 @@ type Report struct {
 	Batches      int64           `json:"batches"`
 	BatchSize    int             `json:"batch_size"`
 	ETA          time.Duration   `json:"eta_ns"`
+	Estimate     *Estimate       `json:"estimate,omitempty"` // how ETA was made
 	KeyName      string          `json:"key_name"`
 	CursorName   string          `json:"cursor_name"`
 	LimitName    string          `json:"limit_name"`
 	Start        json.RawMessage `json:"start_cursor"`
 	Statements   []Statement     `json:"statements"`
 	FirstApply   []Param         `json:"first_apply_params"`
+	// FirstApplyBatch is the batch of a real run FirstApply belongs to: 1
+	// is the canary batch of CanarySize rows.
+	FirstApplyBatch int64 `json:"first_apply_batch,omitempty"`
+	CanarySize      int   `json:"canary_size,omitempty"`
 	// SplitKeys are keys spread evenly through the scope, where a run with
 	// batch.lanes cuts its lanes; empty unless the key is an integer.
 	SplitKeys []json.RawMessage `json:"split_keys,omitempty"`
@@ -196,4 +201,27 @@ type Report struct {
 	// target.tenants, by tenant in key order: a real run stops at the first
 	// batch that reads one.
 	OutsideTenants []TenantRows `json:"outside_tenants,omitempty"`
+}
+
+// Estimate is how a dry-run predicts the time of --execute, part by part,
+// so that a reviewer sees what the ETA rests on: what the dry-run measured
+// (its page reads, its transform, its scope count), what it cannot measure
+// because it writes nothing (per-row and per-batch write costs, estimates
+// documented in docs/performance.md), and the rate limit.
+type Estimate struct {
+	Scanned          int64         `json:"scanned"`      // rows a run reads
+	Changes          int64         `json:"changes"`      // rows a run writes
+	Batches          int64         `json:"batches"`      // the canary batch, then batches of up to batch.size rows
+	Lanes            int           `json:"lanes"`        // lanes the run would write in
+	Preflight        time.Duration `json:"preflight_ns"` // fixed cost plus the scope count
+	Count            time.Duration `json:"count_ns"`     // measured: this dry-run's scope count
+	Read             time.Duration `json:"read_ns"`      // measured: this dry-run's page queries
+	Transform        time.Duration `json:"transform_ns"` // measured: deciding every row in this dry-run
+	Write            time.Duration `json:"write_ns"`     // estimated: Changes times the per-row write cost
+	Commit           time.Duration `json:"commit_ns"`    // estimated: Batches times the per-batch cost
+	Work             time.Duration `json:"work_ns"`      // Read+Transform+Write+Commit, shared by the lanes
+	MaxRowsPerSecond int           `json:"max_rows_per_second"`
+	Throttle         time.Duration `json:"throttle_ns"` // Scanned / MaxRowsPerSecond: the least the batches take
+	Batching         time.Duration `json:"batching_ns"` // the longer of Work and Throttle
+	Total            time.Duration `json:"total_ns"`    // Preflight + Batching
 }

@@ -143,6 +143,7 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 	}
 	timeout := m.Batch.StatementTimeoutDuration()
 	var t *plan.Tally
+	var walk, counting time.Duration // how long the walk and the scope count took
 	err = pgdb.ReadOnly(ctx, conn, timeout, func(tx pgx.Tx) error {
 		// JIT compiles each page query anew once a large page's estimated
 		// cost crosses jit_above_cost; for a few thousand rows that costs
@@ -157,21 +158,27 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 		if err != nil {
 			return err
 		}
-		t, err = b.Plan.Scan(ctx, tx, plan.ScanOpts{Page: dryRunPage(m.Batch.Size), Batch: m.Batch.Size, Samples: f.samples,
+		began := time.Now()
+		t, err = b.Plan.Scan(ctx, tx, plan.ScanOpts{Page: dryRunPage(m.Batch.Size), Batch: m.Batch.Size, Canary: canarySize(m), Samples: f.samples,
 			Tenants: m.Target.Tenants})
 		if err != nil {
 			count.abandon()
 			return err
 		}
-		rep.Counts.Matched, err = count.wait(ctx, tx)
+		walk = time.Since(began)
+		rep.Counts.Matched, counting, err = count.wait(ctx, tx)
 		return err
 	})
 	if err != nil {
 		return nil, fmt.Errorf("error during dry-run of %s: %w", b.Name, err)
 	}
 	tally(rep, t)
+	rep.CanarySize = canarySize(m)
 	rep.Duration = time.Since(rep.StartedAt)
-	rep.ETA = eta(rep, t.ReadTime, m.Batch.MaxRowsPerSecond)
+	est := engine.EstimateRun(engine.EstimateInput{Scanned: t.Scanned, Changes: t.Changes, Batches: t.Batches,
+		Lanes: engine.PlannedLanes(t.SplitKeys, engine.WantLanes(m.Batch.Lanes, f.exec.lanes)), Reversible: m.Reversible,
+		MaxRowsPerSecond: m.Batch.MaxRowsPerSecond, Count: counting, Read: t.ReadTime, Transform: max(0, walk-t.ReadTime)})
+	rep.Estimate, rep.ETA = &est, est.Total
 	rep.Violations = violations(rep)
 	return rep, nil
 }
@@ -195,6 +202,14 @@ func prepare(ctx context.Context, tx pgx.Tx, b Binary, m *bftype.Manifest, rep *
 	return nil
 }
 
+// canarySize is the size of a real run's first batch.
+func canarySize(m *bftype.Manifest) int {
+	if m.Batch.Canary > 0 {
+		return min(m.Batch.Size, m.Batch.Canary)
+	}
+	return m.Batch.Size
+}
+
 // scopeCount is the scope count of a dry-run, running on its own connection
 // in a transaction that imported the walk's snapshot: it counts exactly the
 // rows the walk sees, while the walk runs.
@@ -205,8 +220,9 @@ type scopeCount struct {
 }
 
 type countResult struct {
-	n   int64
-	err error
+	n    int64
+	took time.Duration
+	err  error
 }
 
 // startCount exports tx's snapshot and starts the count on a second
@@ -232,8 +248,10 @@ func startCount(ctx context.Context, tx pgx.Tx, b Binary, url string, src pgdb.S
 			if _, err := counting.Exec(cctx, "SET TRANSACTION SNAPSHOT "+quoteLiteral(snapshot)); err != nil {
 				return fmt.Errorf("error importing the dry-run's snapshot %q: %w", snapshot, err)
 			}
+			began := time.Now()
 			var err error
 			r.n, err = b.Plan.Count(cctx, counting)
+			r.took = time.Since(began)
 			return err
 		})
 		c.done <- r
@@ -241,14 +259,17 @@ func startCount(ctx context.Context, tx pgx.Tx, b Binary, url string, src pgdb.S
 	return c, nil
 }
 
-// wait returns the count, counting in tx when no second connection was had.
-func (c *scopeCount) wait(ctx context.Context, tx pgx.Tx) (int64, error) {
+// wait returns the count and how long it took, counting in tx when no
+// second connection was had.
+func (c *scopeCount) wait(ctx context.Context, tx pgx.Tx) (int64, time.Duration, error) {
 	defer c.cancel()
 	if c.done == nil {
-		return c.plan.Count(ctx, tx)
+		began := time.Now()
+		n, err := c.plan.Count(ctx, tx)
+		return n, time.Since(began), err
 	}
 	r := <-c.done
-	return r.n, r.err
+	return r.n, r.took, r.err
 }
 
 // abandon stops the count and waits until its connection is closed.
@@ -285,19 +306,9 @@ func tally(rep *bftype.Report, t *plan.Tally) {
 	rep.Counts.Unchanged = t.Scanned - t.Changes
 	rep.Samples = t.Samples
 	rep.FirstApply = t.FirstApply
+	rep.FirstApplyBatch = t.FirstApplyBatch
 	rep.SplitKeys = t.SplitKeys
 	rep.OutsideTenants = t.OutsideTenants
-}
-
-// eta estimates a real run: reading again plus writing (taken as long as the
-// read), and no faster than the manifest's rate limit allows.
-func eta(rep *bftype.Report, read time.Duration, maxRowsPerSecond int) time.Duration {
-	est := 2 * read
-	if maxRowsPerSecond > 0 {
-		limited := time.Duration(float64(rep.Counts.WillChange) / float64(maxRowsPerSecond) * float64(time.Second))
-		est = max(est, limited)
-	}
-	return est
 }
 
 func violations(rep *bftype.Report) []string {

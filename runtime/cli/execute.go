@@ -43,7 +43,7 @@ func (f *execFlags) register(fs *pflag.FlagSet, name string) {
 	fs.StringVar(&f.webhookFile, "alert-webhook-file", "", "read the --alert-webhook URL from this file, keeping its token out of the process list")
 	fs.StringVar(&f.alertCommand, "alert-command", "", "run this shell command with the JSON alert on stdin on the same events; recorded as given unless it holds a secret-looking token (pass secrets as $VARIABLES)")
 	fs.DurationVar(&f.stuckAfter, "stuck-after", 10*time.Minute, "alert when no batch commits for this long (0: never)")
-	fs.IntVar(&f.lanes, "lanes", 0, "write at most this many key ranges at once, each on its own connection (0: batch.lanes of the manifest; never more)")
+	fs.IntVar(&f.lanes, "lanes", 0, "write at most this many key ranges at once, each on its own connection (0: batch.lanes of the manifest; never more); a dry-run estimates its ETA for as many")
 }
 
 // execute runs the preflight and the batches, drawing progress for the operator.
@@ -161,19 +161,24 @@ func newProgressLine(w io.Writer) *progressLine {
 	return &progressLine{w: w, tty: isTerminal(w), started: time.Now()}
 }
 
+// progressText is the live line of a committed batch: the whole run's
+// counts against the count of its first preflight, and the rate and ETA of
+// this process's recent batches.
+func progressText(pr engine.Progress) string {
+	eta := "-"
+	if pr.ETA > 0 {
+		eta = pr.ETA.Round(time.Second).String()
+	}
+	return fmt.Sprintf("batch %d  scanned %d/%d  changed %d  skipped %d  %.0f rows/s  ETA %s",
+		pr.Batch, pr.Scanned, pr.Matched, pr.Changed, pr.Scanned-pr.Changed, pr.Rate, eta)
+}
+
 func (p *progressLine) update(pr engine.Progress) {
 	if time.Since(p.last) < 200*time.Millisecond && pr.Scanned < pr.Matched {
 		return
 	}
 	p.last = time.Now()
-	elapsed := time.Since(p.started).Seconds()
-	rate := float64(pr.Scanned) / max(elapsed, 0.001)
-	eta := "-"
-	if rate > 0 && pr.Matched > pr.Scanned {
-		eta = (time.Duration(float64(pr.Matched-pr.Scanned)/rate) * time.Second).Round(time.Second).String()
-	}
-	line := fmt.Sprintf("batch %d  scanned %d/%d  changed %d  skipped %d  %.0f rows/s  ETA %s",
-		pr.Batch, pr.Scanned, pr.Matched, pr.Changed, pr.Scanned-pr.Changed, rate, eta)
+	line := progressText(pr)
 	if p.tty {
 		fmt.Fprintf(p.w, "\r\033[K%s", line)
 		p.drawn = true

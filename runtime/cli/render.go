@@ -33,12 +33,7 @@ func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
 		fmt.Fprintf(w, "\n%s\n  0 CHANGES: nothing in scope would change.\n%s\n", banner, banner)
 	}
 	renderSamples(w, r)
-	fmt.Fprintf(w, "\nETA for --execute: about %s (%s of up to %d rows; estimated from this dry-run's reads",
-		r.ETA.Round(time.Millisecond), plural(r.Batches, "batch", "batches"), r.BatchSize)
-	if m.Batch.MaxRowsPerSecond > 0 {
-		fmt.Fprintf(w, ", limited to %d rows/s", m.Batch.MaxRowsPerSecond)
-	}
-	fmt.Fprintf(w, ")\n")
+	renderETA(w, r)
 	renderSQL(w, r)
 	if len(r.Violations) > 0 {
 		fmt.Fprintf(w, "\n%s\n  OUTSIDE EXPECTED BOUNDS: %s\n%s\n", banner, joinSentences(r.Violations), banner)
@@ -46,6 +41,45 @@ func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
 }
 
 var banner = strings.Repeat("=", 64)
+
+// renderETA prints the ETA and how it was made: what this dry-run measured,
+// what it estimated, and the rate limit, which holds the rows a run reads.
+func renderETA(w io.Writer, r *bftype.Report) {
+	e := r.Estimate
+	if e == nil {
+		fmt.Fprintf(w, "\nETA for --execute: about %s\n", roughly(r.ETA))
+		return
+	}
+	fmt.Fprintf(w, "\nETA for --execute: about %s (how it was made: docs/performance.md)\n", roughly(e.Total))
+	fmt.Fprintf(w, "  preflight   %8s  the scope count (%s in this dry-run) and %s to start, check approvals, lock and prepare\n",
+		roughly(e.Preflight), roughly(e.Count), roughly(e.Preflight-e.Count))
+	batches := fmt.Sprintf("%s: a canary of %s, then up to %s each", plural(e.Batches, "batch", "batches"),
+		plural(int64(r.CanarySize), "row", "rows"), plural(int64(r.BatchSize), "row", "rows"))
+	fmt.Fprintf(w, "  batches     %8s  the longer of the work and the rate limit below; %s\n", roughly(e.Batching), batches)
+	fmt.Fprintf(w, "    work      %8s  reading %s and deciding %s (as long as in this dry-run), writing %d rows (%s) and\n"+
+		"                        committing %s (%s; both estimated), shared by %s\n",
+		roughly(e.Work), roughly(e.Read), roughly(e.Transform), e.Changes, roughly(e.Write),
+		plural(e.Batches, "batch", "batches"), roughly(e.Commit), plural(int64(e.Lanes), "lane", "lanes"))
+	if e.MaxRowsPerSecond > 0 {
+		fmt.Fprintf(w, "    rate limit %7s  %d rows read at batch.max_rows_per_second %d (it counts rows read, not changed; lanes share it)\n",
+			roughly(e.Throttle), e.Scanned, e.MaxRowsPerSecond)
+	} else {
+		fmt.Fprintf(w, "    rate limit        -  none (batch.max_rows_per_second is 0)\n")
+	}
+	fmt.Fprintf(w, "  Not included: the manifest's checks before and after, and waits on locks, replicas or the health query.\n")
+}
+
+// roughly rounds d for a reader: milliseconds under a second, tenths of a
+// second under a minute, seconds above.
+func roughly(d time.Duration) string {
+	switch {
+	case d < time.Second:
+		return d.Round(time.Millisecond).String()
+	case d < time.Minute:
+		return d.Round(100 * time.Millisecond).String()
+	}
+	return d.Round(time.Second).String()
+}
 
 func renderCounts(w io.Writer, r *bftype.Report) {
 	c := r.Counts
@@ -127,14 +161,36 @@ func renderSQL(w io.Writer, r *bftype.Report) {
 	for _, s := range r.Statements {
 		fmt.Fprintf(w, "\n  -- %s (%s)\n%s\n", s.Name, s.Role, indent(strings.TrimSpace(s.SQL), "    "))
 	}
-	fmt.Fprintf(w, "\n  Page parameters: %s = %s for the first page, then the last %s of the previous page; %s = %d\n",
-		r.CursorName, r.Start, r.KeyName, r.LimitName, r.BatchSize)
+	fmt.Fprintf(w, "\n  Page parameters: %s = %s for the first page, then the last %s of the previous page; %s = %s\n",
+		r.CursorName, r.Start, r.KeyName, r.LimitName, pageLimits(r))
 	if len(r.FirstApply) > 0 {
-		fmt.Fprintf(w, "\n  Parameters of the first Apply batch:\n")
+		fmt.Fprintf(w, "\n  Parameters of the first Apply batch (%s):\n", firstApplyBatch(r))
 		for _, p := range r.FirstApply {
 			fmt.Fprintf(w, "    %-*s %s\n", width(r.FirstApply), p.Name, shortValue(p.Value))
 		}
 	}
+}
+
+// pageLimits is the LIMIT of a real run's pages: the canary's, then the
+// batches'.
+func pageLimits(r *bftype.Report) string {
+	if r.CanarySize > 0 && r.CanarySize < r.BatchSize {
+		return fmt.Sprintf("%d for the canary batch, then %d", r.CanarySize, r.BatchSize)
+	}
+	return fmt.Sprint(r.BatchSize)
+}
+
+// firstApplyBatch names the batch whose Apply parameters are shown.
+func firstApplyBatch(r *bftype.Report) string {
+	switch {
+	case r.FirstApplyBatch == 1 && r.CanarySize > 0 && r.CanarySize < r.BatchSize:
+		return fmt.Sprintf("batch 1, the canary batch of %s, which runs first and alone", plural(int64(r.CanarySize), "row", "rows"))
+	case r.FirstApplyBatch == 1:
+		return "batch 1, which runs first and alone"
+	case r.FirstApplyBatch > 1:
+		return fmt.Sprintf("batch %d; the batches before it change nothing", r.FirstApplyBatch)
+	}
+	return "the first batch with changes"
 }
 
 // shortValue shows at most maxShownValues elements of an array parameter.

@@ -63,12 +63,23 @@ func revertCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	}
 	defer closeLog()
 	fmt.Fprintf(stdout, "REVERT run %d of %s (sha256:%s)\n\nPreflight:\n", *target, b.Name, digest)
+	live := newProgressLine(stderr)
 	hooks := engine.Hooks{
-		Check:   func(c engine.Check) { fmt.Fprintf(stdout, "  ok  %-16s %s\n", c.Name, c.Detail) },
-		Started: func(id int64, resumed bool) { fmt.Fprintf(stdout, "\nStarted revert run %d.\n", id) },
+		Check: func(c engine.Check) { fmt.Fprintf(stdout, "  ok  %-16s %s\n", c.Name, c.Detail) },
+		Started: func(id int64, resumed bool) {
+			verb := "Started"
+			if resumed {
+				verb = "Resumed"
+			}
+			fmt.Fprintf(stdout, "\n%s revert run %d of run %d. Ctrl-C once stops after the current batch; twice stops at once.\n", verb, id, *target)
+		},
+		Progress: live.update,
+		Stopped:  func(int64, string, string) { live.done() },
 	}
 	res, err := engine.Revert(ctx, conn, job, *target, op, hooks, engine.Options{Logger: logger, Graceful: graceful(ctx)})
+	live.done()
 	if err != nil {
+		logger.Error("revert ended", "event", "stop", "error", err.Error())
 		return err
 	}
 	fmt.Fprintf(stdout, "\nCompleted revert run %d of run %d: restored %d of %d rows; %d changed since and left alone.\n",

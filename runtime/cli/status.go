@@ -13,7 +13,7 @@ import (
 )
 
 func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("status", "Usage: "+b.Name+" status [--database-url URL]\n\nShows this backfill's runs from the ledger: status, counts, checkpoint, last batch.", stderr)
+	fs := newFlags("status", "Usage: "+b.Name+" status [--database-url URL]\n\nShows this backfill's runs from the ledger: status, purpose (an execution, or\nthe revert of one), counts (scanned of the scope count of the run's first\npreflight), checkpoint and resumes.", stderr)
 	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -35,9 +35,13 @@ func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr 
 		fmt.Fprintf(stdout, "%s has not run in this database (run signature %s).\n", b.Name, b.RunSignature[:12])
 		return nil
 	}
+	purposes, err := Purposes(ctx, conn, runs)
+	if err != nil {
+		return err
+	}
 	for _, r := range runs {
 		if r.Status == ledger.StatusRefused {
-			fmt.Fprintf(stdout, "run %d  refused (%s) at %s by %s\n", r.ID, deref(r.StopReason), r.StartedAt.Format(time.RFC3339), r.DBUser)
+			fmt.Fprintf(stdout, "run %d  refused (%s) at %s by %s; purpose %s\n", r.ID, deref(r.StopReason), r.StartedAt.Format(time.RFC3339), r.DBUser, purposes[r.ID])
 			continue
 		}
 		fmt.Fprintf(stdout, "run %d  %s", r.ID, r.Status)
@@ -48,7 +52,8 @@ func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr 
 		if r.Matched != nil {
 			matched = fmt.Sprint(*r.Matched)
 		}
-		fmt.Fprintf(stdout, "\n  scanned %d of %s, changed %d, %d batches, checkpoint %s, resumes %d\n",
+		fmt.Fprintf(stdout, "\n  purpose %s\n", purposes[r.ID])
+		fmt.Fprintf(stdout, "  scanned %d of %s, changed %d, %d batches, checkpoint %s, resumes %d\n",
 			r.Scanned, matched, r.Changed, r.Batches, string(r.Cursor), r.Resumes)
 		fmt.Fprintf(stdout, "  started %s by %s@%s (%s), last update %s\n", r.StartedAt.Format(time.RFC3339), r.OSUser, r.ClientHost,
 			r.DBUser, r.UpdatedAt.Format(time.RFC3339))
@@ -57,13 +62,11 @@ func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr 
 }
 
 func verifyCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("verify", "Usage: "+b.Name+" verify [--database-url URL]\n\nAfter a completed run: runs the manifest's checks again and reconciles the rows\nchanged with the latest saved dry-run of this digest. Exits "+fmt.Sprint(bftype.ExitValidation)+" if either fails.", stderr)
+	fs := newFlags("verify", "Usage: "+b.Name+" verify [--database-url URL]\n\nAfter a completed run: runs the manifest's checks again and reconciles the rows\n"+
+		"changed with the last dry-run of the run's digest saved (--save) before the run\nstarted. Exits "+fmt.Sprint(bftype.ExitValidation)+
+		" if either fails, unless an operator acknowledged that very\ndifference with: backfill ack RUN --reason \"...\".", stderr)
 	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	if err := parse(fs, args); err != nil {
-		return err
-	}
-	digest, err := Digest()
-	if err != nil {
 		return err
 	}
 	u, src := pgdb.Resolve(*url)
@@ -87,13 +90,14 @@ func verifyCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 		return err
 	}
 	fmt.Fprintf(stdout, "checks: all %d hold\n", len(m.Checks))
-	rec, err := engine.Reconcile(ctx, conn, digest, run.Changed)
+	rec, err := engine.Reconcile(ctx, conn, run)
 	if err != nil {
 		return err
 	}
 	fmt.Fprintln(stdout, reconcileSentence(rec))
-	if rec.DryRunID != 0 && !rec.Match {
-		return bftype.Refuse(bftype.ReasonValidation, bftype.ExitValidation, "Find out what changed the data between the dry-run and the run.",
+	if rec.DryRunID != 0 && !rec.Match && rec.Ack == nil {
+		return bftype.Refuse(bftype.ReasonValidation, bftype.ExitValidation,
+			fmt.Sprintf("Find out what changed the data between the dry-run and the run; once it is explained, record why with: backfill ack %d --reason \"...\" (as a runner login).", run.ID),
 			"Run %d changed %d rows but dry-run %d planned %d.", run.ID, rec.Changed, rec.DryRunID, rec.WillChange)
 	}
 	return nil
@@ -102,9 +106,12 @@ func verifyCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 func reconcileSentence(r engine.Reconciliation) string {
 	switch {
 	case r.DryRunID == 0:
-		return "reconcile: no dry-run of this digest was saved (--save), so there is nothing to compare with"
+		return "reconcile: no dry-run of this digest was saved (--save) before the run started, so there is nothing to compare with"
 	case r.Match:
 		return fmt.Sprintf("reconcile: changed %d rows, as dry-run %d planned", r.Changed, r.DryRunID)
+	case r.Ack != nil:
+		return fmt.Sprintf("reconcile: changed %d rows but dry-run %d planned %d; acknowledged by %s at %s: %s",
+			r.Changed, r.DryRunID, r.WillChange, r.Ack.By, r.Ack.At.Format(time.RFC3339), r.Ack.Reason)
 	}
 	return fmt.Sprintf("reconcile: changed %d rows but dry-run %d planned %d", r.Changed, r.DryRunID, r.WillChange)
 }

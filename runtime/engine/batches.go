@@ -6,6 +6,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"math"
 	"strings"
 	"sync"
 	"time"
@@ -39,6 +40,7 @@ type runner struct {
 	scanned int64
 	changed int64
 	batches int64
+	meter   *meter // this process's recent rate
 	// reconciled is the comparison with the dry-run, set when the run completes.
 	reconciled Reconciliation
 }
@@ -56,7 +58,8 @@ type lane struct {
 
 func runBatches(ctx context.Context, conn *pgx.Conn, job *Job, run *ledger.Run, resumed bool, matched int64, hooks Hooks, opts Options) (*Result, error) {
 	r := &runner{job: job, conn: conn, run: run, hooks: hooks, opts: opts, log: opts.Logger.With("run_id", run.ID),
-		matched: matched, cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches}
+		matched: matched, cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches,
+		meter: newMeter(time.Now(), run.Scanned, meterWindow)}
 	defer r.closeLanes()
 	if err := r.setupLanes(ctx); err != nil {
 		return nil, err
@@ -138,11 +141,10 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 		l.cursor, l.done = b.Cursor, b.Last
 		r.cursor, r.scanned, r.changed, r.batches = b.Cursor, r.scanned+int64(b.Scanned), r.changed+o.n, r.batches+1
 		rows += b.Scanned
+		p := r.progressed()
 		r.log.Info("batch committed", "event", "batch", "batch", o.number, "lane", l.n, "cursor", string(b.Cursor), "scanned", b.Scanned,
-			"intended", b.Changes, "changed", o.n, "size", o.size, "attempts", o.attempts, "duration_ms", ms(o.took), "canary", canary)
-		if r.hooks.Progress != nil {
-			r.hooks.Progress(Progress{RunID: r.run.ID, Batch: r.batches, Scanned: r.scanned, Changed: r.changed, Matched: r.matched})
-		}
+			"intended", b.Changes, "changed", o.n, "size", o.size, "attempts", o.attempts, "duration_ms", ms(o.took), "canary", canary,
+			"run_scanned", p.Scanned, "matched", p.Matched, "rows_per_second", math.Round(p.Rate), "eta_s", math.Round(p.ETA.Seconds()))
 		if !canary {
 			l.size.after(o.took)
 		}
@@ -151,7 +153,21 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 		return false, nil, fail()
 	}
 	r.throttle(ctx, rows, took)
+	r.meter.add(time.Now(), r.scanned) // the round is over, its wait included
 	return false, nil, nil
+}
+
+// progressed reports the run's progress after a committed batch to the
+// Progress hook, with the rate of this process's rounds of batches so far:
+// the meter takes a mark when a round ends, after its throttle wait, so the
+// rate is never above the limit the run is held to.
+func (r *runner) progressed() Progress {
+	p := Progress{RunID: r.run.ID, Batch: r.batches, Scanned: r.scanned, Changed: r.changed, Matched: r.matched,
+		Rate: r.meter.rate(), ETA: r.meter.eta(r.matched, r.scanned)}
+	if r.hooks.Progress != nil {
+		r.hooks.Progress(p)
+	}
+	return p
 }
 
 // recover turns a lost connection between batches into a reconnect (the
@@ -465,15 +481,18 @@ func (r *runner) finish(ctx context.Context, resumed bool) (*Result, error) {
 	return &Result{Run: final, Resumed: resumed, Reconciled: r.reconciled}, err
 }
 
-// reconcile compares the rows changed with the latest dry-run report of the
-// same digest and records the comparison in the audit log.
+// reconcile compares the rows changed with the dry-run the run planned
+// with (the last of its digest saved before it started) and records the
+// comparison in the audit log.
 func (r *runner) reconcile(ctx context.Context) error {
-	rec, err := Reconcile(ctx, r.conn, r.job.Digest, r.changed)
+	run := *r.run
+	run.Changed = r.changed
+	rec, err := Reconcile(ctx, r.conn, &run)
 	if err != nil {
 		return err
 	}
 	if rec.DryRunID == 0 {
-		r.log.Warn("no saved dry-run report of this digest to reconcile with", "event", "reconcile")
+		r.log.Warn("no dry-run of this digest was saved before the run to reconcile with", "event", "reconcile")
 	} else if !rec.Match {
 		r.log.Warn("changed rows differ from the dry-run", "event", "reconcile", "dry_run_id", rec.DryRunID, "will_change", rec.WillChange, "changed", r.changed)
 	}
@@ -481,18 +500,25 @@ func (r *runner) reconcile(ctx context.Context) error {
 	return ledger.Append(ctx, r.conn, r.run.ID, "reconciled", rec)
 }
 
-// Reconciliation compares a run's changed rows with its dry-run.
+// Reconciliation compares a run's changed rows with its dry-run. It is the
+// payload of the run's "reconciled" audit event.
 type Reconciliation struct {
 	DryRunID   int64 `json:"dry_run_id"`
 	WillChange int64 `json:"will_change"`
 	Changed    int64 `json:"changed"`
 	Match      bool  `json:"match"`
+	// Ack is the operator's acknowledgement of this very difference (same
+	// dry-run, same counts), if one was recorded after the run.
+	Ack *ledger.Ack `json:"-"`
 }
 
-// Reconcile compares changed with the latest saved dry-run of digest.
-func Reconcile(ctx context.Context, q ledger.Querier, digest string, changed int64) (Reconciliation, error) {
-	rec := Reconciliation{Changed: changed}
-	d, err := ledger.LatestDryRun(ctx, q, digest)
+// Reconcile compares the rows a run changed with the last dry-run of its
+// digest saved before it started, and finds an acknowledgement of the
+// difference. verify, the run's own end and the archive's report all
+// compare with that same dry-run.
+func Reconcile(ctx context.Context, q ledger.Querier, run *ledger.Run) (Reconciliation, error) {
+	rec := Reconciliation{Changed: run.Changed}
+	d, err := ledger.DryRunBefore(ctx, q, run.Digest, run.StartedAt)
 	if err != nil || d == nil {
 		return rec, err
 	}
@@ -500,8 +526,25 @@ func Reconcile(ctx context.Context, q ledger.Querier, digest string, changed int
 	if err := json.Unmarshal(d.Report, &rep); err != nil {
 		return rec, fmt.Errorf("error reading dry-run report %d: %w", d.ID, err)
 	}
-	rec.DryRunID, rec.WillChange, rec.Match = d.ID, rep.Counts.WillChange, rep.Counts.WillChange == changed
+	rec.DryRunID, rec.WillChange, rec.Match = d.ID, rep.Counts.WillChange, rep.Counts.WillChange == run.Changed
+	if rec.Match {
+		return rec, nil
+	}
+	acks, err := ledger.Acks(ctx, q, run.ID)
+	if err != nil {
+		return rec, err
+	}
+	for i := range acks {
+		if rec.Explains(acks[i]) {
+			rec.Ack = &acks[i]
+		}
+	}
 	return rec, nil
+}
+
+// Explains reports whether an acknowledgement is of this comparison.
+func (rec Reconciliation) Explains(a ledger.Ack) bool {
+	return a.DryRunID == rec.DryRunID && a.WillChange == rec.WillChange && a.Changed == rec.Changed
 }
 
 // applyBatch reads one page, checks it, writes it and records the checkpoint.

@@ -68,7 +68,11 @@ func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks H
 	if hooks.Started != nil {
 		hooks.Started(run.ID, resumed)
 	}
-	return runBatches(ctx, conn, job, run, resumed, p.matched, hooks, opts)
+	matched := p.matched
+	if run.Matched != nil {
+		matched = *run.Matched // the count of the run's first preflight, kept across resumes
+	}
+	return runBatches(ctx, conn, job, run, resumed, matched, hooks, opts)
 }
 
 // runChecksBefore runs the manifest's checks before the first write (or the
@@ -136,15 +140,17 @@ func (p *preflight) refused(ctx context.Context, base ledger.Run, err error) err
 	return r
 }
 
+// startRun records the run as started, or resumed, with its preflight. A new
+// run records the scope count as matched; a resume keeps the count of the
+// run's first preflight, so that matched, and the progress measured against
+// it, never move under an operator (the count of this preflight is in the
+// preflight event).
 func startRun(ctx context.Context, conn *pgx.Conn, base ledger.Run, p *preflight) (*ledger.Run, bool, error) {
 	var run *ledger.Run
 	var resumed bool
 	err := pgdb.WithTx(ctx, conn, func(tx pgx.Tx) error {
 		var err error
 		if run, resumed, err = ledger.Start(ctx, tx, base); err != nil {
-			return err
-		}
-		if err := ledger.SetMatched(ctx, tx, run.ID, p.matched); err != nil {
 			return err
 		}
 		return ledger.Append(ctx, tx, run.ID, "preflight", map[string]any{"result": "passed", "database": p.id.Database,

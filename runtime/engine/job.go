@@ -7,6 +7,8 @@
 package engine
 
 import (
+	"time"
+
 	"github.com/runonce/backfill/runtime/bftype"
 	"github.com/runonce/backfill/runtime/plan"
 )
@@ -40,9 +42,18 @@ type Check struct {
 type Progress struct {
 	RunID   int64
 	Batch   int64
-	Scanned int64 // rows read in this run so far
+	Scanned int64 // rows read in this run so far, by every process that ran it
 	Changed int64 // rows written in this run so far
+	// Matched is the scope count of the run's first preflight (for a
+	// revert, the before-images it started with); a resume keeps it, so
+	// Scanned/Matched is the whole run's progress even when the scope
+	// shrinks as rows are fixed.
 	Matched int64
+	// Rate is rows read per second by this process's recent batches (about
+	// the last 10 seconds), never the whole run's rows over this process's age.
+	Rate float64
+	// ETA is the rows left of Matched at Rate; 0 when unknown.
+	ETA time.Duration
 }
 
 // Hooks receive what the engine does; any may be nil.

@@ -58,10 +58,7 @@ func (r *runner) setupLanes(ctx context.Context) error {
 // be opened. Lanes at any keys cover the scope exactly once between them,
 // so keys from an old or doctored report cost balance, never correctness.
 func (r *runner) planLanes(ctx context.Context) ([]ledger.Lane, []*pgx.Conn, error) {
-	want := max(1, r.job.Manifest.Batch.Lanes)
-	if r.opts.Lanes > 0 {
-		want = min(want, r.opts.Lanes)
-	}
+	want := WantLanes(r.job.Manifest.Batch.Lanes, r.opts.Lanes)
 	if want < 2 {
 		return nil, nil, nil
 	}
@@ -123,6 +120,16 @@ func (r *runner) planLanes(ctx context.Context) ([]ledger.Lane, []*pgx.Conn, err
 	}
 	r.log.Info("lanes fixed", "event", "lanes", "lanes", len(lanes), "dry_run_id", d.ID, "bounds", bounds)
 	return lanes, conns, nil
+}
+
+// WantLanes is how many lanes a new run may use: the manifest's batch.lanes,
+// lowered by --lanes when that is set (above 0).
+func WantLanes(manifest, flag int) int {
+	want := max(1, manifest)
+	if flag > 0 {
+		want = min(want, flag)
+	}
+	return want
 }
 
 // pickBounds chooses want-1 keys among split keys spread evenly by row

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"math"
 	"strconv"
 	"time"
 
@@ -17,7 +18,8 @@ import (
 	"github.com/runonce/backfill/runtime/plan"
 )
 
-// RevertResult is a finished revert, or a preview of one.
+// RevertResult is a finished revert, or a preview of one. A finished
+// revert's counts are those of the whole revert run, across resumes.
 type RevertResult struct {
 	Run        *ledger.Run // the revert run; nil for a preview
 	Target     int64       // the run reverted
@@ -100,6 +102,8 @@ func revertTarget(ctx context.Context, conn *pgx.Conn, job *Job, target int64) (
 		return nil, refuse(bftype.ReasonNotReversible, bftype.ExitUsage, next, "Run %d is not an execution of this backfill.", target)
 	case run.Status == ledger.StatusRunning:
 		return nil, refuse(bftype.ReasonNotReversible, bftype.ExitUsage, "Let it finish, or cancel it first.", "Run %d is still running.", target)
+	case run.Status == ledger.StatusRefused:
+		return nil, refuse(bftype.ReasonNotReversible, bftype.ExitUsage, next, "Run %d was refused before it wrote anything; there is nothing to revert.", target)
 	}
 	return run, nil
 }
@@ -151,11 +155,21 @@ func Revert(ctx context.Context, conn *pgx.Conn, job *Job, target int64, op Oper
 	if hooks.Started != nil {
 		hooks.Started(run.ID, resumed)
 	}
-	r := &runner{job: job, conn: conn, run: run, hooks: hooks, opts: opts, log: opts.Logger.With("run_id", run.ID), matched: images,
-		cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches}
+	matched := images
+	if run.Matched != nil {
+		matched = *run.Matched // the images the revert started with, kept across resumes
+	}
+	r := &runner{job: job, conn: conn, run: run, hooks: hooks, opts: opts, log: opts.Logger.With("run_id", run.ID), matched: matched,
+		cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches, meter: newMeter(time.Now(), run.Scanned, meterWindow)}
+	r.log.Info("run started", "event", "start", "resumed", resumed, "purpose", run.Purpose, "cursor", string(run.Cursor), "matched", matched)
 	return r.revertBatches(ctx, target)
 }
 
+// revertBatches writes back the before-images of run target one batch of
+// images at a time, after the last batch a previous process of this revert
+// committed, held to max_rows_per_second like a run (the rows it reads are
+// the images). Its result counts the whole revert run, every process's
+// batches.
 func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult, error) {
 	res := &RevertResult{Target: target}
 	var after int64
@@ -167,6 +181,7 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 			return nil, r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
 				"Rerun the same revert to resume from the last committed batch.", "stopped by a signal after %d batches", r.batches)
 		}
+		began := time.Now()
 		var page *ledger.UndoBatch
 		var out *plan.RevertResult
 		err := pgdb.WithTx(ctx, r.conn, func(tx pgx.Tx) error {
@@ -212,19 +227,40 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 		res.add(int64(len(page.Items)), out)
 		after, r.batches = page.Batch, r.batches+1
 		r.scanned, r.changed = r.scanned+int64(len(page.Items)), r.changed+out.Restored
-		if r.hooks.Progress != nil {
-			r.hooks.Progress(Progress{RunID: r.run.ID, Batch: r.batches, Scanned: r.scanned, Changed: r.changed, Matched: r.matched})
-		}
+		p := r.progressed()
+		took := time.Since(began)
+		r.log.Info("batch committed", "event", "batch", "batch", r.batches, "of_batch", page.Batch, "scanned", len(page.Items),
+			"intended", out.Restorable, "changed", out.Restored, "duration_ms", ms(took),
+			"run_scanned", p.Scanned, "matched", p.Matched, "rows_per_second", math.Round(p.Rate), "eta_s", math.Round(p.ETA.Seconds()))
+		r.throttle(ctx, len(page.Items), took)
+		r.meter.add(time.Now(), r.scanned)
 	}
-	bg := context.WithoutCancel(ctx)
-	if err := ledger.Finish(bg, r.conn, r.run.ID, ledger.StatusCompleted, "", ""); err != nil {
+	return r.finishRevert(context.WithoutCancel(ctx), res)
+}
+
+// finishRevert records the revert as completed and counts it whole: the
+// images read, rows restored and rows left alone by every process that ran
+// it, not only this one.
+func (r *runner) finishRevert(ctx context.Context, res *RevertResult) (*RevertResult, error) {
+	if err := ledger.Finish(ctx, r.conn, r.run.ID, ledger.StatusCompleted, "", ""); err != nil {
 		return nil, err
 	}
-	all, err := ledger.SkippedOf(bg, r.conn, r.run.ID)
+	r.log.Info("run completed", "event", "finish", "status", ledger.StatusCompleted, "scanned", r.scanned, "changed", r.changed, "batches", r.batches)
+	var err error
+	if res.Skipped, err = ledger.SkippedOf(ctx, r.conn, r.run.ID); err != nil {
+		return nil, err
+	}
+	batches, err := ledger.Batches(ctx, r.conn, r.run.ID)
 	if err != nil {
 		return nil, err
 	}
-	res.Skipped = all
-	res.Run, err = ledger.GetRun(bg, r.conn, r.run.ID)
-	return res, err
+	res.Restorable = 0
+	for _, b := range batches {
+		res.Restorable += int64(b.Intended)
+	}
+	if res.Run, err = ledger.GetRun(ctx, r.conn, r.run.ID); err != nil {
+		return nil, err
+	}
+	res.Images, res.Restored = res.Run.Scanned, res.Run.Changed
+	return res, nil
 }

@@ -198,14 +198,6 @@ func Progress(ctx context.Context, q Querier, id int64, cursor json.RawMessage, 
 	return batch, nil
 }
 
-// SetMatched records the scope count of a run's preflight.
-func SetMatched(ctx context.Context, q Querier, id, matched int64) error {
-	if _, err := q.Exec(ctx, "UPDATE backfill.runs SET matched = $2, updated_at = now() WHERE id = $1", id, matched); err != nil {
-		return fmt.Errorf("error recording scope count of run %d: %w", id, err)
-	}
-	return nil
-}
-
 // Finish ends a run with a status and, unless completed, a stop reason.
 func Finish(ctx context.Context, q Querier, id int64, status, reason, message string) error {
 	_, err := q.Exec(ctx, `UPDATE backfill.runs SET status = $2, stop_reason = nullif($3, ''), message = nullif($4, ''),
@@ -402,6 +394,29 @@ func LatestDryRun(ctx context.Context, q Querier, digest string) (*DryRun, error
 		return nil, fmt.Errorf("error reading dry-run reports: %w", err)
 	}
 	return &d, nil
+}
+
+// DryRunBefore returns the dry-run report a run started at started is
+// reconciled with: the last one saved for the digest before the run began,
+// or nil. A dry-run saved during or after the run describes the data the run
+// left behind, not what it planned to change, so it never counts.
+func DryRunBefore(ctx context.Context, q Querier, digest string, started time.Time) (*DryRun, error) {
+	var d DryRun
+	err := q.QueryRow(ctx, `SELECT id, digest, report, created_by, created_at FROM backfill.dry_runs
+		WHERE digest = $1 AND created_at < $2 ORDER BY created_at DESC, id DESC LIMIT 1`, digest, started).
+		Scan(&d.ID, &d.Digest, &d.Report, &d.CreatedBy, &d.CreatedAt)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, nil
+	}
+	if err != nil {
+		return nil, fmt.Errorf("error reading the dry-run reports of sha256:%s: %w", digest, err)
+	}
+	return &d, nil
+}
+
+// RunsFor lists the runs of any of purposes, oldest first.
+func RunsFor(ctx context.Context, q Querier, purposes []string) ([]Run, error) {
+	return queryRuns(ctx, q, "WHERE purpose = ANY($1) ORDER BY id", purposes)
 }
 
 // RunsOf lists the runs of a run signature, newest first.

@@ -21,6 +21,10 @@ type ScanOpts struct {
 	// Batch is the size of a real run's batches: Tally.Batches and
 	// Tally.FirstApply are counted in batches of this many rows.
 	Batch int
+	// Canary is the size of a real run's first batch (batch.canary), which
+	// runs alone before the others; 0 or more than Batch: a batch like the
+	// others.
+	Canary int
 	// Samples is how many changes, the first in key order, to keep with
 	// their diffs.
 	Samples int
@@ -33,11 +37,14 @@ type ScanOpts struct {
 type Tally struct {
 	Scanned    int64           // rows the pages returned
 	Changes    int64           // rows the transform would change
-	Batches    int64           // batches of ScanOpts.Batch rows a real run would read
+	Batches    int64           // batches a real run would read: the canary, then ScanOpts.Batch rows each
 	Pages      int64           // page queries Scan ran
 	Samples    []bftype.Sample // the first changes, by key, with their diffs
 	FirstApply []bftype.Param  // Apply's parameters for the first batch with changes
-	ReadTime   time.Duration   // time spent in page queries
+	// FirstApplyBatch is the number of that batch in a real run: 1 is the
+	// canary; 0 when nothing changes.
+	FirstApplyBatch int64
+	ReadTime        time.Duration // time spent in page queries
 	// SplitKeys are keys spread evenly through the scope by row count, at
 	// most MaxSplitKeys of them in ascending order, for a real run to cut
 	// its lanes at; empty when the key is not an integer (see Splittable).
@@ -52,9 +59,10 @@ const MaxSplitKeys = 64
 
 // Scan reads the whole scope from the start in pages of opts.Page rows and
 // decides every row exactly as a real run's batches do. It cuts the rows
-// into batches of opts.Batch, in key order, the way a real run's keyset
-// pages would fall, so the batch count and the first batch's Apply
-// parameters are those of a real run whatever the page size.
+// into a canary batch of opts.Canary rows and then batches of opts.Batch, in
+// key order, the way a real run's keyset pages would fall (with one lane and
+// batches at their full size), so the batch count and the first Apply
+// batch's parameters are those of a real run whatever the page size.
 func (p *typed[R, C, K]) Scan(ctx context.Context, db DBTX, opts ScanOpts) (*Tally, error) {
 	if opts.Page < 1 || opts.Batch < 1 {
 		return nil, fmt.Errorf("error scanning scope: page (%d) and batch (%d) sizes must be positive", opts.Page, opts.Batch)
@@ -77,7 +85,6 @@ func (p *typed[R, C, K]) Scan(ctx context.Context, db DBTX, opts ScanOpts) (*Tal
 		cursor = p.s.Key(rows[len(rows)-1])
 	}
 	s.endBatch()
-	s.t.Batches = (s.t.Scanned + int64(opts.Batch) - 1) / int64(opts.Batch)
 	for _, k := range s.splits {
 		b, _ := json.Marshal(k) // an integer always marshals
 		s.t.SplitKeys = append(s.t.SplitKeys, b)
@@ -93,11 +100,17 @@ type scanner[R, C any, K Key] struct {
 	pending []C // the current batch's changes, until FirstApply is known
 	splits  []K // every every-th key, thinned to at most MaxSplitKeys
 	every   int64
+	end     int64 // the row count at which the current batch ends
 }
 
 func (s *scanner[R, C, K]) add(row R) {
-	if s.t.Scanned > 0 && s.t.Scanned%int64(s.opts.Batch) == 0 {
+	if s.t.Scanned == s.end {
 		s.endBatch()
+		s.t.Batches++
+		s.end += int64(s.opts.Batch)
+		if s.t.Batches == 1 && s.opts.Canary > 0 && s.opts.Canary < s.opts.Batch {
+			s.end = int64(s.opts.Canary)
+		}
 	}
 	s.t.Scanned++
 	if s.p.Splittable() {
@@ -160,7 +173,7 @@ func (s *scanner[R, C, K]) tenant(row R) {
 // endBatch closes a batch: the first one with changes gives FirstApply.
 func (s *scanner[R, C, K]) endBatch() {
 	if s.t.FirstApply == nil && len(s.pending) > 0 {
-		s.t.FirstApply = s.p.s.ApplyParams(s.pending)
+		s.t.FirstApply, s.t.FirstApplyBatch = s.p.s.ApplyParams(s.pending), s.t.Batches
 	}
 	s.pending = nil
 }

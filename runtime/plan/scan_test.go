@@ -69,11 +69,12 @@ func memRows(n int) []row {
 	return rows
 }
 
-// walkTally is what a real run's batches see: Walk in pages of batch rows.
-func walkTally(t *testing.T, p Plan, batch, samples int) *Tally {
+// walkTally is what a real run's batches see: the canary batch of canary
+// rows (Next), then Walk in pages of batch rows after it.
+func walkTally(t *testing.T, p Plan, canary, batch, samples int) *Tally {
 	t.Helper()
 	want := &Tally{}
-	err := p.Walk(context.Background(), nil, nil, batch, func(b *Batch) error {
+	visit := func(b *Batch) error {
 		want.Batches++
 		want.Scanned += int64(b.Scanned)
 		want.Changes += int64(b.Changes)
@@ -81,41 +82,69 @@ func walkTally(t *testing.T, p Plan, batch, samples int) *Tally {
 			want.Samples = append(want.Samples, b.Samples[:min(room, len(b.Samples))]...)
 		}
 		if want.FirstApply == nil && b.Changes > 0 {
-			want.FirstApply = b.Params()
+			want.FirstApply, want.FirstApplyBatch = b.Params(), want.Batches
 		}
 		return nil
-	})
+	}
+	first, err := p.Next(context.Background(), nil, nil, canary)
 	require.NoError(t, err)
+	if first == nil {
+		return want
+	}
+	require.NoError(t, visit(first))
+	if !first.Last {
+		require.NoError(t, p.Walk(context.Background(), nil, first.Cursor, batch, visit))
+	}
 	return want
 }
 
-// Scan must count exactly what a real run's batches would, whatever the
-// page size: larger pages only save round trips.
+// Scan must count exactly what a real run's batches would, its canary batch
+// first, whatever the page size: larger pages only save round trips.
 func TestScanMatchesTheRunsBatchesAtAnyPageSize(t *testing.T) {
 	t.Parallel()
 	const batch = 10
 	for _, n := range []int{0, 1, 9, 10, 100, 103} {
-		var limits []int
-		p := New(memSpec(memRows(n), &limits))
-		want := walkTally(t, p, batch, 4)
-		for _, page := range []int{1, 3, batch, 25, 100, 103, 104, 5000} {
-			t.Run(fmt.Sprintf("rows=%d/page=%d", n, page), func(t *testing.T) {
-				limits = nil
-				got, err := p.Scan(context.Background(), nil, ScanOpts{Page: page, Batch: batch, Samples: 4})
-				require.NoError(t, err)
-				require.Equal(t, want.Scanned, got.Scanned)
-				require.Equal(t, want.Changes, got.Changes)
-				require.Equal(t, want.Batches, got.Batches, "batches of %d rows a real run reads", batch)
-				require.Equal(t, want.Samples, got.Samples)
-				require.Equal(t, want.FirstApply, got.FirstApply)
-				require.Equal(t, int64(len(limits)), got.Pages)
-				for _, l := range limits {
-					require.Equal(t, page, l, "every page query asks for the page size, not the batch size")
-				}
-				require.Equal(t, n/page+1, len(limits), "a short page ends the scan")
-			})
+		for _, canary := range []int{0, 1, 3, batch} {
+			var limits []int
+			p := New(memSpec(memRows(n), &limits))
+			run := canary
+			if run == 0 {
+				run = batch // no canary: the first batch is a batch like the others
+			}
+			want := walkTally(t, p, run, batch, 4)
+			for _, page := range []int{1, 3, batch, 25, 100, 103, 104, 5000} {
+				t.Run(fmt.Sprintf("rows=%d/canary=%d/page=%d", n, canary, page), func(t *testing.T) {
+					limits = nil
+					got, err := p.Scan(context.Background(), nil, ScanOpts{Page: page, Batch: batch, Canary: canary, Samples: 4})
+					require.NoError(t, err)
+					require.Equal(t, want.Scanned, got.Scanned)
+					require.Equal(t, want.Changes, got.Changes)
+					require.Equal(t, want.Batches, got.Batches, "a canary of %d rows, then batches of %d rows a real run reads", canary, batch)
+					require.Equal(t, want.Samples, got.Samples)
+					require.Equal(t, want.FirstApply, got.FirstApply, "the first Apply batch is the real run's")
+					require.Equal(t, want.FirstApplyBatch, got.FirstApplyBatch)
+					require.Equal(t, int64(len(limits)), got.Pages)
+					for _, l := range limits {
+						require.Equal(t, page, l, "every page query asks for the page size, not the batch size")
+					}
+					require.Equal(t, n/page+1, len(limits), "a short page ends the scan")
+				})
+			}
 		}
 	}
+}
+
+// The first Apply batch a dry-run shows is the canary's: with a canary of 3
+// rows, rows 1 and 2 (3 already holds its change).
+func TestScanFirstApplyIsTheCanaryBatch(t *testing.T) {
+	t.Parallel()
+	var limits []int
+	p := New(memSpec(memRows(100), &limits))
+	got, err := p.Scan(context.Background(), nil, ScanOpts{Page: 50, Batch: 10, Canary: 3})
+	require.NoError(t, err)
+	require.Equal(t, []bftype.Param{bftype.ParamOf("id", []int64{1, 2})}, got.FirstApply)
+	require.Equal(t, int64(1), got.FirstApplyBatch)
+	require.Equal(t, int64(1+10), got.Batches, "the canary of 3 rows, then 97 rows in batches of 10")
 }
 
 func TestScanKeepsOnlyTheSamplesAskedFor(t *testing.T) {

@@ -1,8 +1,11 @@
 // Command bench measures fix_roles side by side in one run, on a generated
 // table where every in-scope row changes: (1) one set-based UPDATE of the
 // same rule, (2) the binary's --execute with every guardrail on, (3) its
-// dry-run, and (4) the same execute at a tenth of the rows. It prints
-// rows/second, the ratios to (1), batch transaction percentiles and peak RSS.
+// dry-run, (4) the same execute at a tenth of the rows, (5) without
+// before-images, (6) in one lane, and (7) held to a rate limit where a third
+// of the rows change. It prints rows/second, the ratios to (1), batch
+// transaction percentiles, peak RSS, and for every execute the time its
+// saved dry-run predicted beside the real time.
 // Run it with make bench; it needs BENCH_DATABASE_URL or a local server.
 package main
 
@@ -21,6 +24,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/runonce/backfill/runtime/bftype"
 )
 
 func main() {
@@ -51,6 +56,8 @@ type result struct {
 	cpu      time.Duration // the binary's user and system CPU time
 	server   time.Duration // the server's CPU time meanwhile, when it runs on this machine
 	p50, p99 float64
+	// predicted is the ETA of the dry-run saved before an execute.
+	predicted time.Duration
 }
 
 func (r result) rate() float64 { return float64(r.rows) / r.took.Seconds() }
@@ -82,6 +89,7 @@ func run(ctx context.Context, admin string, rows, small int, only string) error 
 		{"(4) --execute", small, b.execute},
 		{"(5) --execute, no before-images", rows, b.executeIrreversible},
 		{"(6) --execute, one lane", rows, b.executeOneLane},
+		{"(7) --execute, rate limit", small, b.executeThrottled},
 	} {
 		if !selected(only, i+1) {
 			continue
@@ -114,15 +122,20 @@ func selected(only string, n int) bool {
 
 func report(results map[int]result) {
 	var rs []result
-	for n := 1; n <= 6; n++ {
+	for n := 1; n <= 7; n++ {
 		if r, ok := results[n]; ok {
 			rs = append(rs, r)
 		}
 	}
 	base := rs[0]
-	fmt.Printf("\n%-32s %10s %10s %12s %10s %10s %10s %10s %10s %10s\n", "configuration", "rows", "seconds", "rows/s", "vs (1)", "p50 ms", "p99 ms", "peak RSS", "client CPU", "server CPU")
+	fmt.Printf("\n%-32s %10s %10s %12s %10s %10s %10s %10s %10s %10s %10s %8s\n", "configuration", "rows", "seconds", "rows/s", "vs (1)",
+		"p50 ms", "p99 ms", "peak RSS", "client CPU", "server CPU", "predicted", "error")
 	for _, r := range rs {
-		rss, p50, p99, cpu, server := "-", "-", "-", "-", "-"
+		rss, p50, p99, cpu, server, predicted, miss := "-", "-", "-", "-", "-", "-", "-"
+		if r.predicted > 0 {
+			predicted = fmt.Sprintf("%.2f s", r.predicted.Seconds())
+			miss = fmt.Sprintf("%+.0f%%", 100*(r.predicted.Seconds()/r.took.Seconds()-1))
+		}
 		if r.server > 0 {
 			server = fmt.Sprintf("%.1f s", r.server.Seconds())
 		}
@@ -135,7 +148,8 @@ func report(results map[int]result) {
 		if r.p99 > 0 {
 			p50, p99 = fmt.Sprintf("%.1f", r.p50), fmt.Sprintf("%.1f", r.p99)
 		}
-		fmt.Printf("%-32s %10d %10.2f %12.0f %9.2fx %10s %10s %10s %10s %10s\n", r.name, r.rows, r.took.Seconds(), r.rate(), r.rate()/base.rate(), p50, p99, rss, cpu, server)
+		fmt.Printf("%-32s %10d %10.2f %12.0f %9.2fx %10s %10s %10s %10s %10s %10s %8s\n", r.name, r.rows, r.took.Seconds(), r.rate(), r.rate()/base.rate(),
+			p50, p99, rss, cpu, server, predicted, miss)
 	}
 	var summary []string
 	if r, ok := results[2]; ok {
@@ -166,11 +180,17 @@ type bench struct {
 	work  string
 	bin   string // fix_roles as written: reversible, so it keeps before-images
 	plain string // the same with reversible: false
+	slow  string // the same held to throttleRate rows a second
 	cli   string
-	extra []string // more arguments for --execute
+	extra []string // more arguments for --execute (and its dry-run)
+	// prepare is SQL run on the seeded table before an execute's dry-run.
+	prepare string
 }
 
 const target = "backfill_bench_target"
+
+// throttleRate is the max_rows_per_second of (7).
+const throttleRate = 50_000
 
 func (b *bench) url(db, user string) string {
 	u := strings.Replace(b.admin, "/postgres?", "/"+db+"?", 1)
@@ -249,6 +269,13 @@ func (b *bench) setup() error {
 		return err
 	}
 	if b.plain, err = build("dist-plain"); err != nil {
+		return err
+	}
+	throttled := strings.Replace(m, "max_rows_per_second: 0,", fmt.Sprintf("max_rows_per_second: %d,", throttleRate), 1)
+	if err := os.WriteFile(manifest, []byte(throttled), 0o644); err != nil {
+		return err
+	}
+	if b.slow, err = build("dist-slow"); err != nil {
 		return err
 	}
 	for _, who := range []string{"alice", "bob"} {
@@ -333,6 +360,16 @@ func (b *bench) executeIrreversible(n int) (result, error) {
 	return b.execute(n)
 }
 
+// executeThrottled is execute held to throttleRate rows a second, where
+// only a third of the rows in scope change: the limit counts the rows a run
+// reads, so it takes three times as long as the rows it changes suggest.
+func (b *bench) executeThrottled(n int) (result, error) {
+	bin := b.bin
+	b.bin, b.prepare = b.slow, "UPDATE users AS u SET role = (ARRAY['admin', 'editor', 'viewer'])[1 + u.id % 3] WHERE u.id % 3 <> 0"
+	defer func() { b.bin, b.prepare = bin, "" }()
+	return b.execute(n)
+}
+
 // executeOneLane is execute with --lanes 1.
 func (b *bench) executeOneLane(n int) (result, error) {
 	b.extra = []string{"--lanes", "1"}
@@ -363,7 +400,17 @@ func (b *bench) execute(n int) (result, error) {
 	if err := b.exec(db, "GRANT SELECT, UPDATE ON users TO bench_runner", "GRANT SELECT ON role_grants, app_settings TO bench_runner"); err != nil {
 		return result{}, err
 	}
-	if _, _, err := b.cmd(nil, b.bin, "--save", "--samples", "0", "--database-url", b.url(target, "bench_runner")); err != nil {
+	if b.prepare != "" {
+		if err := b.exec(db, b.prepare, "VACUUM ANALYZE users"); err != nil {
+			return result{}, err
+		}
+	}
+	report := filepath.Join(b.work, "dry-run.json")
+	if _, _, err := b.cmd(nil, b.bin, append([]string{"--save", "--samples", "0", "--report", report, "--database-url", b.url(target, "bench_runner")}, b.extra...)...); err != nil {
+		return result{}, err
+	}
+	est, err := estimate(report)
+	if err != nil {
 		return result{}, err
 	}
 	began := time.Now()
@@ -373,7 +420,10 @@ func (b *bench) execute(n int) (result, error) {
 	if err != nil {
 		return result{}, err
 	}
-	r := result{rows: n, took: time.Since(began), rssKiB: maxRSS(st), cpu: cpuTime(st), server: server()}
+	r := result{rows: n, took: time.Since(began), rssKiB: maxRSS(st), cpu: cpuTime(st), server: server(), predicted: est.Total}
+	fmt.Fprintf(os.Stderr, "bench:   predicted %.2f s: preflight %.2f s (count %.2f s), batches %.2f s (work %.2f s: read %.2f, transform %.2f, write %.2f, commit %.2f, %d batches, %d lanes; rate limit %.2f s)\n",
+		est.Total.Seconds(), est.Preflight.Seconds(), est.Count.Seconds(), est.Batching.Seconds(), est.Work.Seconds(), est.Read.Seconds(),
+		est.Transform.Seconds(), est.Write.Seconds(), est.Commit.Seconds(), est.Batches, est.Lanes, est.Throttle.Seconds())
 	phases(filepath.Join(b.work, "execute.log"), began)
 	conn, err := pgx.Connect(b.ctx, db)
 	if err != nil {
@@ -386,10 +436,26 @@ func (b *bench) execute(n int) (result, error) {
 		return r, err
 	}
 	var wrong int64
-	if err := conn.QueryRow(b.ctx, "SELECT count(*) FROM users WHERE role = 'member'").Scan(&wrong); err != nil || wrong != 0 {
+	if err := conn.QueryRow(b.ctx, "SELECT count(*) FROM users WHERE role NOT IN ('admin', 'editor', 'viewer')").Scan(&wrong); err != nil || wrong != 0 {
 		return r, errors.Join(err, fmt.Errorf("%d rows were not changed", wrong))
 	}
 	return r, nil
+}
+
+// estimate reads the ETA of a dry-run report and how it was made.
+func estimate(path string) (bftype.Estimate, error) {
+	var rep bftype.Report
+	data, err := os.ReadFile(path)
+	if err == nil {
+		err = json.Unmarshal(data, &rep)
+	}
+	if err == nil && rep.Estimate == nil {
+		err = errors.New("the report has no estimate")
+	}
+	if err != nil {
+		return bftype.Estimate{}, fmt.Errorf("error reading the dry-run's estimate %s: %w", path, err)
+	}
+	return *rep.Estimate, nil
 }
 
 // phases prints how long the preflight (start to the first batch), the

@@ -51,6 +51,7 @@ var commands = map[string]command{
 	"resume":         {"resume RUN: a paused run goes on", controlCommand("run")},
 	"cancel":         {"cancel RUN: a running run stops after its current batch, for good", controlCommand("cancel")},
 	"show":           {"show RUN: one run and its audit events", showCommand},
+	"ack":            {"ack RUN --reason ...: record why a run's changed rows differ from its dry-run (verify then passes)", ackCommand},
 	"audit":          {"audit verify: recompute the audit hash chain", auditCommand},
 	"archive":        {"archive RUN: bundle a run for audit, verifiable offline (--out FILE.tar.gz | --dir DIR)", archiveCommand},
 	"verify-archive": {"verify-archive FILE: check an archive offline; --rebuild rebuilds the binary from its source", verifyArchiveCommand},

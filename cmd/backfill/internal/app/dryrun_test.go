@@ -68,7 +68,10 @@ func TestDryRunReportsCountsSamplesAndSQL(t *testing.T) {
 		"scanned            1000", "matched            1000", "will change         333", "unchanged           667",
 		"Samples (first 3 of 333 changes, by key):", "id=3", `role             "member" -> "editor"`,
 		"ETA for --execute", "-- Apply (apply)", "UPDATE users AS u", "ROWS FROM (unnest($1::bigint[])",
-		"id         [3, 6, 9, 12, 15, 18, 21, 24, ...] (166 values)", "after_id", "limit",
+		"Parameters of the first Apply batch (batch 1, the canary batch of 50 rows, which runs first and alone):",
+		"id         [3, 6, 9, 12, 15, 18, 21, 24, ...] (16 values)", "after_id", "limit = 50 for the canary batch, then 500",
+		"1000 rows read at batch.max_rows_per_second 20000 (it counts rows read, not changed",
+		"3 batches: a canary of 50 rows, then up to 500 rows each",
 	} {
 		require.Contains(t, res.stdout, want)
 	}
@@ -86,6 +89,12 @@ func TestDryRunReportsCountsSamplesAndSQL(t *testing.T) {
 	require.JSONEq(t, `"editor"`, string(rep.Samples[0].Diffs[0].After))
 	require.Equal(t, "test-commit", rep.SourceCommit)
 	require.Empty(t, rep.Violations)
+	require.Equal(t, int64(1), rep.FirstApplyBatch)
+	require.NotNil(t, rep.Estimate)
+	require.Equal(t, int64(3), rep.Estimate.Batches, "the canary of 50 rows, then 950 rows in batches of 500")
+	require.Equal(t, 50*time.Millisecond, rep.Estimate.Throttle, "1000 rows read at 20000 rows/s, though only 333 change")
+	require.GreaterOrEqual(t, rep.ETA, rep.Estimate.Preflight+rep.Estimate.Throttle)
+	require.Equal(t, rep.ETA, rep.Estimate.Total)
 }
 
 func TestDryRunZeroChangesIsLoudAndOutsideBounds(t *testing.T) {
@@ -159,7 +168,8 @@ func TestTextKeyedBackfillDryRuns(t *testing.T) {
 	require.Contains(t, res.stdout, "will change           2")
 	require.Contains(t, res.stdout, `email="a@x"`)
 	require.Contains(t, res.stdout, `note             null -> "plan:free"`)
-	require.Contains(t, res.stdout, "2 batches of up to 2 rows")
+	require.Contains(t, res.stdout, "2 batches: a canary of 1 row, then up to 2 rows each")
+	require.Contains(t, res.stdout, "Parameters of the first Apply batch (batch 1, the canary batch of 1 row, which runs first and alone)")
 	// A key equal to the start cursor ('' for text) is never paged; the
 	// dry-run must say so rather than pass over the row in silence.
 	require.Contains(t, res.stdout, "WARNING: the scope count (4) and the rows the pages returned (3) differ")

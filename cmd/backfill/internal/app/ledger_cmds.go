@@ -10,6 +10,7 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
+	"github.com/runonce/backfill/runtime/cli"
 	"github.com/runonce/backfill/runtime/ledger"
 )
 
@@ -66,14 +67,18 @@ func runsCommand(ctx context.Context, e *env, args []string) error {
 	if *asJSON {
 		return writeJSONTo(e, runs)
 	}
+	purposes, err := cli.Purposes(ctx, conn, runs)
+	if err != nil {
+		return err
+	}
 	w := tabwriter.NewWriter(e.stdout, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(w, "RUN\tBACKFILL\tSTATUS\tSTOP REASON\tMATCHED\tCHANGED\tBATCHES\tOPERATOR\tSTARTED")
+	fmt.Fprintln(w, "RUN\tBACKFILL\tPURPOSE\tSTATUS\tSTOP REASON\tMATCHED\tCHANGED\tBATCHES\tOPERATOR\tSTARTED")
 	for _, r := range runs {
 		matched := "-"
 		if r.Matched != nil {
 			matched = strconv.FormatInt(*r.Matched, 10)
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%d\t%d\t%s@%s (%s)\t%s\n", r.ID, r.Backfill, r.Status, deref(r.StopReason),
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s@%s (%s)\t%s\n", r.ID, r.Backfill, purposes[r.ID], r.Status, deref(r.StopReason),
 			matched, r.Changed, r.Batches, r.OSUser, r.ClientHost, r.DBUser, r.StartedAt.Format(time.RFC3339))
 	}
 	return w.Flush()
@@ -103,6 +108,10 @@ func showCommand(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	purposes, err := cli.Purposes(ctx, conn, []ledger.Run{*run})
+	if err != nil {
+		return err
+	}
 	if *asJSON {
 		return writeJSONTo(e, map[string]any{"run": run, "events": events})
 	}
@@ -110,7 +119,7 @@ func showCommand(ctx context.Context, e *env, args []string) error {
 	rows := [][2]string{
 		{"run", strconv.FormatInt(run.ID, 10)}, {"backfill", run.Backfill}, {"status", run.Status},
 		{"stop reason", deref(run.StopReason)}, {"message", deref(run.Message)}, {"digest", "sha256:" + run.Digest},
-		{"run signature", run.RunSignature}, {"purpose", run.Purpose}, {"environment", deref(run.Environment)},
+		{"run signature", run.RunSignature}, {"purpose", purposes[run.ID]}, {"environment", deref(run.Environment)},
 		{"operator", run.OSUser + "@" + run.ClientHost}, {"database login", run.DBUser},
 		{"code version", run.CodeVersion}, {"source commit", run.SourceCommit},
 		{"approvals", fmt.Sprint(run.ApprovalIDs)}, {"matched", fmtPtr(run.Matched)},

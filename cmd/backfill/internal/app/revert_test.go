@@ -1,6 +1,8 @@
 package app_test
 
 import (
+	"os/exec"
+	"syscall"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -53,4 +55,59 @@ func TestRevertRestoresExactlyTheRowsTheRunChanged(t *testing.T) {
 	res = runBinary(t, nil, x.bin, "revert", "--run", run, "--execute", "--database-url", x.runner)
 	require.Equal(t, int(bftype.ExitAlreadyDone), res.code, res.stderr)
 	require.Contains(t, x.cli("audit", "verify", "--database-url", x.observer), "audit chain verified")
+}
+
+// A revert behaves like a run: it is held to max_rows_per_second (the rows
+// it reads are the before-images), a rerun after an interrupt
+// says "Resumed" and counts the whole revert, and runs, status
+// and show name each run's purpose, the original as "reverted by run N".
+func TestRevertIsThrottledResumesAndIsNamed(t *testing.T) {
+	t.Parallel()
+	// Batches of 10 rows keep 3 or 4 before-images each, so the revert's
+	// 333 images come in about 100 batches, held to 200 rows a second.
+	x := newTarget(t, edit2{"batch: {size: 500, canary: 50, max_rows_per_second: 20000,", "batch: {size: 10, canary: 5, max_rows_per_second: 200,"})
+	require.Equal(t, int(bftype.ExitNotApproved), x.execute(x.bin).code)
+	res := runBinary(t, nil, x.bin, "revert", "--run", "1", "--execute", "--database-url", x.runner)
+	require.Equal(t, int(bftype.ExitUsage), res.code, res.stderr)
+	require.Contains(t, res.stderr, "Run 1 was refused before it wrote anything; there is nothing to revert.")
+	x.approve("alice", x.bin)
+	x.approve("bob", x.bin)
+	require.Equal(t, 0, x.execute(x.bin).code)
+	run := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'completed'")
+	x.approve("alice", x.bin, "--revert-run", run)
+	x.approve("bob", x.bin, "--revert-run", run)
+
+	cmd := exec.Command(x.bin, "revert", "--run", run, "--execute", "--database-url", x.runner)
+	cmd.Env, cmd.Dir = cleanEnv(), t.TempDir()
+	require.NoError(t, cmd.Start())
+	x.waitFor("SELECT coalesce(max(batches), 0) > 10 FROM backfill.runs WHERE purpose = 'revert:"+run+"'", "true")
+	require.NoError(t, cmd.Process.Signal(syscall.SIGINT))
+	require.Equal(t, int(bftype.ExitInterrupted), exitCode(cmd.Wait()))
+	revert := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE purpose = 'revert:"+run+"' AND status <> 'refused'")
+	first := pgtest.Query(t, x.db, "SELECT batches FROM backfill.runs WHERE id = "+revert)
+
+	res = runBinary(t, nil, x.bin, "revert", "--run", run, "--execute", "--database-url", x.runner)
+	require.Equal(t, 0, res.code, tail(res.stderr))
+	require.Contains(t, res.stdout, "Resumed revert run "+revert+" of run "+run)
+	require.Contains(t, res.stdout, "Completed revert run "+revert+" of run "+run+": restored 333 of 333 rows; 0 changed since",
+		"the totals count the whole revert, both processes")
+	require.Equal(t, "0", pgtest.Query(t, x.db, "SELECT count(*) FROM users WHERE id <= 1000 AND id % 3 = 0 AND role <> 'member'"))
+
+	// Each process's batches are held to 200 images a second: from its first
+	// commit to its last, at least the images between them at that rate.
+	require.Equal(t, "true true", pgtest.Query(t, x.db, `SELECT string_agg(held::text, ' ' ORDER BY second) FROM (
+		SELECT batch > `+first+` AS second,
+			extract(epoch FROM max(committed_at) - min(committed_at)) >=
+			(sum(scanned) - (array_agg(scanned ORDER BY batch))[1] - (array_agg(scanned ORDER BY batch DESC))[1]) / 200.0 AS held
+		FROM backfill.batches WHERE run_id = `+revert+` GROUP BY 1) p`), "a revert batch ran faster than max_rows_per_second")
+	require.Equal(t, "true", pgtest.Query(t, x.db, "SELECT count(*) > 50 FROM backfill.batches WHERE run_id = "+revert), "enough batches to see the rate")
+
+	runs := x.cli("runs", "--database-url", x.observer)
+	require.Regexp(t, `(?m)^`+revert+`\s+fix_roles\s+revert of run `+run+`\s+completed\s`, runs)
+	require.Regexp(t, `(?m)^`+run+`\s+fix_roles\s+execute, reverted by run `+revert+`\s+completed\s`, runs)
+	status := runBinary(t, nil, x.bin, "status", "--database-url", x.observer).stdout
+	require.Contains(t, status, "run "+revert+"  completed\n  purpose revert of run "+run+"\n  scanned 333 of 333, changed 333")
+	require.Contains(t, status, "run "+run+"  completed\n  purpose execute, reverted by run "+revert+"\n")
+	require.Regexp(t, `(?m)^purpose\s+execute, reverted by run `+revert+`$`, x.cli("show", run, "--database-url", x.observer))
+	require.Regexp(t, `(?m)^purpose\s+revert of run `+run+`$`, x.cli("show", revert, "--database-url", x.observer))
 }

@@ -129,7 +129,7 @@ func actor(e ledger.Event) string { return e.Actor }
 // bindRun compares one run's record and batches with its events.
 func (v *verifier) bindRun(r *ledger.Run) {
 	a := v.a
-	var origin, finished, preflight *ledger.Event
+	var origin, finished, preflight, first *ledger.Event // first: the first preflight, whose count the run keeps as matched
 	resumes := 0
 	batches := map[int64]batchPayload{}
 	for i := range a.Events {
@@ -146,6 +146,9 @@ func (v *verifier) bindRun(r *ledger.Run) {
 			finished = e
 		case "preflight":
 			preflight = e
+			if first == nil {
+				first = e
+			}
 		case "resumed":
 			resumes++
 		case "batch":
@@ -175,11 +178,13 @@ func (v *verifier) bindRun(r *ledger.Run) {
 		v.problems.add(RunsFile, "run %d says it resumed %d times; its events say %d", r.ID, r.Resumes, resumes)
 	}
 	if preflight != nil {
-		var p preflightPayload
+		var p, f preflightPayload
 		_ = decodePayload(*preflight, &p)
-		if !slices.Equal(p.ApprovalIDs, r.ApprovalIDs) || (r.Matched != nil && p.Matched != *r.Matched) ||
+		_ = decodePayload(*first, &f)
+		if !slices.Equal(p.ApprovalIDs, r.ApprovalIDs) || (r.Matched != nil && f.Matched != *r.Matched) ||
 			p.Environment != deref0(r.Environment) || p.DBUser != r.DBUser {
-			v.problems.add(RunsFile, "run %d does not say what its preflight event %d says (approvals, scope count, environment or login)", r.ID, preflight.Seq)
+			v.problems.add(RunsFile, "run %d does not say what its preflight events %d and %d say (approvals, scope count of the first, environment or login)",
+				r.ID, first.Seq, preflight.Seq)
 		}
 		if p.Database != a.Index.Ledger.Database || p.SystemIdentifier != a.Index.Ledger.SystemIdentifier || p.Environment != a.Index.Ledger.Environment {
 			v.problems.add(IndexFile, "names database %s, cluster %s, environment %s; run %d's preflight event %d says %s, %s, %s",

@@ -11,6 +11,7 @@ import (
 	"github.com/runonce/backfill/runtime/approval"
 	"github.com/runonce/backfill/runtime/bftype"
 	"github.com/runonce/backfill/runtime/cli"
+	"github.com/runonce/backfill/runtime/engine"
 	"github.com/runonce/backfill/runtime/ledger"
 )
 
@@ -169,14 +170,18 @@ func (a *Archive) reportWho(w *strings.Builder, run *ledger.Run) {
 
 func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Manifest) {
 	fmt.Fprintf(w, "## Planned and changed\n\n")
+	// The dry-run the run planned with is the one verify and the run's own
+	// reconciliation use (ledger.DryRunBefore): the last saved before the
+	// run started; one saved later describes what the run left behind.
 	var planned *bftype.Report
 	var plannedID int64
+	var plannedAt time.Time
 	for _, d := range a.DryRuns {
-		if !d.CreatedAt.After(run.StartedAt) {
+		if d.CreatedAt.Before(run.StartedAt) && (planned == nil || !d.CreatedAt.Before(plannedAt)) {
 			var rep bftype.Report
 			// A dry-run of another database than the target says nothing of this run.
 			if json.Unmarshal(a.Reports[d.ID], &rep) == nil && !rep.OffTarget {
-				planned, plannedID = &rep, d.ID
+				planned, plannedID, plannedAt = &rep, d.ID, d.CreatedAt
 			}
 		}
 	}
@@ -205,13 +210,15 @@ func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Ma
 	}
 	fmt.Fprintf(w, "%d dry-run report(s) of this binary in `dry_runs/`.\n", len(a.DryRuns))
 	for _, e := range a.eventsOf(run.ID, "reconciled") {
-		var rec struct {
-			DryRunID   int64 `json:"dry_run_id"`
-			WillChange int64 `json:"will_change"`
-			Match      bool  `json:"match"`
-		}
+		var rec engine.Reconciliation
 		if json.Unmarshal([]byte(e.Payload), &rec) == nil {
 			fmt.Fprintf(w, "Reconciled with dry-run %d (%d rows would change): %s.\n", rec.DryRunID, rec.WillChange, map[bool]string{true: "match", false: "MISMATCH"}[rec.Match])
+		}
+	}
+	for _, e := range a.eventsOf(run.ID, ledger.EventAcknowledged) {
+		if ack, ok := ledger.AckOf(e); ok {
+			fmt.Fprintf(w, "Difference acknowledged by %s at %s (audit event %d): changed %d rows, dry-run %d planned %d, because: %s\n",
+				ack.By, ack.At.Format(time.RFC3339), ack.Seq, ack.Changed, ack.DryRunID, ack.WillChange, cell(ack.Reason))
 		}
 	}
 	fmt.Fprintln(w)
