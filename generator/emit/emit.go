@@ -92,10 +92,14 @@ func (e emitter) main() []jen.Code {
 func (e emitter) statements() []jen.Code {
 	var items []jen.Code
 	for _, s := range e.b.Statements {
+		sql := raw(s.SQL)
+		if s.Role == "apply" {
+			sql = jen.Id("applySQL")
+		}
 		items = append(items, jen.Values(jen.Dict{
 			jen.Id("Role"): jen.Lit(s.Role),
 			jen.Id("Name"): jen.Lit(s.Method),
-			jen.Id("SQL"):  raw(s.SQL),
+			jen.Id("SQL"):  sql,
 		}))
 	}
 	return []jen.Code{doc("statements is every statement the binary may run, as sqlc wrote them.",
@@ -127,14 +131,39 @@ func (e emitter) spec() []jen.Code {
 			jen.Id("Tenant"):    e.tenant(),
 			jen.Id("Diff"):      jen.Id("diff"),
 			jen.Id("Apply"): jen.Func().Params(e.ctxTx(), jen.Id("changes").Index().Add(e.change())).Params(jen.Int64(), jen.Error()).Block(
-				jen.Return(e.dbNew().Dot("Apply").Call(jen.Id("ctx"), jen.Id("applyParams").Call(jen.Id("changes"))))),
+				jen.List(jen.Id("tag"), jen.Err()).Op(":=").Id("tx").Dot("Exec").Call(jen.Id("ctx"), jen.Id("applySQL"), jen.Id("applyArgs").Call(jen.Id("changes")).Op("...")),
+				jen.Return(jen.Id("tag").Dot("RowsAffected").Call(), jen.Err())),
 			jen.Id("ApplyParams"): jen.Func().Params(jen.Id("changes").Index().Add(e.change())).Index().Qual(e.bftype, "Param").Block(
-				jen.Id("p").Op(":=").Id("applyParams").Call(jen.Id("changes")),
+				jen.Id("p").Op(":=").Id("applyArgs").Call(jen.Id("changes")),
 				jen.Return(jen.Index().Qual(e.bftype, "Param").Values(multiline(e.paramList())...)),
 			),
 			jen.Id("Current"):   e.current(),
 			jen.Id("FromImage"): e.fromImage(),
+			jen.Id("Image"):     e.image(),
+			jen.Id("ChangeKey"): e.changeKey(),
 		}))}
+}
+
+// image is the after-image of a change: the fields a revert compares and
+// restores, as exact JSON.
+func (e emitter) image() jen.Code {
+	r := e.b.Revert
+	if r == nil {
+		return jen.Nil()
+	}
+	img := jen.Dict{}
+	for _, f := range r.Fields {
+		img[jen.Lit(f.Display)] = jen.Qual(e.bftype, "JSON").Call(jen.Id("c").Dot(f.Name))
+	}
+	return jen.Func().Params(jen.Id("c").Add(e.change())).Add(image()).Block(jen.Return(image().Values(img)))
+}
+
+// changeKey is the key of the row a change writes.
+func (e emitter) changeKey() jen.Code {
+	if e.b.Revert == nil {
+		return jen.Nil()
+	}
+	return jen.Func().Params(jen.Id("c").Add(e.change())).Id(e.b.Cursor.Type).Block(jen.Return(jen.Id("c").Dot(e.b.Cursor.RowField)))
 }
 
 // image is the type of a row image: field name to exact JSON.
@@ -190,23 +219,53 @@ func (e emitter) tenant() jen.Code {
 
 func (e emitter) paramList() []jen.Code {
 	var out []jen.Code
-	for _, f := range e.b.ApplyFields {
-		out = append(out, jen.Qual(e.bftype, "ParamOf").Call(jen.Lit(f.Display), jen.Id("p").Dot(f.Name)))
+	for i, f := range e.b.ApplyFields {
+		out = append(out, jen.Qual(e.bftype, "ParamOf").Call(jen.Lit(f.Display), jen.Id("p").Index(jen.Lit(i))))
 	}
 	return out
 }
 
+// applyArgs binds the Apply statement's arrays itself, in sqlc's parameter
+// order, each of the change field's own type: a nullable field (pgtype.Text,
+// *string) binds an array with NULL elements, which sqlc's plain []string
+// parameter could not.
 func (e emitter) applyParams() []jen.Code {
-	var body []jen.Code
+	var decls, body, list []jen.Code
 	for _, f := range e.b.ApplyFields {
-		body = append(body, jen.Id("p").Dot(f.Name).Op("=").Append(jen.Id("p").Dot(f.Name), jen.Id("c").Dot(f.Name)))
+		v := "a" + f.Name
+		decls = append(decls, jen.Id(v).Op(":=").Make(jen.Index().Add(goType(f.Type)), jen.Len(jen.Id("changes"))))
+		body = append(body, jen.Id(v).Index(jen.Id("i")).Op("=").Id("c").Dot(f.Name))
+		list = append(list, jen.Id(v))
 	}
-	return []jen.Code{doc("applyParams turns a batch of changes into the Apply query's arrays, one element per row.",
-		jen.Func().Id("applyParams").Params(jen.Id("changes").Index().Add(e.change())).Qual(e.b.DBImport, e.b.ApplyParams).Block(
-			jen.Var().Id("p").Qual(e.b.DBImport, e.b.ApplyParams),
-			jen.For(jen.List(jen.Id("_"), jen.Id("c")).Op(":=").Range().Id("changes")).Block(body...),
-			jen.Return(jen.Id("p")),
-		))}
+	fn := append(decls,
+		jen.For(jen.List(jen.Id("i"), jen.Id("c")).Op(":=").Range().Id("changes")).Block(body...),
+		jen.Return(jen.Index().Any().Values(list...)))
+	sql := ""
+	for _, s := range e.b.Statements {
+		if s.Role == "apply" {
+			sql = s.SQL
+		}
+	}
+	return []jen.Code{
+		doc("applySQL is the Apply statement as sqlc wrote it.", jen.Const().Id("applySQL").Op("=").Add(raw(sql))),
+		doc("applyArgs turns a batch of changes into the Apply statement's arrays, one element per\nrow, in the order sqlc binds them; a nullable field writes NULL.",
+			jen.Func().Id("applyArgs").Params(jen.Id("changes").Index().Add(e.change())).Index().Any().Block(fn...)),
+	}
+}
+
+// goType spells a change field's type.
+func goType(t model.GoType) *jen.Statement {
+	out := jen.Null()
+	if t.Pointer {
+		out = jen.Op("*")
+	}
+	if t.Slice {
+		out = out.Index()
+	}
+	if t.Path == "" {
+		return out.Id(t.Name)
+	}
+	return out.Qual(t.Path, t.Name)
 }
 
 func (e emitter) diff() []jen.Code {
@@ -222,6 +281,11 @@ func (e emitter) diff() []jen.Code {
 			before := jen.Qual(e.bftype, "Nullable").Call(r().Dot("Valid"), r().Dot(f.Nullable))
 			body = append(body, jen.If(jen.Op("!").Add(r().Dot("Valid")).Op("||").Op("!").Qual(e.bftype, "Equal").Call(r().Dot(f.Nullable), c)).Block(
 				jen.Id("d").Op("=").Append(jen.Id("d"), jen.Qual(e.bftype, "Diff").Call(jen.Lit(f.Display), before, jen.Id("c").Dot(f.Name)))))
+			continue
+		}
+		if f.ByValue {
+			body = append(body, jen.If(jen.Op("!").Qual(e.bftype, "SameValue").Call(jen.Id("row").Dot(f.Name), c)).Block(
+				jen.Id("d").Op("=").Append(jen.Id("d"), jen.Qual(e.bftype, "Diff").Call(jen.Lit(f.Display), jen.Id("row").Dot(f.Name), jen.Id("c").Dot(f.Name)))))
 			continue
 		}
 		r := jen.Id("row").Dot(f.Name)

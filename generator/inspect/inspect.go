@@ -67,7 +67,14 @@ func Load(root, name, dbPath, pkgPath string) (*model.Backfill, error) {
 	if db == nil || pkg == nil || db.Types == nil || pkg.Types == nil {
 		return nil, fmt.Errorf("error loading packages of backfill %q: %s and %s must both exist (run sqlc generate first)", name, dbPath, pkgPath)
 	}
-	return Shape(name, db.Types, pkg.Types)
+	b, err := Shape(name, db.Types, pkg.Types)
+	if err != nil {
+		return nil, err
+	}
+	if err := bindOrder(name, db, b); err != nil {
+		return nil, err
+	}
+	return b, nil
 }
 
 // Shape derives the model from type-checked packages.
@@ -228,10 +235,14 @@ func (s *shaper) fields(b *model.Backfill) error {
 		if c == nil {
 			return s.fail(hint, "%s has no field %s for the %s parameter %s", b.Change, p.Name(), ApplyMethod, p.Name())
 		}
-		if elem := p.Type().(*types.Slice).Elem(); !sameType(c.Type(), elem) {
-			return s.fail(hint, "%s.%s is %s but the %s parameter %s holds %s", b.Change, c.Name(), c.Type(), ApplyMethod, p.Name(), elem)
+		if elem := p.Type().(*types.Slice).Elem(); !sameValue(c.Type(), elem) {
+			return s.fail(hint+" (or a nullable *T or pgtype type of it, to write NULL)", "%s.%s is %s but the %s parameter %s holds %s", b.Change, c.Name(), c.Type(), ApplyMethod, p.Name(), elem)
 		}
-		b.ApplyFields = append(b.ApplyFields, model.ApplyField{Name: p.Name(), Display: Snake(p.Name())})
+		typ, ok := goType(c.Type())
+		if !ok {
+			return s.fail("use a basic type, a named type, or a pointer to one", "%s.%s has type %s, which the wiring cannot bind", b.Change, c.Name(), c.Type())
+		}
+		b.ApplyFields = append(b.ApplyFields, model.ApplyField{Name: p.Name(), Display: Snake(p.Name()), Type: typ})
 	}
 	for i := range change.NumFields() {
 		c := change.Field(i)
@@ -246,7 +257,8 @@ func (s *shaper) fields(b *model.Backfill) error {
 			d.InRow = sameType(r.Type(), c.Type())
 			if !d.InRow {
 				d.Nullable = nullableValue(r.Type(), c.Type())
-				d.InRow = d.Nullable != ""
+				d.ByValue = d.Nullable == "" && sameValue(r.Type(), c.Type())
+				d.InRow = d.Nullable != "" || d.ByValue
 			}
 		}
 		b.DiffFields = append(b.DiffFields, d)
@@ -268,7 +280,7 @@ func (s *shaper) revert(b *model.Backfill) error {
 		return nil
 	}
 	sig, _ := s.method(RevertMethod, ":many")
-	hint := "write SELECT key, fields FROM t WHERE key = ANY(sqlc.arg(key)::bigint[]) FOR UPDATE"
+	hint := "write SELECT key, fields FROM t WHERE key = ANY(sqlc.arg(key)::bigint[])"
 	params := structParam(sig)
 	rows, ok := sig.Results().At(0).Type().(*types.Slice)
 	if params == nil || sig.Results().Len() != 2 || !ok || namedStruct(rows.Elem()) == nil {
@@ -286,13 +298,31 @@ func (s *shaper) revert(b *model.Backfill) error {
 	}
 	for _, d := range b.DiffFields {
 		f, c := field(row, d.Name), field(s.change, d.Name)
-		if f == nil || !sameType(f.Type(), c.Type()) {
+		if f == nil || !sameValue(f.Type(), c.Type()) {
 			return s.fail(hint, "the rows of %s must have the field %s of type %s, as Change has", RevertMethod, d.Name, c.Type())
+		}
+		if _, null := unwrap(f.Type()); null && !canHoldNull(c.Type()) {
+			return s.fail(fmt.Sprintf("declare %s.%s as %s (or *%s), and return it NULL where the row should be NULL", b.Change, d.Name, f.Type(), c.Type()),
+				"the column %s can be NULL (%s reads it as %s) but %s.%s is a plain %s, so a revert would write %s where the row held NULL",
+				d.Display, RevertMethod, f.Type(), b.Change, d.Name, c.Type(), zeroText(c.Type()))
 		}
 		r.Fields = append(r.Fields, d)
 	}
+	if err := plainColumns(s.revertSQL()); err != nil {
+		return s.fail("select the columns as the table holds them, e.g. SELECT u.id, u.nickname FROM users AS u WHERE ...; sqlc then reads a nullable column as a nullable type",
+			"query %s must select plain columns, so that a NULL reads as NULL: %v", RevertMethod, err)
+	}
 	b.Revert = r
 	return nil
+}
+
+// revertSQL is the text of RevertRead as sqlc wrote it.
+func (s *shaper) revertSQL() string {
+	c, _ := s.db.Scope().Lookup("revertRead").(*types.Const)
+	if c == nil || c.Val().Kind() != constant.String {
+		return ""
+	}
+	return constant.StringVal(c.Val())
 }
 
 func (s *shaper) hasMethod(name string) bool {

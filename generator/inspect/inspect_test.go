@@ -73,7 +73,7 @@ func TestShapeOfAWellFormedBackfill(t *testing.T) {
 	require.Equal(t, "Change", b.Change)
 	require.Equal(t, "Limit", b.LimitField)
 	require.Equal(t, "int32", b.LimitType)
-	require.Equal(t, []model.ApplyField{{Name: "ID", Display: "id"}, {Name: "Role", Display: "role"}}, b.ApplyFields)
+	require.Equal(t, []model.ApplyField{{Name: "ID", Display: "id", Type: model.GoType{Name: "int64"}}, {Name: "Role", Display: "role", Type: model.GoType{Name: "string"}}}, b.ApplyFields)
 	require.Equal(t, []model.DiffField{{Name: "Role", Display: "role", InRow: true}}, b.DiffFields)
 	require.Equal(t, []model.Statement{
 		{Role: "count", Method: "CountScope", SQL: "SELECT count(*) FROM users"},
@@ -189,5 +189,59 @@ func TestSnake(t *testing.T) {
 	t.Parallel()
 	for in, want := range map[string]string{"ID": "id", "GrantedRole": "granted_role", "UserID": "user_id", "AfterID": "after_id", "HTTPStatus": "http_status", "Limit": "limit"} {
 		require.Equal(t, want, Snake(in), in)
+	}
+}
+
+// nullableDB is baseDB with a nullable role column and a RevertRead query
+// that reads it as the table holds it.
+var nullableDB = strings.NewReplacer(
+	"type Queries struct{}", "type Queries struct{}\ntype NullText struct { String string; Valid bool }\n"+
+		"type RevertReadParams struct { ID []int64 }\ntype RevertReadRow struct { ID int64; Role NullText }\n"+
+		"const revertRead = \"SELECT u.id, u.role FROM users AS u WHERE u.id = ANY($1::bigint[]) ORDER BY u.id\"\n"+
+		"func (q *Queries) RevertRead(ctx context.Context, arg RevertReadParams) ([]RevertReadRow, error) { return nil, nil }",
+	"ScopePageRow struct { ID int64; Role string;", "ScopePageRow struct { ID int64; Role NullText;",
+).Replace(baseDB)
+
+// A nullable change field (a pgtype-like wrapper or a pointer) fills a plain
+// array parameter: the wiring binds the field's own type, so NULL is written.
+func TestShapeAcceptsNullableChangeFields(t *testing.T) {
+	t.Parallel()
+	for _, typ := range []string{"db.NullText", "*string"} {
+		pkg := strings.NewReplacer("Change struct { ID int64; Role string }", "Change struct { ID int64; Role "+typ+" }",
+			"Change{ID: row.ID, Role: row.GrantedRole}", "Change{ID: row.ID}").Replace(baseTransform)
+		b, err := check(t, nullableDB, pkg)
+		require.NoError(t, err, typ)
+		want := model.GoType{Path: "example.com/x/db", Name: "NullText"}
+		if typ == "*string" {
+			want = model.GoType{Pointer: true, Name: "string"}
+		}
+		require.Equal(t, want, b.ApplyFields[1].Type, typ)
+		require.NotNil(t, b.Revert, typ)
+		require.True(t, b.DiffFields[0].InRow, typ)
+		require.Equal(t, typ == "*string", b.DiffFields[0].ByValue, "a *string compared with a NullText goes by value")
+	}
+}
+
+// A plain change field for a column RevertRead reads as nullable cannot
+// carry NULL back; the generator refuses it and says what to declare, and
+// it refuses a RevertRead that hides NULL behind coalesce.
+func TestShapeRefusesShapesThatCannotRoundTripNull(t *testing.T) {
+	t.Parallel()
+	_, err := check(t, nullableDB, baseTransform)
+	require.ErrorContains(t, err, "the column role can be NULL (RevertRead reads it as example.com/x/db.NullText) but Change.Role is a plain string, so a revert would write '' where the row held NULL")
+	require.ErrorContains(t, err, "declare Change.Role as example.com/x/db.NullText (or *string)")
+
+	coalesced := strings.NewReplacer("SELECT u.id, u.role FROM", "SELECT u.id, coalesce(u.role, '') AS role FROM",
+		"RevertReadRow struct { ID int64; Role NullText }", "RevertReadRow struct { ID int64; Role string }").Replace(nullableDB)
+	_, err = check(t, coalesced, baseTransform)
+	require.ErrorContains(t, err, `query RevertRead must select plain columns, so that a NULL reads as NULL: "coalesce(u.role, '') AS role" is not a plain column`)
+}
+
+func TestPlainColumns(t *testing.T) {
+	t.Parallel()
+	require.NoError(t, plainColumns("-- name: RevertRead :many\n-- the columns\nSELECT u.id, u.role AS r, \"Name\" FROM users u"))
+	require.NoError(t, plainColumns("select id,nickname\nfrom profiles where id = any($1)"))
+	for _, bad := range []string{"SELECT u.id, u.role::text FROM users u", "SELECT id, upper(role) FROM users", "SELECT id, role || '' FROM users", "SELECT * FROM users", "DELETE FROM users"} {
+		require.Error(t, plainColumns(bad), bad)
 	}
 }

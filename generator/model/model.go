@@ -40,6 +40,16 @@ type Cursor struct {
 type ApplyField struct {
 	Name    string // Go field name in both the params and the change
 	Display string // snake_case name for reports
+	Type    GoType // the change field's type: the array binds []Type, so a nullable field writes NULL
+}
+
+// GoType is a Go type the emitter can spell: a basic or named type, maybe
+// behind a pointer or in a slice (e.g. *string, pgtype.Text, []byte).
+type GoType struct {
+	Pointer bool   // *T
+	Slice   bool   // []T
+	Path    string // the package of a named type; empty for a basic type
+	Name    string // the type's name, e.g. int64 or Text
 }
 
 // DiffField is one change field shown in a dry-run diff.
@@ -50,6 +60,10 @@ type DiffField struct {
 	// Nullable names the value field when the row reads the column as a
 	// pgtype wrapper (e.g. String of pgtype.Text) and the change sets a plain value.
 	Nullable string
+	// ByValue compares the row's and the change's field by their exact JSON
+	// (NULL as null): they are different Go types of one column, such as a
+	// plain string and a *string or a pgtype.Text.
+	ByValue bool
 }
 
 // Revert is the optional RevertRead query: the current value of the fields

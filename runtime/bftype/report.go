@@ -37,17 +37,45 @@ func SetOnly(field string, after any) FieldDiff {
 // JSON is a value as exact JSON, for images of rows.
 func JSON(v any) json.RawMessage { return exact(v) }
 
-// Field decodes the image's value of field into ptr.
+// Field decodes the image's value of field into ptr. A null (the column
+// was NULL) decodes only into a type that can hold it (a pointer, or a
+// nullable type such as pgtype.Text); into any other it is an error, never
+// the zero value: writing '' or 0 where the row held NULL corrupts it.
 func Field(image map[string]json.RawMessage, field string, ptr any) error {
 	v, ok := image[field]
 	if !ok {
 		return fmt.Errorf("the image has no field %q", field)
+	}
+	if string(v) == "null" && !holdsNull(ptr) {
+		return fmt.Errorf("the image of field %q is NULL, which a %T cannot hold; declare the Change field as a nullable type (pgtype.Text, *string, ...)", field, ptr)
 	}
 	if err := json.Unmarshal(v, ptr); err != nil {
 		return fmt.Errorf("error decoding field %q of an image: %w", field, err)
 	}
 	return nil
 }
+
+// holdsNull reports whether *ptr can hold a NULL: it is a pointer, or a
+// type that decodes JSON null itself (pgtype's nullable types do).
+func holdsNull(ptr any) bool {
+	t := reflect.TypeOf(ptr)
+	if t == nil || t.Kind() != reflect.Pointer {
+		return false
+	}
+	elem := t.Elem()
+	switch elem.Kind() {
+	case reflect.Pointer, reflect.Interface, reflect.Map, reflect.Slice:
+		return true
+	}
+	_, ok := ptr.(json.Unmarshaler)
+	return ok
+}
+
+// SameValue reports whether a and b are the same value when they are
+// different Go types for one column (a plain string and a pgtype.Text, a
+// *int64 and a pgtype.Int8): it compares their exact JSON, where NULL is
+// null and apart from '' and 0.
+func SameValue(a, b any) bool { return string(exact(a)) == string(exact(b)) }
 
 // Nullable is a nullable column's value for a diff: nil (JSON null) when
 // the column is NULL.

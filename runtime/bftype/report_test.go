@@ -2,6 +2,7 @@ package bftype
 
 import (
 	"encoding/json"
+	"strings"
 	"math"
 	"testing"
 )
@@ -37,5 +38,32 @@ func TestEqual(t *testing.T) {
 		if got := Equal(c.a, c.b); got != c.want {
 			t.Errorf("Equal(%#v, %#v) = %v, want %v", c.a, c.b, got, c.want)
 		}
+	}
+}
+
+// A NULL in an image decodes into a nullable field as NULL and is refused
+// for a plain one, never turned into '' or 0.
+func TestFieldKeepsNull(t *testing.T) {
+	t.Parallel()
+	image := map[string]json.RawMessage{"nick": json.RawMessage("null"), "n": json.RawMessage("0"), "s": json.RawMessage(`""`)}
+	var plain string
+	err := Field(image, "nick", &plain)
+	if err == nil || !strings.Contains(err.Error(), `the image of field "nick" is NULL, which a *string cannot hold`) {
+		t.Fatalf("NULL into a plain string: %v", err)
+	}
+	var ptr *string = new(string)
+	if err := Field(image, "nick", &ptr); err != nil || ptr != nil {
+		t.Fatalf("NULL into *string: %v %v", ptr, err)
+	}
+	if err := Field(image, "s", &ptr); err != nil || ptr == nil || *ptr != "" {
+		t.Fatalf("'' into *string: %v %v", ptr, err)
+	}
+	var n *int64
+	if err := Field(image, "n", &n); err != nil || n == nil || *n != 0 {
+		t.Fatalf("0 into *int64: %v %v", n, err)
+	}
+	s := "x"
+	if !SameValue("x", &s) || SameValue("", (*string)(nil)) || !SameValue(nil, (*string)(nil)) {
+		t.Fatal("SameValue must compare values, NULL apart from ''")
 	}
 }

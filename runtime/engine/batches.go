@@ -298,15 +298,12 @@ func (r *runner) commitBatch(ctx context.Context, l *lane, size int, canary bool
 	var n, number int64
 	err = pgdb.WithTx(ctx, conn, func(tx pgx.Tx) error {
 		var err error
-		if b, n, err = applyBatch(ctx, tx, r.job, l.cursor, l.until, size, canary); err != nil || b == nil {
+		var undo []byte
+		if b, n, undo, err = applyBatch(ctx, tx, r.job, l.cursor, l.until, size, canary); err != nil || b == nil {
 			return err
 		}
 		if number, err = ledger.Progress(ctx, tx, r.run.ID, b.Cursor, int64(b.Scanned), n); err != nil {
 			return err
-		}
-		var undo []byte
-		if r.job.Manifest.Reversible && len(b.Samples) > 0 {
-			undo = encodeUndo(b.Samples)
 		}
 		return ledger.RecordBatchAll(ctx, tx, ledger.BatchRecord{
 			Batch: ledger.Batch{RunID: r.run.ID, Batch: number, Lane: l.n, Cursor: b.Cursor, Scanned: b.Scanned,
@@ -548,29 +545,41 @@ func (rec Reconciliation) Explains(a ledger.Ack) bool {
 }
 
 // applyBatch reads one page, checks it, writes it and records the checkpoint.
-func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, cursor, until json.RawMessage, size int, canary bool) (*plan.Batch, int64, error) {
+//
+// A reversible backfill's batch reads its before-images through RevertRead
+// in the same transaction, just before Apply writes, and returns them encoded
+// for backfill.undo.
+func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, cursor, until json.RawMessage, size int, canary bool) (*plan.Batch, int64, []byte, error) {
 	m := job.Manifest
 	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d; SET LOCAL statement_timeout = %d",
 		m.Batch.LockTimeoutDuration().Milliseconds(), m.Batch.StatementTimeoutDuration().Milliseconds())); err != nil {
-		return nil, 0, fmt.Errorf("error setting batch timeouts: %w", err)
+		return nil, 0, nil, fmt.Errorf("error setting batch timeouts: %w", err)
 	}
 	b, err := job.Plan.NextIn(ctx, tx, cursor, until, size)
 	if err != nil || b == nil {
-		return nil, 0, err
+		return nil, 0, nil, err
 	}
 	if err := tenantsAllowed(job, b, cursor); err != nil {
-		return nil, 0, err
+		return nil, 0, nil, err
+	}
+	var undo []byte
+	if m.Reversible && b.Changes > 0 {
+		items, err := b.Images(ctx, tx)
+		if err != nil {
+			return nil, 0, nil, fmt.Errorf("error reading the before-images of the batch after key %s: %w", cursorText(cursor), err)
+		}
+		undo = encodeUndo(items)
 	}
 	n, err := b.Apply(ctx, tx)
 	if err != nil {
-		return nil, 0, fmt.Errorf("error applying the batch after key %s up to key %s: %w", cursorText(cursor), string(b.Cursor), err)
+		return nil, 0, nil, fmt.Errorf("error applying the batch after key %s up to key %s: %w", cursorText(cursor), string(b.Cursor), err)
 	}
 	if n > int64(b.Changes) || (canary && n != int64(b.Changes)) {
-		return nil, 0, refuse(bftype.ReasonFailed, bftype.ExitPartial,
+		return nil, 0, nil, refuse(bftype.ReasonFailed, bftype.ExitPartial,
 			"The Apply query does not do what the transform intends; fix it and rebuild.",
 			"The batch ending at key %s changed %d rows but the transform meant to change %d; it was rolled back.", b.Cursor, n, b.Changes)
 	}
-	return b, n, nil
+	return b, n, undo, nil
 }
 
 // Validate runs the manifest's checks; each must return its expected value.

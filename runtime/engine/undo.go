@@ -2,21 +2,22 @@ package engine
 
 import (
 	"encoding/json"
+	"sort"
 
-	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/plan"
 )
 
 // encodeUndo writes a batch's before- and after-images as the JSON array
 // backfill.undo holds, one {"key", "before", "after"} object per changed row,
-// the shape ledger.Undo decodes. It appends the values the diffs already hold
-// as JSON into one buffer: building a map per row and marshalling them cost
-// more client time than the rest of the batch.
-func encodeUndo(samples []bftype.Sample) []byte {
+// the shape ledger.Undo decodes. It appends the images, already exact JSON,
+// into one buffer, fields in name order: marshalling a map per row cost more
+// client time than the rest of the batch.
+func encodeUndo(items []plan.UndoItem) []byte {
 	size := 2
-	for _, s := range samples {
-		size += len(s.Key) + 32
-		for _, d := range s.Diffs {
-			size += 2*len(d.Field) + len(d.Before) + len(d.After) + 12
+	for _, it := range items {
+		size += len(it.Key) + 32
+		for f, v := range it.Before {
+			size += 2*len(f) + len(v) + len(it.After[f]) + 12
 		}
 	}
 	names := map[string][]byte{}
@@ -30,25 +31,26 @@ func encodeUndo(samples []bftype.Sample) []byte {
 	}
 	buf := make([]byte, 0, size)
 	buf = append(buf, '[')
-	for i, s := range samples {
+	var fields []string
+	for i, it := range items {
 		if i > 0 {
 			buf = append(buf, ',')
 		}
 		buf = append(buf, `{"key":`...)
-		buf = appendRaw(buf, s.Key)
-		for _, side := range [2]string{`,"before":{`, `,"after":{`} {
-			buf = append(buf, side...)
-			for j, d := range s.Diffs {
+		buf = appendRaw(buf, it.Key)
+		for _, side := range [2]struct {
+			label string
+			image map[string]json.RawMessage
+		}{{`,"before":{`, it.Before}, {`,"after":{`, it.After}} {
+			fields = sortedFields(fields[:0], side.image)
+			buf = append(buf, side.label...)
+			for j, f := range fields {
 				if j > 0 {
 					buf = append(buf, ',')
 				}
-				buf = append(buf, name(d.Field)...)
+				buf = append(buf, name(f)...)
 				buf = append(buf, ':')
-				if side == `,"before":{` {
-					buf = appendRaw(buf, d.Before)
-				} else {
-					buf = appendRaw(buf, d.After)
-				}
+				buf = appendRaw(buf, side.image[f])
 			}
 			buf = append(buf, '}')
 		}
@@ -57,8 +59,15 @@ func encodeUndo(samples []bftype.Sample) []byte {
 	return append(buf, ']')
 }
 
-// appendRaw appends a JSON value, or null when there is none (a field the
-// scope row does not read has no before value).
+func sortedFields(dst []string, image map[string]json.RawMessage) []string {
+	for f := range image {
+		dst = append(dst, f)
+	}
+	sort.Strings(dst)
+	return dst
+}
+
+// appendRaw appends a JSON value, or null when there is none.
 func appendRaw(buf []byte, v json.RawMessage) []byte {
 	if len(v) == 0 {
 		return append(buf, "null"...)

@@ -6,30 +6,35 @@ import (
 
 	"github.com/runonce/backfill/runtime/bftype"
 	"github.com/runonce/backfill/runtime/ledger"
+	"github.com/runonce/backfill/runtime/plan"
 )
 
 // The hand-written encoding decodes to exactly what marshalling ledger.Undo
-// values row by row gives, for every shape a diff can take.
+// values row by row gives, for every shape an image can take, and keeps a
+// NULL (null) apart from an empty string and zero.
 func TestEncodeUndoMatchesMarshal(t *testing.T) {
-	samples := []bftype.Sample{
-		bftype.SampleOf(int64(7), []bftype.FieldDiff{bftype.Diff("role", "member", "admin")}),
-		bftype.SampleOf("k\"ey\u00e9\n", []bftype.FieldDiff{
-			bftype.Diff("note", nil, "x\u2028y"),
-			bftype.SetOnly("updated", 3.5),
-			bftype.Diff("weird \"name\"", []int{1, 2}, map[string]any{"a": nil}),
-		}),
-		bftype.SampleOf(int64(9), nil),
+	t.Parallel()
+	img := func(kv ...any) map[string]json.RawMessage {
+		m := map[string]json.RawMessage{}
+		for i := 0; i < len(kv); i += 2 {
+			m[kv[i].(string)] = bftype.JSON(kv[i+1])
+		}
+		return m
 	}
-	got := encodeUndo(samples)
+	items := []plan.UndoItem{
+		{Key: bftype.JSON(int64(7)), Before: img("role", "member"), After: img("role", "admin")},
+		{Key: bftype.JSON("k\"ey\u00e9\n"), Before: img("note", nil, "n", 0, "weird \"name\"", []int{1, 2}),
+			After: img("note", "x\u2028y", "n", nil, "weird \"name\"", map[string]any{"a": nil})},
+		{Key: bftype.JSON(int64(9)), Before: img("note", ""), After: img("note", nil)},
+		{Key: bftype.JSON(int64(10)), Before: map[string]json.RawMessage{}, After: map[string]json.RawMessage{}},
+	}
+	got := encodeUndo(items)
 	if !json.Valid(got) {
 		t.Fatalf("not valid JSON: %s", got)
 	}
-	want := make([]ledger.Undo, len(samples))
-	for i, s := range samples {
-		want[i] = ledger.Undo{Key: s.Key, Before: map[string]json.RawMessage{}, After: map[string]json.RawMessage{}}
-		for _, d := range s.Diffs {
-			want[i].Before[d.Field], want[i].After[d.Field] = d.Before, d.After
-		}
+	want := make([]ledger.Undo, len(items))
+	for i, it := range items {
+		want[i] = ledger.Undo{Key: it.Key, Before: it.Before, After: it.After}
 	}
 	wantJSON, err := json.Marshal(want)
 	if err != nil {
@@ -47,7 +52,10 @@ func TestEncodeUndoMatchesMarshal(t *testing.T) {
 	if string(ja) != string(jb) {
 		t.Fatalf("encodeUndo decodes to\n%s\nwant\n%s", ja, jb)
 	}
+	if string(a[2].Before["note"]) != `""` || string(a[2].After["note"]) != "null" || string(a[1].Before["n"]) != "0" {
+		t.Fatalf("NULL, '' and 0 must stay apart: %s", got)
+	}
 	if string(encodeUndo(nil)) != "[]" {
-		t.Fatalf("no samples: %s", encodeUndo(nil))
+		t.Fatalf("no items: %s", encodeUndo(nil))
 	}
 }

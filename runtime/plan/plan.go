@@ -53,6 +53,7 @@ type Batch struct {
 	apply    func(context.Context, DBTX) (int64, error)
 	params   func() []bftype.Param
 	key      func(i int) json.RawMessage
+	images   func(context.Context, DBTX) ([]UndoItem, error)
 }
 
 // Key is the key, as JSON, of the i-th row read (the row of Tenants[i]).
@@ -60,6 +61,13 @@ func (b *Batch) Key(i int) json.RawMessage { return b.key(i) }
 
 // Apply writes the batch's changes through db and returns the rows changed.
 func (b *Batch) Apply(ctx context.Context, db DBTX) (int64, error) { return b.apply(ctx, db) }
+
+// Images reads, through RevertRead and in the batch's transaction before
+// Apply writes, the before-image of every row the batch will change, and pairs
+// it with the after-image the change writes. The before-image is the column as
+// the table holds it (NULL stays null), never the scope row's reading of it,
+// so a revert writes back exactly what was there.
+func (b *Batch) Images(ctx context.Context, db DBTX) ([]UndoItem, error) { return b.images(ctx, db) }
 
 // Params shows the parameters Apply binds.
 func (b *Batch) Params() []bftype.Param { return b.params() }
@@ -226,5 +234,6 @@ func (p *typed[R, C, K]) batch(rows []R, read time.Duration) *Batch {
 		},
 		params: func() []bftype.Param { return p.s.ApplyParams(changes) },
 		key:    func(i int) json.RawMessage { return bftype.JSON(p.s.Key(rows[i])) },
+		images: func(ctx context.Context, db DBTX) ([]UndoItem, error) { return p.images(ctx, db, changes) },
 	}
 }

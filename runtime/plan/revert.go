@@ -7,6 +7,8 @@ import (
 	"errors"
 	"fmt"
 	"sort"
+
+	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // UndoItem is one row a run changed: its key, and the fields the run set
@@ -94,4 +96,33 @@ func differs(now, wrote map[string]json.RawMessage) string {
 		}
 	}
 	return ""
+}
+
+// images reads the before-images of the rows changes will write, by key,
+// through RevertRead. A row RevertRead no longer finds (deleted since the
+// page was read) gets no image: Apply cannot change it either.
+func (p *typed[R, C, K]) images(ctx context.Context, db DBTX, changes []C) ([]UndoItem, error) {
+	if !p.Reversible() || p.s.Image == nil || p.s.ChangeKey == nil {
+		return nil, ErrNotReversible
+	}
+	if len(changes) == 0 {
+		return nil, nil
+	}
+	keys := make([]K, len(changes))
+	for i, c := range changes {
+		keys[i] = p.s.ChangeKey(c)
+	}
+	current, err := p.s.Current(ctx, db, keys)
+	if err != nil {
+		return nil, fmt.Errorf("error reading the before-images: %w", err)
+	}
+	items := make([]UndoItem, 0, len(changes))
+	for i, c := range changes {
+		before, ok := current[keys[i]]
+		if !ok {
+			continue
+		}
+		items = append(items, UndoItem{Key: bftype.JSON(keys[i]), Before: before, After: p.s.Image(c)})
+	}
+	return items, nil
 }

@@ -62,4 +62,9 @@ type Spec[R, C any, K Key] struct {
 	Current func(ctx context.Context, db DBTX, keys []K) (map[K]map[string]json.RawMessage, error)
 	// FromImage builds the change that writes an image back to a row.
 	FromImage func(key K, image map[string]json.RawMessage) (C, error)
+	// Image is the image of what a change writes: the fields it sets, as
+	// exact JSON, NULL as null.
+	Image func(change C) map[string]json.RawMessage
+	// ChangeKey is the key of the row a change writes.
+	ChangeKey func(change C) K
 }

@@ -123,13 +123,7 @@ LIMIT $2
 	{
 		Name: "Apply",
 		Role: "apply",
-		SQL: `-- name: Apply :execrows
-UPDATE users AS u
-SET role = v.role
-FROM ROWS FROM (unnest($1::bigint[]), unnest($2::text[])) AS v (id, role)
-WHERE u.id = v.id
-  AND u.role IS DISTINCT FROM v.role
-`,
+		SQL:  applySQL,
 	},
 	{
 		Name: "RevertRead",
@@ -147,14 +141,18 @@ FOR UPDATE
 // spec binds the sqlc queries and the transform to the runtime.
 var spec = plan.Spec[db.ScopePageRow, fix_roles.Change, int64]{
 	Apply: func(ctx context.Context, tx plan.DBTX, changes []fix_roles.Change) (int64, error) {
-		return db.New(tx).Apply(ctx, applyParams(changes))
+		tag, err := tx.Exec(ctx, applySQL, applyArgs(changes)...)
+		return tag.RowsAffected(), err
 	},
 	ApplyParams: func(changes []fix_roles.Change) []bftype.Param {
-		p := applyParams(changes)
+		p := applyArgs(changes)
 		return []bftype.Param{
-			bftype.ParamOf("id", p.ID),
-			bftype.ParamOf("role", p.Role),
+			bftype.ParamOf("id", p[0]),
+			bftype.ParamOf("role", p[1]),
 		}
+	},
+	ChangeKey: func(c fix_roles.Change) int64 {
+		return c.ID
 	},
 	Count: func(ctx context.Context, tx plan.DBTX) (int64, error) {
 		return db.New(tx).CountScope(ctx)
@@ -178,6 +176,9 @@ var spec = plan.Spec[db.ScopePageRow, fix_roles.Change, int64]{
 		}
 		return c, nil
 	},
+	Image: func(c fix_roles.Change) map[string]json.RawMessage {
+		return map[string]json.RawMessage{"role": bftype.JSON(c.Role)}
+	},
 	Key: func(row db.ScopePageRow) int64 {
 		return row.ID
 	},
@@ -199,14 +200,25 @@ var spec = plan.Spec[db.ScopePageRow, fix_roles.Change, int64]{
 	Transform: fix_roles.Transform,
 }
 
-// applyParams turns a batch of changes into the Apply query's arrays, one element per row.
-func applyParams(changes []fix_roles.Change) db.ApplyParams {
-	var p db.ApplyParams
-	for _, c := range changes {
-		p.ID = append(p.ID, c.ID)
-		p.Role = append(p.Role, c.Role)
+// applySQL is the Apply statement as sqlc wrote it.
+const applySQL = `-- name: Apply :execrows
+UPDATE users AS u
+SET role = v.role
+FROM ROWS FROM (unnest($1::bigint[]), unnest($2::text[])) AS v (id, role)
+WHERE u.id = v.id
+  AND u.role IS DISTINCT FROM v.role
+`
+
+// applyArgs turns a batch of changes into the Apply statement's arrays, one element per
+// row, in the order sqlc binds them; a nullable field writes NULL.
+func applyArgs(changes []fix_roles.Change) []any {
+	aID := make([]int64, len(changes))
+	aRole := make([]string, len(changes))
+	for i, c := range changes {
+		aID[i] = c.ID
+		aRole[i] = c.Role
 	}
-	return p
+	return []any{aID, aRole}
 }
 
 // diff lists the fields a change sets that differ from the row; none means the row

@@ -13,6 +13,15 @@ type AppSetting struct {
 	Value string
 }
 
+type Profile struct {
+	ID           int64
+	Tenant       string
+	Nickname     pgtype.Text
+	Points       pgtype.Int4
+	LegacyNick   pgtype.Text
+	LegacyPoints pgtype.Text
+}
+
 type RoleGrant struct {
 	ID        int64
 	UserID    int64

@@ -87,30 +87,31 @@ var statements = []bftype.Statement{
 	{
 		Name: "Apply",
 		Role: "apply",
-		SQL: `UPDATE accounts AS a SET note = v.note
-FROM ROWS FROM (unnest($1::text[]), unnest($2::text[])) AS v (email, note)
-WHERE a.email = v.email AND a.note IS DISTINCT FROM v.note`,
+		SQL:  applySQL,
 	},
 }
 
 // spec binds the sqlc queries and the transform to the runtime.
 var spec = plan.Spec[db.ScopePageRow, textkey.Change, string]{
 	Apply: func(ctx context.Context, tx plan.DBTX, changes []textkey.Change) (int64, error) {
-		return db.New(tx).Apply(ctx, applyParams(changes))
+		tag, err := tx.Exec(ctx, applySQL, applyArgs(changes)...)
+		return tag.RowsAffected(), err
 	},
 	ApplyParams: func(changes []textkey.Change) []bftype.Param {
-		p := applyParams(changes)
+		p := applyArgs(changes)
 		return []bftype.Param{
-			bftype.ParamOf("email", p.Email),
-			bftype.ParamOf("note", p.Note),
+			bftype.ParamOf("email", p[0]),
+			bftype.ParamOf("note", p[1]),
 		}
 	},
+	ChangeKey: nil,
 	Count: func(ctx context.Context, tx plan.DBTX) (int64, error) {
 		return db.New(tx).CountScope(ctx)
 	},
 	Current:   nil,
 	Diff:      diff,
 	FromImage: nil,
+	Image:     nil,
 	Key: func(row db.ScopePageRow) string {
 		return row.Email
 	},
@@ -130,14 +131,21 @@ var spec = plan.Spec[db.ScopePageRow, textkey.Change, string]{
 	Transform: textkey.Transform,
 }
 
-// applyParams turns a batch of changes into the Apply query's arrays, one element per row.
-func applyParams(changes []textkey.Change) db.ApplyParams {
-	var p db.ApplyParams
-	for _, c := range changes {
-		p.Email = append(p.Email, c.Email)
-		p.Note = append(p.Note, c.Note)
+// applySQL is the Apply statement as sqlc wrote it.
+const applySQL = `UPDATE accounts AS a SET note = v.note
+FROM ROWS FROM (unnest($1::text[]), unnest($2::text[])) AS v (email, note)
+WHERE a.email = v.email AND a.note IS DISTINCT FROM v.note`
+
+// applyArgs turns a batch of changes into the Apply statement's arrays, one element per
+// row, in the order sqlc binds them; a nullable field writes NULL.
+func applyArgs(changes []textkey.Change) []any {
+	aEmail := make([]string, len(changes))
+	aNote := make([]string, len(changes))
+	for i, c := range changes {
+		aEmail[i] = c.Email
+		aNote[i] = c.Note
 	}
-	return p
+	return []any{aEmail, aNote}
 }
 
 // diff lists the fields a change sets that differ from the row; none means the row
