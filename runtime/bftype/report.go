@@ -40,7 +40,7 @@ func JSON(v any) json.RawMessage { return exact(v) }
 // Field decodes the image's value of field into ptr. A null (the column
 // was NULL) decodes only into a type that can hold it (a pointer, or a
 // nullable type such as pgtype.Text); into any other it is an error, never
-// the zero value: writing '' or 0 where the row held NULL corrupts it.
+// the zero value: writing ” or 0 where the row held NULL corrupts it.
 func Field(image map[string]json.RawMessage, field string, ptr any) error {
 	v, ok := image[field]
 	if !ok {
@@ -74,7 +74,7 @@ func holdsNull(ptr any) bool {
 // SameValue reports whether a and b are the same value when they are
 // different Go types for one column (a plain string and a pgtype.Text, a
 // *int64 and a pgtype.Int8): it compares their exact JSON, where NULL is
-// null and apart from '' and 0.
+// null and apart from ” and 0.
 func SameValue(a, b any) bool { return string(exact(a)) == string(exact(b)) }
 
 // Nullable is a nullable column's value for a diff: nil (JSON null) when

@@ -2,8 +2,8 @@ package bftype
 
 import (
 	"encoding/json"
-	"strings"
 	"math"
+	"strings"
 	"testing"
 )
 
@@ -42,7 +42,7 @@ func TestEqual(t *testing.T) {
 }
 
 // A NULL in an image decodes into a nullable field as NULL and is refused
-// for a plain one, never turned into '' or 0.
+// for a plain one, never turned into ” or 0.
 func TestFieldKeepsNull(t *testing.T) {
 	t.Parallel()
 	image := map[string]json.RawMessage{"nick": json.RawMessage("null"), "n": json.RawMessage("0"), "s": json.RawMessage(`""`)}

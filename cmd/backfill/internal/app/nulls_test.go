@@ -14,7 +14,7 @@ import (
 	"github.com/runonce/backfill/runtime/pgdb/pgtest"
 )
 
-// seedProfiles fills profiles with every mix of NULL, '' and values in the
+// seedProfiles fills profiles with every mix of NULL, ” and values in the
 // two nullable columns the fill_nicknames backfill sets and the legacy
 // columns it reads.
 const seedProfiles = `INSERT INTO profiles (tenant, nickname, points, legacy_nick, legacy_points)
@@ -26,7 +26,7 @@ const seedProfiles = `INSERT INTO profiles (tenant, nickname, points, legacy_nic
 	FROM generate_series(1, 600) AS i`
 
 // profilesState hashes the rows as PostgreSQL writes them out, where a NULL
-// (nothing) and '' ("") differ; except leaves one row out.
+// (nothing) and ” ("") differ; except leaves one row out.
 const profilesState = `SELECT md5(string_agg(p::text, ',' ORDER BY id)) FROM profiles p WHERE id <> $1`
 
 // build builds another backfill of the repository copy against x's database.
@@ -80,7 +80,7 @@ func (x *target) killThenComplete(bin string, kills int) {
 
 // TestNullsRoundTripThroughKillResumeAndRevert runs the fill_nicknames
 // backfill, whose two columns are nullable text and integer, through kills
-// and resumes, then reverts it: NULL is written as NULL (never '' or 0), the
+// and resumes, then reverts it: NULL is written as NULL (never ” or 0), the
 // table ends byte for byte as it was before the run, and a row changed by
 // hand since the run is left alone.
 func TestNullsRoundTripThroughKillResumeAndRevert(t *testing.T) {
