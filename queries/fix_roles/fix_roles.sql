@@ -40,7 +40,8 @@ WHERE u.id = v.id
 
 -- name: RevertRead :many
 -- For revert (reversible: true): the current value of each field the backfill
--- sets, for the given keys, locked until the revert batch commits.
+-- sets, for the given keys, as plain columns (a NULL stays NULL), locked until
+-- the batch commits.
 SELECT u.id, u.role
 FROM users AS u
 WHERE u.id = ANY(sqlc.arg(id)::bigint[])

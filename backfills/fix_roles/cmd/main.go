@@ -25,7 +25,7 @@ var sourceDigest = "unknown"
 
 // runSignature is the sha256 over the manifest, the query text, the transform source
 // and the code version: the identity of this run in the ledger.
-const runSignature = "787ab9e76af39a5faebcb95e7322651ed10a5fe668cec97dfec6967a8adf022a"
+const runSignature = "5086c9489d248f43ffc453673f9b63079d42ac76f495da07c8ed1ae74cda1b60"
 
 // codeVersion is the version of the generator and runtime that made this binary.
 const codeVersion = "0.1.0"

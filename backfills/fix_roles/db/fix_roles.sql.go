@@ -76,7 +76,8 @@ type RevertReadRow struct {
 }
 
 // For revert (reversible: true): the current value of each field the backfill
-// sets, for the given keys, locked until the revert batch commits.
+// sets, for the given keys, as plain columns (a NULL stays NULL), locked until
+// the batch commits.
 func (q *Queries) RevertRead(ctx context.Context, arg RevertReadParams) ([]RevertReadRow, error) {
 	rows, err := q.db.Query(ctx, revertRead, arg.ID)
 	if err != nil {
