@@ -18,6 +18,7 @@ type Backfill struct {
 	TenantField  string // the row's string field Tenant, if it has one
 	LimitField   string // the page params field bound to LIMIT
 	LimitType    string // its Go type: int32 or int64
+	Apply        Apply  // what the Apply statement does, read from its SQL
 	ApplyFields  []ApplyField
 	DiffFields   []DiffField
 	Statements   []Statement
@@ -34,6 +35,15 @@ type Cursor struct {
 	Type       string // int16, int32, int64 or string
 	Display    string // the key's snake_case name for reports, e.g. id
 	ParamName  string // the cursor's snake_case name, e.g. after_id
+}
+
+// Apply is what the Apply statement does: its kind (update, insert or
+// delete, the constants of runtime/bftype), whether an insert updates on
+// conflict, and the table it writes.
+type Apply struct {
+	Kind   string
+	Upsert bool
+	Table  string
 }
 
 // ApplyField is one array parameter of the apply query filled from a change field.
