@@ -81,7 +81,12 @@ func (e emitter) main() []jen.Code {
 				jen.Id("SourceDigest"): jen.Id("sourceDigest"),
 				jen.Id("CodeVersion"):  jen.Id("codeVersion"),
 				jen.Id("Statements"):   jen.Id("statements"),
-				jen.Id("Plan"):         jen.Qual(e.plan, "New").Call(jen.Id("spec")),
+				jen.Id("Apply"): jen.Qual(e.bftype, "Apply").Values(jen.Dict{
+					jen.Id("Kind"):   jen.Lit(e.b.Apply.Kind),
+					jen.Id("Upsert"): jen.Lit(e.b.Apply.Upsert),
+					jen.Id("Table"):  jen.Lit(e.b.Apply.Table),
+				}),
+				jen.Id("Plan"): jen.Qual(e.plan, "New").Call(jen.Id("spec")),
 			}),
 			jen.Qual("os", "Args").Index(jen.Lit(1), jen.Empty()),
 			jen.Qual("os", "Stdin"), jen.Qual("os", "Stdout"), jen.Qual("os", "Stderr"),

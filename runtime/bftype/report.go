@@ -187,7 +187,11 @@ const MaxTenantKeys = 10
 
 // Report is what a dry-run found, printed for reviewers and saved as JSON.
 type Report struct {
-	Backfill     string          `json:"backfill"`
+	Backfill string `json:"backfill"`
+	// Apply is what the binary writes; its fields are the report's kind,
+	// upsert and table. A report saved before they were recorded has none,
+	// and reads as an update.
+	Apply
 	Digest       string          `json:"digest"`
 	RunSignature string          `json:"run_signature"`
 	SourceCommit string          `json:"source_commit"`

@@ -26,6 +26,7 @@ type Binary struct {
 	SourceDigest string             // sha256 of the source bundle it was built from, set at link time
 	CodeVersion  string             // the generator and runtime version
 	Statements   []bftype.Statement // every statement the binary may run
+	Apply        bftype.Apply       // what the Apply statement writes: its kind and table, for every count shown
 	Plan         plan.Plan          // the typed queries and transform
 }
 

@@ -74,6 +74,11 @@ const manifest = `{
 
 func main() {
 	os.Exit(cli.Main(cli.Binary{
+		Apply: bftype.Apply{
+			Kind:   "",
+			Table:  "",
+			Upsert: false,
+		},
 		CodeVersion:  codeVersion,
 		Manifest:     manifest,
 		Name:         "fill_nicknames",
