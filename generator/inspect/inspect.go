@@ -81,7 +81,7 @@ func Load(root, name, dbPath, pkgPath string) (*model.Backfill, error) {
 func Shape(name string, db, pkg *types.Package) (*model.Backfill, error) {
 	s := &shaper{name: name, db: db, pkg: pkg}
 	b := &model.Backfill{Name: name, DBImport: db.Path(), PkgImport: pkg.Path(), Transform: TransformFunc}
-	steps := []func(*model.Backfill) error{s.count, s.page, s.apply, s.transform, s.fields, s.revert, s.statements}
+	steps := []func(*model.Backfill) error{s.count, s.page, s.apply, s.kind, s.transform, s.fields, s.revert, s.statements}
 	for _, step := range steps {
 		if err := step(b); err != nil {
 			return nil, err
@@ -317,12 +317,32 @@ func (s *shaper) revert(b *model.Backfill) error {
 }
 
 // revertSQL is the text of RevertRead as sqlc wrote it.
-func (s *shaper) revertSQL() string {
-	c, _ := s.db.Scope().Lookup("revertRead").(*types.Const)
+func (s *shaper) revertSQL() string { return s.sqlText(RevertMethod) }
+
+// sqlText is the SQL text sqlc wrote for a query method, "" if none.
+func (s *shaper) sqlText(method string) string {
+	name := string(unicode.ToLower(rune(method[0]))) + method[1:]
+	c, _ := s.db.Scope().Lookup(name).(*types.Const)
 	if c == nil || c.Val().Kind() != constant.String {
 		return ""
 	}
 	return constant.StringVal(c.Val())
+}
+
+// kind reads what Apply does (update, insert, upsert or delete) and the
+// table it writes, so the binary can say so wherever it counts rows.
+func (s *shaper) kind(b *model.Backfill) error {
+	sql := s.sqlText(ApplyMethod)
+	if sql == "" {
+		return s.fail("regenerate it with make sqlc", "the sqlc package has no SQL text constant apply for %s", ApplyMethod)
+	}
+	a, err := ApplyKind(sql)
+	if err != nil {
+		return s.fail("write one UPDATE, INSERT ... [ON CONFLICT ...] or DELETE statement, optionally after a read-only WITH",
+			"query %s must be one UPDATE, INSERT or DELETE: %v", ApplyMethod, err)
+	}
+	b.Apply = a
+	return nil
 }
 
 func (s *shaper) hasMethod(name string) bool {

@@ -1,0 +1,300 @@
+package inspect
+
+import (
+	"fmt"
+	"strings"
+
+	"github.com/runonce/backfill/generator/model"
+	"github.com/runonce/backfill/runtime/bftype"
+)
+
+// sqlToken is one lexical item of a SQL text: a keyword or identifier (Word,
+// lowercased unless quoted), or a single punctuation character, with the
+// parenthesis depth it stands at.
+type sqlToken struct {
+	text   string
+	quoted bool // a "quoted identifier": its text is kept as written
+	depth  int
+}
+
+// lex splits SQL into tokens, skipping comments (-- and /* */, nested),
+// string literals ('...', E'...', $tag$...$tag$) and numbers. It is enough
+// to find a statement's kind and target, not a parser.
+func lex(sql string) ([]sqlToken, error) {
+	var out []sqlToken
+	depth := 0
+	for i := 0; i < len(sql); {
+		c := sql[i]
+		switch {
+		case c == '-' && strings.HasPrefix(sql[i:], "--"):
+			for i < len(sql) && sql[i] != '\n' {
+				i++
+			}
+		case c == '/' && strings.HasPrefix(sql[i:], "/*"):
+			n := 0
+			for i < len(sql) {
+				if strings.HasPrefix(sql[i:], "/*") {
+					n, i = n+1, i+2
+				} else if strings.HasPrefix(sql[i:], "*/") {
+					n, i = n-1, i+2
+					if n == 0 {
+						break
+					}
+				} else {
+					i++
+				}
+			}
+			if n != 0 {
+				return nil, fmt.Errorf("a /* comment is not closed")
+			}
+		case c == '\'':
+			j, err := skipString(sql, i, false)
+			if err != nil {
+				return nil, err
+			}
+			i = j
+		case (c == 'e' || c == 'E') && i+1 < len(sql) && sql[i+1] == '\'':
+			j, err := skipString(sql, i+1, true)
+			if err != nil {
+				return nil, err
+			}
+			i = j
+		case c == '$' && i+1 < len(sql) && (sql[i+1] == '$' || isIdentStart(sql[i+1])):
+			end := strings.IndexByte(sql[i+1:], '$')
+			tag := ""
+			if end >= 0 {
+				tag = sql[i : i+1+end+1]
+			}
+			if end < 0 || !isTag(tag) {
+				i++ // a positional parameter such as $1
+				for i < len(sql) && sql[i] >= '0' && sql[i] <= '9' {
+					i++
+				}
+				continue
+			}
+			close := strings.Index(sql[i+len(tag):], tag)
+			if close < 0 {
+				return nil, fmt.Errorf("the dollar-quoted string %s is not closed", tag)
+			}
+			i += len(tag) + close + len(tag)
+		case c == '"':
+			j := i + 1
+			var b strings.Builder
+			for {
+				if j >= len(sql) {
+					return nil, fmt.Errorf("a quoted identifier is not closed")
+				}
+				if sql[j] == '"' {
+					if j+1 < len(sql) && sql[j+1] == '"' {
+						b.WriteByte('"')
+						j += 2
+						continue
+					}
+					break
+				}
+				b.WriteByte(sql[j])
+				j++
+			}
+			out = append(out, sqlToken{text: b.String(), quoted: true, depth: depth})
+			i = j + 1
+		case isIdentStart(c):
+			j := i
+			for j < len(sql) && (isIdentStart(sql[j]) || sql[j] >= '0' && sql[j] <= '9' || sql[j] == '$') {
+				j++
+			}
+			out = append(out, sqlToken{text: strings.ToLower(sql[i:j]), depth: depth})
+			i = j
+		case c == '(':
+			out = append(out, sqlToken{text: "(", depth: depth})
+			depth++
+			i++
+		case c == ')':
+			depth--
+			if depth < 0 {
+				return nil, fmt.Errorf("a ) has no matching (")
+			}
+			out = append(out, sqlToken{text: ")", depth: depth})
+			i++
+		case c == ' ' || c == '\t' || c == '\n' || c == '\r' || c >= '0' && c <= '9':
+			i++
+		default:
+			out = append(out, sqlToken{text: string(c), depth: depth})
+			i++
+		}
+	}
+	if depth != 0 {
+		return nil, fmt.Errorf("a ( has no matching )")
+	}
+	return out, nil
+}
+
+func skipString(sql string, i int, escapes bool) (int, error) {
+	for j := i + 1; j < len(sql); j++ {
+		switch {
+		case escapes && sql[j] == '\\':
+			j++
+		case sql[j] == '\'' && j+1 < len(sql) && sql[j+1] == '\'':
+			j++
+		case sql[j] == '\'':
+			return j + 1, nil
+		}
+	}
+	return 0, fmt.Errorf("a string literal is not closed")
+}
+
+func isIdentStart(c byte) bool {
+	return c == '_' || c >= 'a' && c <= 'z' || c >= 'A' && c <= 'Z' || c >= 0x80
+}
+
+// isTag reports whether s is a dollar-quote delimiter: $$ or $name$.
+func isTag(s string) bool {
+	if len(s) < 2 || s[0] != '$' || s[len(s)-1] != '$' {
+		return false
+	}
+	for i := 1; i < len(s)-1; i++ {
+		if !isIdentStart(s[i]) && !(i > 1 && s[i] >= '0' && s[i] <= '9') {
+			return false
+		}
+	}
+	return true
+}
+
+// word reports whether t is the unquoted keyword w.
+func (t sqlToken) word(w string) bool { return !t.quoted && t.text == w }
+
+// ApplyKind reads what an Apply statement does: UPDATE, INSERT (an upsert
+// when it has ON CONFLICT ... DO UPDATE) or DELETE, and the table it writes.
+// It refuses anything else: a SELECT, a MERGE, several statements, or a
+// WITH whose parts write too, since then the statement's kind would not
+// tell a reviewer everything it changes.
+func ApplyKind(sql string) (model.Apply, error) {
+	toks, err := lex(sql)
+	if err != nil {
+		return model.Apply{}, err
+	}
+	for i, t := range toks {
+		if t.depth == 0 && t.text == ";" && !t.quoted {
+			for _, rest := range toks[i+1:] {
+				if !(rest.text == ";" && !rest.quoted) {
+					return model.Apply{}, fmt.Errorf("it holds more than one statement")
+				}
+			}
+			toks = toks[:i]
+			break
+		}
+	}
+	i, err := skipWith(toks)
+	if err != nil {
+		return model.Apply{}, err
+	}
+	if i >= len(toks) {
+		return model.Apply{}, fmt.Errorf("it is empty")
+	}
+	var a model.Apply
+	rest := toks[i+1:]
+	switch first := toks[i]; {
+	case first.word("update"):
+		a.Kind = bftype.KindUpdate
+	case first.word("insert"):
+		a.Kind = bftype.KindInsert
+		if len(rest) == 0 || !rest[0].word("into") {
+			return a, fmt.Errorf("INSERT must be followed by INTO")
+		}
+		rest = rest[1:]
+		a.Upsert = doUpdate(rest)
+	case first.word("delete"):
+		a.Kind = bftype.KindDelete
+		if len(rest) == 0 || !rest[0].word("from") {
+			return a, fmt.Errorf("DELETE must be followed by FROM")
+		}
+		rest = rest[1:]
+	default:
+		return a, fmt.Errorf("it is a %s statement; Apply must be an UPDATE, an INSERT or a DELETE", strings.ToUpper(first.text))
+	}
+	if len(rest) > 0 && rest[0].word("only") {
+		rest = rest[1:]
+	}
+	if a.Table = tableName(rest); a.Table == "" {
+		return a, fmt.Errorf("the table it writes is not named after %s", strings.ToUpper(toks[i].text))
+	}
+	return a, nil
+}
+
+// skipWith returns the index of the main statement's first sqlToken, after a
+// WITH clause, refusing a WITH whose queries write.
+func skipWith(toks []sqlToken) (int, error) {
+	if len(toks) == 0 || !toks[0].word("with") {
+		return 0, nil
+	}
+	i := 1
+	if i < len(toks) && toks[i].word("recursive") {
+		i++
+	}
+	for i < len(toks) {
+		name := toks[i].text
+		// name [(columns)] AS [NOT] [MATERIALIZED] ( query )
+		for i < len(toks) && !(toks[i].depth == 0 && toks[i].word("as")) {
+			i++
+		}
+		for i++; i < len(toks) && (toks[i].word("not") || toks[i].word("materialized")); i++ {
+		}
+		if i >= len(toks) || toks[i].text != "(" {
+			return 0, fmt.Errorf("the WITH query %s has no ( query )", name)
+		}
+		if i+1 < len(toks) {
+			switch n := toks[i+1]; {
+			case n.word("insert"), n.word("update"), n.word("delete"), n.word("merge"):
+				return 0, fmt.Errorf("the WITH query %s writes (%s); Apply may write through its main statement only", name, strings.ToUpper(n.text))
+			}
+		}
+		for i++; i < len(toks) && !(toks[i].depth == 0 && toks[i].text == ")"); i++ {
+		}
+		i++ // past the )
+		if i < len(toks) && toks[i].text == "," {
+			i++
+			continue
+		}
+		return i, nil
+	}
+	return i, nil
+}
+
+// doUpdate reports whether an INSERT's top level has ON CONFLICT ... DO UPDATE.
+func doUpdate(toks []sqlToken) bool {
+	conflict := false
+	for i, t := range toks {
+		if t.depth != 0 {
+			continue
+		}
+		if t.word("on") && i+1 < len(toks) && toks[i+1].word("conflict") {
+			conflict = true
+		}
+		if conflict && t.word("do") && i+1 < len(toks) && toks[i+1].word("update") {
+			return true
+		}
+	}
+	return false
+}
+
+// tableName reads a maybe schema-qualified, maybe quoted name at the start
+// of toks, as the SQL spells it (quoted parts keep their quotes).
+func tableName(toks []sqlToken) string {
+	var parts []string
+	for i := 0; i < len(toks); i++ {
+		t := toks[i]
+		if t.text == "(" || t.text == ")" || (!t.quoted && len(t.text) == 1 && !isIdentStart(t.text[0])) {
+			break
+		}
+		if t.quoted {
+			parts = append(parts, `"`+strings.ReplaceAll(t.text, `"`, `""`)+`"`)
+		} else {
+			parts = append(parts, t.text)
+		}
+		if i+1 < len(toks) && toks[i+1].text == "." && !toks[i+1].quoted {
+			i++
+			continue
+		}
+		break
+	}
+	return strings.Join(parts, ".")
+}
