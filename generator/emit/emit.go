@@ -82,7 +82,7 @@ func (e emitter) main() []jen.Code {
 				jen.Id("CodeVersion"):  jen.Id("codeVersion"),
 				jen.Id("Statements"):   jen.Id("statements"),
 				jen.Id("Apply"): jen.Qual(e.bftype, "Apply").Values(jen.Dict{
-					jen.Id("Kind"):   jen.Lit(e.b.Apply.Kind),
+					jen.Id("Kind"):   e.kind(),
 					jen.Id("Upsert"): jen.Lit(e.b.Apply.Upsert),
 					jen.Id("Table"):  jen.Lit(e.b.Apply.Table),
 				}),
@@ -92,6 +92,14 @@ func (e emitter) main() []jen.Code {
 			jen.Qual("os", "Stdin"), jen.Qual("os", "Stdout"), jen.Qual("os", "Stderr"),
 		)),
 	)}
+}
+
+// kind is the Apply kind as the bftype constant that names it.
+func (e emitter) kind() jen.Code {
+	if k := e.b.Apply.Kind; k != "" {
+		return jen.Qual(e.bftype, "Kind"+strings.ToUpper(k[:1])+k[1:])
+	}
+	return jen.Lit("")
 }
 
 func (e emitter) statements() []jen.Code {

@@ -75,8 +75,8 @@ const manifest = `{
 func main() {
 	os.Exit(cli.Main(cli.Binary{
 		Apply: bftype.Apply{
-			Kind:   "",
-			Table:  "",
+			Kind:   bftype.KindUpdate,
+			Table:  "profiles",
 			Upsert: false,
 		},
 		CodeVersion:  codeVersion,

@@ -74,8 +74,8 @@ const manifest = `{
 func main() {
 	os.Exit(cli.Main(cli.Binary{
 		Apply: bftype.Apply{
-			Kind:   "",
-			Table:  "",
+			Kind:   bftype.KindUpdate,
+			Table:  "users",
 			Upsert: false,
 		},
 		CodeVersion:  codeVersion,

@@ -62,8 +62,8 @@ const manifest = `{
 func main() {
 	os.Exit(cli.Main(cli.Binary{
 		Apply: bftype.Apply{
-			Kind:   "",
-			Table:  "",
+			Kind:   bftype.KindUpdate,
+			Table:  "accounts",
 			Upsert: false,
 		},
 		CodeVersion:  codeVersion,
