@@ -89,6 +89,9 @@ func GenerateLayout(l Layout) (map[string][]byte, error) {
 	if m.Reversible && b.Revert == nil {
 		return nil, fmt.Errorf("backfill %q: reversible: true needs a RevertRead query that reads the current value of what the backfill sets, by key (see docs/authoring.md), or reversible: false", l.Name)
 	}
+	if err := checkRisk(l.Name, m, b.Apply); err != nil {
+		return nil, err
+	}
 	if len(m.Target.Tenants) > 0 && b.TenantField == "" {
 		return nil, fmt.Errorf("backfill %q: target.tenants is set, so the rows of ScopePage must have a text column tenant (a Tenant string field) to check against it", l.Name)
 	}

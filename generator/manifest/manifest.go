@@ -22,9 +22,12 @@ import (
 // Manifest is the parsed backfill.yaml. Field names in JSON are the same as in
 // YAML so the embedded copy reads like the file the reviewer approved.
 type Manifest struct {
-	Scope      string  `yaml:"scope" json:"scope"`
-	Owner      string  `yaml:"owner" json:"owner"`
-	Risk       string  `yaml:"risk" json:"risk"`
+	Scope string `yaml:"scope" json:"scope"`
+	Owner string `yaml:"owner" json:"owner"`
+	Risk  string `yaml:"risk" json:"risk"`
+	// RiskReason is the author's reason for a risk lower than the Apply
+	// statement's kind calls for: a DELETE below high needs one.
+	RiskReason string  `yaml:"risk_reason,omitempty" json:"risk_reason,omitempty"`
 	Reversible bool    `yaml:"reversible" json:"reversible"`
 	Expect     Expect  `yaml:"expect" json:"expect"`
 	Target     Target  `yaml:"target" json:"target"`
@@ -182,6 +185,7 @@ func (m *Manifest) applyDefaults() {
 		m.Batch.StatementTimeout = DefaultStatementTimeout
 	}
 	m.Scope = strings.TrimSpace(m.Scope)
+	m.RiskReason = strings.TrimSpace(m.RiskReason)
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
@@ -298,6 +302,9 @@ func (m *Manifest) validateHeader(l lines) error {
 		return l.errorf("scope", "is required: one sentence saying which rows change and how")
 	case strings.TrimSpace(m.Owner) == "":
 		return l.errorf("owner", "is required: the team answerable for this backfill")
+	}
+	if l.node("risk_reason") != nil && m.RiskReason == "" {
+		return l.errorf("risk_reason", "must say why the risk is what it is, or be left out")
 	}
 	for _, r := range Risks {
 		if m.Risk == r {

@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // minimal is the smallest valid manifest. Error cases are written as edits of
@@ -83,6 +85,7 @@ var errorCases = []errorCase{
 	{"bad risk", edit("risk: low", "risk: extreme"), 3, `risk: must be one of low, medium, high, not "extreme"`},
 	{"risk is case sensitive", edit("risk: low", "risk: High"), 3, `risk: must be one of`},
 	{"missing risk", edit("risk: low", "# no risk"), 1, `risk: must be one of low, medium, high, not ""`},
+	{"blank risk_reason", edit("risk: low", "risk: low\nrisk_reason: ' '"), 4, "risk_reason: must say why"},
 
 	// Expect.
 	{"matched without max", edit("matched: {min: 0, max: 10}", "matched: {min: 0}"), 6, "expect.matched: needs both min and max"},
@@ -293,6 +296,9 @@ func TestParseValidEdges(t *testing.T) {
 			require.Equal(t, "db.internal", m.Target.Host)
 			require.Equal(t, []string{"acme", "globex"}, m.Target.Tenants)
 		}},
+		{"risk_reason is trimmed", edit("risk: low", "risk_reason: >\n  sessions expire within a day anyway\nrisk: low"), func(t *testing.T, m *Manifest) {
+			require.Equal(t, "sessions expire within a day anyway", m.RiskReason)
+		}},
 		{"equal bounds", edit("matched: {min: 0, max: 10}", "matched: {min: 5, max: 5}"), func(t *testing.T, m *Manifest) {
 			require.Equal(t, bounds(5, 5), m.Expect.Matched)
 		}},
@@ -329,6 +335,23 @@ func TestJSON(t *testing.T) {
 			require.NoError(t, json.Unmarshal(m.JSON(), &back))
 			require.Equal(t, *m, back)
 		})
+	}
+}
+
+// The runtime decodes the embedded JSON strictly, so every key the
+// generator writes, risk_reason included, must be one it knows.
+func TestRuntimeDecodesEmbeddedJSON(t *testing.T) {
+	t.Parallel()
+
+	inputs := validManifests(t)
+	inputs["risk_reason"] = []byte(edit("risk: low", "risk: low\nrisk_reason: only test rows"))
+	for name, data := range inputs {
+		m, err := Parse("backfill.yaml", data)
+		require.NoError(t, err, name)
+		decoded, err := bftype.DecodeManifest(m.JSON())
+		require.NoError(t, err, name)
+		require.Equal(t, m.Risk, decoded.Risk, name)
+		require.Equal(t, m.RiskReason, decoded.RiskReason, name)
 	}
 }
 

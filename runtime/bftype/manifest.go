@@ -14,12 +14,22 @@ type Manifest struct {
 	Scope      string  `json:"scope"`
 	Owner      string  `json:"owner"`
 	Risk       string  `json:"risk"`
+	RiskReason string  `json:"risk_reason,omitempty"` // why the risk is lower than the Apply kind calls for
 	Reversible bool    `json:"reversible"`
 	Expect     Expect  `json:"expect"`
 	Target     Target  `json:"target"`
 	Batch      Batch   `json:"batch"`
 	Checks     []Check `json:"checks"`
 	Health     *Health `json:"health,omitempty"`
+}
+
+// RiskText is the risk as a reviewer reads it: "high", or "medium (reason:
+// sessions expire within a day anyway)" when the manifest gives a reason.
+func (m *Manifest) RiskText() string {
+	if m.RiskReason == "" {
+		return m.Risk
+	}
+	return m.Risk + " (reason: " + m.RiskReason + ")"
 }
 
 // Health is a database health query; batches wait while its value is above Max.
