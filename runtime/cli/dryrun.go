@@ -135,7 +135,7 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 		return nil, err
 	}
 	rep := &bftype.Report{
-		Backfill: b.Name, Digest: digest, RunSignature: b.RunSignature, SourceCommit: b.SourceCommit,
+		Backfill: b.Name, Apply: b.Apply, Digest: digest, RunSignature: b.RunSignature, SourceCommit: b.SourceCommit,
 		Database: server.Database, Server: server.Address + " (PostgreSQL " + server.Version + ")",
 		StartedAt: time.Now().UTC(), Expect: m.Expect, BatchSize: m.Batch.Size, Statements: b.Statements,
 		KeyName: b.Plan.Names().Key, CursorName: b.Plan.Names().Cursor, LimitName: b.Plan.Names().Limit, Start: b.Plan.Start(),
@@ -314,10 +314,10 @@ func tally(rep *bftype.Report, t *plan.Tally) {
 func violations(rep *bftype.Report) []string {
 	var out []string
 	if !rep.Expect.Matched.Contains(rep.Counts.Matched) {
-		out = append(out, fmt.Sprintf("matched %d is outside expect.matched %s", rep.Counts.Matched, rep.Expect.Matched))
+		out = append(out, fmt.Sprintf("matched %s is outside expect.matched %s", bftype.Thousands(rep.Counts.Matched), rep.Expect.Matched))
 	}
 	if !rep.Expect.Changed.Contains(rep.Counts.WillChange) {
-		out = append(out, fmt.Sprintf("will change %d is outside expect.changed %s", rep.Counts.WillChange, rep.Expect.Changed))
+		out = append(out, fmt.Sprintf("will %s %s is outside expect.changed %s", rep.Apply.Verb(), bftype.Thousands(rep.Counts.WillChange), rep.Expect.Changed))
 	}
 	return out
 }

@@ -116,11 +116,13 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 	}
 	r := res.Run
 	alerts.fire(Alert{Event: "completed", Backfill: b.Name, RunID: r.ID, Digest: digest,
-		Message: fmt.Sprintf("scanned %d, changed %d in %d batches", r.Scanned, r.Changed, r.Batches)})
-	fmt.Fprintf(stdout, "\nCompleted run %d: scanned %d rows, changed %d, in %d batches (%s). Log: %s\n",
-		r.ID, r.Scanned, r.Changed, r.Batches, r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), f.exec.logFile)
+		Message: fmt.Sprintf("scanned %s, %s %s in %s", bftype.Thousands(r.Scanned), b.Apply.Past(), bftype.Thousands(r.Changed),
+			plural(r.Batches, "batch", "batches"))})
+	fmt.Fprintf(stdout, "\nCompleted run %d: scanned %s, %s %s, in %s (%s). Log: %s\n",
+		r.ID, plural(r.Scanned, "row", "rows"), b.Apply.Past(), bftype.Thousands(r.Changed), plural(r.Batches, "batch", "batches"),
+		r.FinishedAt.Sub(r.StartedAt).Round(time.Millisecond), f.exec.logFile)
 	fmt.Fprintf(stdout, "checks: all %d hold after the run\n", len(m.Checks))
-	fmt.Fprintln(stdout, reconcileSentence(res.Reconciled))
+	fmt.Fprintln(stdout, reconcileSentence(b.Apply, res.Reconciled))
 	return nil
 }
 

@@ -21,10 +21,14 @@ type Info struct {
 	Manifest     *bftype.Manifest   `json:"manifest"`
 	ManifestText string             `json:"manifest_text"` // the embedded manifest, byte for byte
 	Statements   []bftype.Statement `json:"statements"`
+	// Apply is what the binary writes. An info saved before it was
+	// recorded (an old archive's manifest.json) has none, and reads as an
+	// update.
+	Apply bftype.Apply `json:"apply"`
 }
 
 func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("info", "Usage: "+b.Name+" info [--json]\n\nShows what this binary is: its sha256 digest (the value reviewers\napprove), run signature, source commit, source bundle digest and embedded manifest.", stderr)
+	fs := newFlags("info", "Usage: "+b.Name+" info [--json]\n\nShows what this binary is: its sha256 digest (the value reviewers\napprove), run signature, source commit, source bundle digest, what it writes (UPDATE, INSERT or DELETE,\nand the table), its risk and embedded manifest.", stderr)
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -34,7 +38,7 @@ func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.
 		return err
 	}
 	info := Info{Name: b.Name, Digest: digest, RunSignature: b.RunSignature, SourceCommit: b.SourceCommit,
-		SourceDigest: b.SourceDigest, CodeVersion: b.CodeVersion, GoVersion: goVersion(), Manifest: m, ManifestText: b.Manifest, Statements: b.Statements}
+		SourceDigest: b.SourceDigest, CodeVersion: b.CodeVersion, GoVersion: goVersion(), Manifest: m, ManifestText: b.Manifest, Statements: b.Statements, Apply: b.Apply}
 	if *asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
@@ -47,6 +51,8 @@ func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.
 	fmt.Fprintf(stdout, "source bundle  %s\n", info.SourceDigest)
 	fmt.Fprintf(stdout, "code version   %s (%s)\n", info.CodeVersion, info.GoVersion)
 	fmt.Fprintf(stdout, "scope          %s\n", m.Scope)
+	fmt.Fprintf(stdout, "risk           %s\n", m.RiskText())
+	fmt.Fprintf(stdout, "writes         %s (a run and its dry-run count the rows it will %s)\n", b.Apply.Statement(), b.Apply.Verb())
 	fmt.Fprintf(stdout, "\nmanifest:\n%s\n", b.Manifest)
 	fmt.Fprintf(stdout, "statements:\n")
 	for _, s := range b.Statements {

@@ -25,12 +25,14 @@ func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
 	fmt.Fprintf(w, "  source commit  %s\n", r.SourceCommit)
 	fmt.Fprintf(w, "  database       %s on %s\n", r.Database, r.Server)
 	fmt.Fprintf(w, "  scope          %s\n", m.Scope)
+	fmt.Fprintf(w, "  risk           %s\n", m.RiskText())
+	fmt.Fprintf(w, "  writes         %s: a real run %s\n", r.Apply.Statement(), r.Apply.Will(r.Counts.WillChange))
 	fmt.Fprintf(w, "  prepared       %s against the live schema: %s\n\n",
 		plural(int64(len(r.Prepared)), "statement", "statements"), strings.Join(r.Prepared, ", "))
 	renderCounts(w, r)
 	renderTenants(w, m, r)
 	if r.Counts.WillChange == 0 {
-		fmt.Fprintf(w, "\n%s\n  0 CHANGES: nothing in scope would change.\n%s\n", banner, banner)
+		fmt.Fprintf(w, "\n%s\n  0 CHANGES: a real run %s; nothing in scope needs it.\n%s\n", banner, r.Apply.Will(0), banner)
 	}
 	renderSamples(w, r)
 	renderETA(w, r)
@@ -56,13 +58,13 @@ func renderETA(w io.Writer, r *bftype.Report) {
 	batches := fmt.Sprintf("%s: a canary of %s, then up to %s each", plural(e.Batches, "batch", "batches"),
 		plural(int64(r.CanarySize), "row", "rows"), plural(int64(r.BatchSize), "row", "rows"))
 	fmt.Fprintf(w, "  batches     %8s  the longer of the work and the rate limit below; %s\n", roughly(e.Batching), batches)
-	fmt.Fprintf(w, "    work      %8s  reading %s and deciding %s (as long as in this dry-run), writing %d rows (%s) and\n"+
+	fmt.Fprintf(w, "    work      %8s  reading %s and deciding %s (as long as in this dry-run), writing %s rows (%s) and\n"+
 		"                        committing %s (%s; both estimated), shared by %s\n",
-		roughly(e.Work), roughly(e.Read), roughly(e.Transform), e.Changes, roughly(e.Write),
+		roughly(e.Work), roughly(e.Read), roughly(e.Transform), bftype.Thousands(e.Changes), roughly(e.Write),
 		plural(e.Batches, "batch", "batches"), roughly(e.Commit), plural(int64(e.Lanes), "lane", "lanes"))
 	if e.MaxRowsPerSecond > 0 {
-		fmt.Fprintf(w, "    rate limit %7s  %d rows read at batch.max_rows_per_second %d (it counts rows read, not changed; lanes share it)\n",
-			roughly(e.Throttle), e.Scanned, e.MaxRowsPerSecond)
+		fmt.Fprintf(w, "    rate limit %7s  %s rows read at batch.max_rows_per_second %d (it counts rows read, not written; lanes share it)\n",
+			roughly(e.Throttle), bftype.Thousands(e.Scanned), e.MaxRowsPerSecond)
 	} else {
 		fmt.Fprintf(w, "    rate limit        -  none (batch.max_rows_per_second is 0)\n")
 	}
@@ -81,12 +83,16 @@ func roughly(d time.Duration) string {
 	return d.Round(time.Second).String()
 }
 
+// renderCounts prints the counts; the rows a run writes are labelled with
+// what it does to them: will update, will insert, will DELETE.
 func renderCounts(w io.Writer, r *bftype.Report) {
 	c := r.Counts
-	fmt.Fprintf(w, "  %-12s %10d\n", "scanned", c.Scanned)
-	fmt.Fprintf(w, "  %-12s %10d   expect %s %s\n", "matched", c.Matched, r.Expect.Matched, okMark(r.Expect.Matched.Contains(c.Matched)))
-	fmt.Fprintf(w, "  %-12s %10d   expect %s %s\n", "will change", c.WillChange, r.Expect.Changed, okMark(r.Expect.Changed.Contains(c.WillChange)))
-	fmt.Fprintf(w, "  %-12s %10d\n", "unchanged", c.Unchanged)
+	will := "will " + r.Apply.Verb()
+	n := max(12, len(will))
+	fmt.Fprintf(w, "  %-*s %10s\n", n, "scanned", bftype.Thousands(c.Scanned))
+	fmt.Fprintf(w, "  %-*s %10s   expect %s %s\n", n, "matched", bftype.Thousands(c.Matched), r.Expect.Matched, okMark(r.Expect.Matched.Contains(c.Matched)))
+	fmt.Fprintf(w, "  %-*s %10s   expect %s %s\n", n, will, bftype.Thousands(c.WillChange), r.Expect.Changed, okMark(r.Expect.Changed.Contains(c.WillChange)))
+	fmt.Fprintf(w, "  %-*s %10s\n", n, "unchanged", bftype.Thousands(c.Unchanged))
 	if c.Scanned != c.Matched {
 		fmt.Fprintf(w, "  WARNING: the scope count (%d) and the rows the pages returned (%d) differ: CountScope and ScopePage must select\n"+
 			"  the same rows, and no key may equal the start cursor (%s); see docs/authoring.md\n", c.Matched, c.Scanned, r.Start)
@@ -143,7 +149,7 @@ func renderSamples(w io.Writer, r *bftype.Report) {
 	if len(r.Samples) == 0 {
 		return
 	}
-	fmt.Fprintf(w, "\nSamples (first %d of %d changes, by key):\n", len(r.Samples), r.Counts.WillChange)
+	fmt.Fprintf(w, "\nSamples (first %d of the %s it will %s, by key):\n", len(r.Samples), bftype.Count(r.Counts.WillChange, "row", "rows"), r.Apply.Verb())
 	for _, s := range r.Samples {
 		fmt.Fprintf(w, "  %s=%s\n", r.KeyName, s.Key)
 		for _, d := range s.Diffs {
@@ -188,7 +194,7 @@ func firstApplyBatch(r *bftype.Report) string {
 	case r.FirstApplyBatch == 1:
 		return "batch 1, which runs first and alone"
 	case r.FirstApplyBatch > 1:
-		return fmt.Sprintf("batch %d; the batches before it change nothing", r.FirstApplyBatch)
+		return fmt.Sprintf("batch %d; the batches before it %s nothing", r.FirstApplyBatch, r.Apply.Verb())
 	}
 	return "the first batch with changes"
 }
@@ -214,12 +220,7 @@ func width(params []bftype.Param) int {
 	return w
 }
 
-func plural(n int64, one, many string) string {
-	if n == 1 {
-		return "1 " + one
-	}
-	return fmt.Sprintf("%d %s", n, many)
-}
+func plural(n int64, one, many string) string { return bftype.Count(n, one, many) }
 
 func indent(s, pad string) string {
 	return pad + strings.ReplaceAll(s, "\n", "\n"+pad)

@@ -94,26 +94,30 @@ func verifyCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(stdout, reconcileSentence(rec))
+	fmt.Fprintln(stdout, reconcileSentence(b.Apply, rec))
 	if rec.DryRunID != 0 && !rec.Match && rec.Ack == nil {
 		return bftype.Refuse(bftype.ReasonValidation, bftype.ExitValidation,
 			fmt.Sprintf("Find out what changed the data between the dry-run and the run; once it is explained, record why with: backfill ack %d --reason \"...\" (as a runner login).", run.ID),
-			"Run %d changed %d rows but dry-run %d planned %d.", run.ID, rec.Changed, rec.DryRunID, rec.WillChange)
+			"Run %d %s %s but dry-run %d planned %s.", run.ID, b.Apply.Past(), plural(rec.Changed, "row", "rows"), rec.DryRunID, bftype.Thousands(rec.WillChange))
 	}
 	return nil
 }
 
-func reconcileSentence(r engine.Reconciliation) string {
+// reconcileSentence compares the rows a run wrote with its dry-run's, in
+// the words of what the binary writes: "reconcile: updated 333 rows, as
+// dry-run 4 planned".
+func reconcileSentence(a bftype.Apply, r engine.Reconciliation) string {
+	done := a.Past() + " " + plural(r.Changed, "row", "rows")
 	switch {
 	case r.DryRunID == 0:
 		return "reconcile: no dry-run of this digest was saved (--save) before the run started, so there is nothing to compare with"
 	case r.Match:
-		return fmt.Sprintf("reconcile: changed %d rows, as dry-run %d planned", r.Changed, r.DryRunID)
+		return fmt.Sprintf("reconcile: %s, as dry-run %d planned", done, r.DryRunID)
 	case r.Ack != nil:
-		return fmt.Sprintf("reconcile: changed %d rows but dry-run %d planned %d; acknowledged by %s at %s: %s",
-			r.Changed, r.DryRunID, r.WillChange, r.Ack.By, r.Ack.At.Format(time.RFC3339), r.Ack.Reason)
+		return fmt.Sprintf("reconcile: %s but dry-run %d planned %s; acknowledged by %s at %s: %s",
+			done, r.DryRunID, bftype.Thousands(r.WillChange), r.Ack.By, r.Ack.At.Format(time.RFC3339), r.Ack.Reason)
 	}
-	return fmt.Sprintf("reconcile: changed %d rows but dry-run %d planned %d", r.Changed, r.DryRunID, r.WillChange)
+	return fmt.Sprintf("reconcile: %s but dry-run %d planned %s", done, r.DryRunID, bftype.Thousands(r.WillChange))
 }
 
 func deref(s *string) string {

@@ -80,14 +80,14 @@ func TestArchiveOfARunVerifiesOfflineAndRebuildsToTheSameDigest(t *testing.T) {
 	files := readArchive(t, path)
 	report := string(files[archive.ReportFile])
 	for _, want := range []string{
-		"# Backfill fix_roles, run " + run, "**Outcome: completed: 333 rows changed in 3 batches**",
+		"# Backfill fix_roles, run " + run, "**Outcome: completed: 333 rows updated in 3 batches**", "- writes: `UPDATE users`",
 		"> Set users.role to the role of the user's latest grant",
 		"| alice (t_alice_" + x.suffix + ") | execute | demo | reviewed by alice |",
 		"| bob (t_bob_" + x.suffix + ") | execute | demo | reviewed by bob |",
 		"database login t_runner_" + x.suffix, "database: " + x.name,
-		"| rows changed | [1, 15000] | 333 (dry-run 1) | 333 |",
+		"| rows updated | [1, 15000] | 333 (dry-run 1) | 333 |",
 		"Before the first write", "After the last write", "| no_null_roles | 0 | 0 | yes |",
-		"Reconciled with dry-run 1 (333 rows would change): match.",
+		"Reconciled with dry-run 1 (it planned 333 rows updated): match.",
 	} {
 		require.Contains(t, report, want)
 	}
@@ -347,7 +347,7 @@ func TestArchiveOfRefusedInterruptedAndRevertedRuns(t *testing.T) {
 
 		require.Equal(t, 0, x.execute(x.bin).code)
 		report = x.archivedReport(run)
-		require.Contains(t, report, "**Outcome: completed: 333 rows changed")
+		require.Contains(t, report, "**Outcome: completed: 333 rows updated")
 		require.Contains(t, report, "- resumed 1 time(s): ")
 	})
 	t.Run("killed while running", func(t *testing.T) {

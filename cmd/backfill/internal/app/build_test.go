@@ -150,6 +150,7 @@ func TestInfoShowsTheBinarysOwnDigest(t *testing.T) {
 		RunSignature               string `json:"run_signature"`
 		Manifest                   bftype.Manifest
 		Statements                 []bftype.Statement
+		Apply                      bftype.Apply
 	}
 	require.NoError(t, json.Unmarshal([]byte(res.stdout), &info))
 	out, err := exec.Command("sha256sum", fixRoles).Output()
@@ -159,10 +160,13 @@ func TestInfoShowsTheBinarysOwnDigest(t *testing.T) {
 	require.Len(t, info.RunSignature, 64)
 	require.Equal(t, "high", info.Manifest.Risk)
 	require.Len(t, info.Statements, 4) // count, page, apply and revert_read
+	require.Equal(t, bftype.Apply{Kind: bftype.KindUpdate, Table: "users"}, info.Apply)
 
 	text := runBinary(t, nil, fixRoles, "info")
 	require.Contains(t, text.stdout, "digest         sha256:"+info.Digest)
 	require.Contains(t, text.stdout, "source commit  test-commit")
+	require.Contains(t, text.stdout, "risk           high\n")
+	require.Contains(t, text.stdout, "writes         UPDATE users (a run and its dry-run count the rows it will update)")
 }
 
 func TestHelpAndUsageErrors(t *testing.T) {
@@ -249,7 +253,7 @@ func TestNewScaffoldBuildsAndDryRuns(t *testing.T) {
 	pgtest.Exec(t, db, table, `INSERT INTO my_table SELECT i, 'unknown', CASE WHEN i % 2 = 0 THEN 'active' END FROM generate_series(1, 10) i`)
 	res := runBinary(t, nil, filepath.Join(repo, "dist/widget_status/widget_status"), "--database-url", db)
 	require.Equal(t, 0, res.code, res.stderr)
-	require.Contains(t, res.stdout, "will change           5")
+	require.Contains(t, res.stdout, "will update           5")
 	require.Contains(t, res.stdout, `status           "unknown" -> "active"`)
 }
 

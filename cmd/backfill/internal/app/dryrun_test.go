@@ -65,12 +65,13 @@ func TestDryRunReportsCountsSamplesAndSQL(t *testing.T) {
 	res := runBinary(t, []string{"DATABASE_URL=" + db}, fixRoles, "--report", report, "--samples", "3")
 	require.Equal(t, 0, res.code, res.stderr)
 	for _, want := range []string{
-		"scanned            1000", "matched            1000", "will change         333", "unchanged           667",
-		"Samples (first 3 of 333 changes, by key):", "id=3", `role             "member" -> "editor"`,
+		"scanned           1,000", "matched           1,000", "will update         333", "unchanged           667",
+		"risk           high", "writes         UPDATE users: a real run will update 333 rows of users",
+		"Samples (first 3 of the 333 rows it will update, by key):", "id=3", `role             "member" -> "editor"`,
 		"ETA for --execute", "-- Apply (apply)", "UPDATE users AS u", "ROWS FROM (unnest($1::bigint[])",
 		"Parameters of the first Apply batch (batch 1, the canary batch of 50 rows, which runs first and alone):",
 		"id         [3, 6, 9, 12, 15, 18, 21, 24, ...] (16 values)", "after_id", "limit = 50 for the canary batch, then 500",
-		"1000 rows read at batch.max_rows_per_second 20000 (it counts rows read, not changed",
+		"1,000 rows read at batch.max_rows_per_second 20000 (it counts rows read, not written",
 		"3 batches: a canary of 50 rows, then up to 500 rows each",
 	} {
 		require.Contains(t, res.stdout, want)
@@ -82,6 +83,9 @@ func TestDryRunReportsCountsSamplesAndSQL(t *testing.T) {
 	require.NoError(t, err)
 	require.NoError(t, json.Unmarshal(data, &rep))
 	require.Equal(t, bftype.Counts{Scanned: 1000, Matched: 1000, WillChange: 333, Unchanged: 667}, rep.Counts)
+	require.Equal(t, bftype.Apply{Kind: bftype.KindUpdate, Table: "users"}, rep.Apply)
+	require.Contains(t, string(data), `"kind": "update"`)
+	require.Contains(t, string(data), `"table": "users"`)
 	require.Len(t, rep.Samples, 3)
 	require.JSONEq(t, `3`, string(rep.Samples[0].Key))
 	require.Equal(t, "role", rep.Samples[0].Diffs[0].Field)
@@ -103,11 +107,11 @@ func TestDryRunZeroChangesIsLoudAndOutsideBounds(t *testing.T) {
 	pgtest.Exec(t, db, `UPDATE users u SET role = (SELECT g.role FROM role_grants g WHERE g.user_id = u.id
 		ORDER BY g.granted_at DESC, g.id DESC LIMIT 1)`)
 	res := runBinary(t, nil, fixRoles, "--database-url", db)
-	require.Contains(t, res.stdout, "0 CHANGES: nothing in scope would change.")
-	require.Contains(t, res.stdout, "will change           0")
+	require.Contains(t, res.stdout, "0 CHANGES: a real run will update 0 rows of users; nothing in scope needs it.")
+	require.Contains(t, res.stdout, "will update           0")
 	// fix_roles expects at least one change, so zero is also out of bounds.
 	require.Equal(t, int(bftype.ExitExpectBounds), res.code)
-	require.Contains(t, res.stderr, "REFUSED (expect_bounds): will change 0 is outside expect.changed [1, 15000].")
+	require.Contains(t, res.stderr, "REFUSED (expect_bounds): will update 0 is outside expect.changed [1, 15000].")
 }
 
 func TestDryRunOutsideExpectBoundsExitsNonZero(t *testing.T) {
@@ -119,7 +123,7 @@ func TestDryRunOutsideExpectBoundsExitsNonZero(t *testing.T) {
 		`INSERT INTO role_grants (user_id, role, granted_at) SELECT i, 'member', '2025-04-01' FROM generate_series(10001, 25000) i`)
 	res := runBinary(t, nil, fixRoles, "--database-url", db)
 	require.Equal(t, int(bftype.ExitExpectBounds), res.code, res.stderr)
-	require.Contains(t, res.stderr, "matched 16000 is outside expect.matched [1, 15000]")
+	require.Contains(t, res.stderr, "matched 16,000 is outside expect.matched [1, 15000]")
 	require.Contains(t, res.stdout, "OUTSIDE EXPECTED BOUNDS")
 }
 
@@ -165,7 +169,7 @@ func TestTextKeyedBackfillDryRuns(t *testing.T) {
 	require.Contains(t, res.stdout, "scanned               3")
 	require.Contains(t, res.stdout, "matched               4")
 	// c@x already holds its note: a nullable column is compared, not assumed to differ.
-	require.Contains(t, res.stdout, "will change           2")
+	require.Contains(t, res.stdout, "will update           2")
 	require.Contains(t, res.stdout, `email="a@x"`)
 	require.Contains(t, res.stdout, `note             null -> "plan:free"`)
 	require.Contains(t, res.stdout, "2 batches: a canary of 1 row, then up to 2 rows each")

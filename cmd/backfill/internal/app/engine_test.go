@@ -291,7 +291,7 @@ func TestStatusAndVerifyReconcileWithTheSavedDryRun(t *testing.T) {
 	pgtest.Exec(t, x.db, "UPDATE users SET role = 'viewer' WHERE id = 1")
 	res = x.execute(x.bin)
 	require.Equal(t, 0, res.code, tail(res.stderr))
-	require.Contains(t, res.stdout, "reconcile: changed 334 rows but dry-run")
+	require.Contains(t, res.stdout, "reconcile: updated 334 rows but dry-run")
 
 	status = runBinary(t, nil, x.bin, "status", "--database-url", x.observer)
 	require.Equal(t, 0, status.code, status.stderr)
@@ -302,7 +302,7 @@ func TestStatusAndVerifyReconcileWithTheSavedDryRun(t *testing.T) {
 	verify = runBinary(t, nil, x.bin, "verify", "--database-url", x.runner)
 	require.Equal(t, int(bftype.ExitValidation), verify.code, verify.stderr)
 	require.Contains(t, verify.stdout, "checks: all 1 hold", verify.stderr)
-	require.Contains(t, verify.stderr, "changed 334 rows but dry-run")
+	require.Contains(t, verify.stderr, "updated 334 rows but dry-run")
 	require.Contains(t, verify.stderr, "planned 333")
 
 	y := newTarget(t)
@@ -313,7 +313,7 @@ func TestStatusAndVerifyReconcileWithTheSavedDryRun(t *testing.T) {
 	require.Equal(t, 0, y.execute(y.bin).code)
 	verify = runBinary(t, nil, y.bin, "verify", "--database-url", y.runner)
 	require.Equal(t, 0, verify.code, verify.stderr)
-	require.Contains(t, verify.stdout, "changed 333 rows, as dry-run")
+	require.Contains(t, verify.stdout, "updated 333 rows, as dry-run")
 }
 
 func TestHealthQueryPausesBatchesUntilItRecovers(t *testing.T) {

@@ -29,7 +29,7 @@ func TestExecuteWithTwoApprovalsChangesEachRowOnceAndRefusesARerun(t *testing.T)
 	require.Contains(t, res.stdout, "Completed run")
 	require.Equal(t, "0", pgtest.Query(t, x.db, "SELECT count(*) FROM backfill.audit_events WHERE payload::text LIKE '%hunter2%'"))
 	require.Equal(t, "0", pgtest.Query(t, x.db, "SELECT count(*) FROM backfill.runs WHERE parameters::text LIKE '%hunter2%'"))
-	require.Contains(t, res.stdout, "changed 333")
+	require.Contains(t, res.stdout, "scanned 1,000 rows, updated 333, in 3 batches")
 	require.Equal(t, "0", pgtest.Query(t, x.db, `SELECT count(*) FROM users u WHERE created_at < '2026-01-01' AND role <>
 		(SELECT g.role FROM role_grants g WHERE g.user_id = u.id ORDER BY g.granted_at DESC, g.id DESC LIMIT 1)`))
 	require.Equal(t, "completed:", x.lastRun())

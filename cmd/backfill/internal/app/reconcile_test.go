@@ -37,7 +37,7 @@ func TestReconcileUsesTheDryRunBeforeTheRunAndShowsAnAck(t *testing.T) {
 	pgtest.Exec(t, x.db, "UPDATE users SET role = 'viewer' WHERE id = 1")
 	res := x.execute(x.bin)
 	require.Equal(t, 0, res.code, tail(res.stderr))
-	require.Contains(t, res.stdout, "reconcile: changed 334 rows but dry-run "+planned+" planned 333")
+	require.Contains(t, res.stdout, "reconcile: updated 334 rows but dry-run "+planned+" planned 333")
 	run := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'completed'")
 
 	// A dry-run saved after the run sees nothing left to change: it must not count.
@@ -46,8 +46,8 @@ func TestReconcileUsesTheDryRunBeforeTheRunAndShowsAnAck(t *testing.T) {
 
 	verify := runBinary(t, nil, x.bin, "verify", "--database-url", x.runner)
 	require.Equal(t, int(bftype.ExitValidation), verify.code, verify.stderr)
-	require.Contains(t, verify.stdout, "reconcile: changed 334 rows but dry-run "+planned+" planned 333")
-	require.Contains(t, verify.stderr, "Run "+run+" changed 334 rows but dry-run "+planned+" planned 333.")
+	require.Contains(t, verify.stdout, "reconcile: updated 334 rows but dry-run "+planned+" planned 333")
+	require.Contains(t, verify.stderr, "Run "+run+" updated 334 rows but dry-run "+planned+" planned 333.")
 	require.Contains(t, verify.stderr, "backfill ack "+run+" --reason")
 
 	// Only a runner login acknowledges, with a reason, a difference that exists.
@@ -70,12 +70,12 @@ func TestReconcileUsesTheDryRunBeforeTheRunAndShowsAnAck(t *testing.T) {
 
 	verify = runBinary(t, nil, x.bin, "verify", "--database-url", x.runner)
 	require.Equal(t, 0, verify.code, verify.stderr)
-	require.Contains(t, verify.stdout, "reconcile: changed 334 rows but dry-run "+planned+" planned 333; acknowledged by t_runner_"+x.suffix)
+	require.Contains(t, verify.stdout, "reconcile: updated 334 rows but dry-run "+planned+" planned 333; acknowledged by t_runner_"+x.suffix)
 	require.Contains(t, verify.stdout, reason)
 
 	report := x.archivedReport(run)
-	require.Contains(t, report, "| rows changed | [1, 15000] | 333 (dry-run "+planned+") | 334 |")
-	require.Contains(t, report, "Reconciled with dry-run "+planned+" (333 rows would change): MISMATCH.")
+	require.Contains(t, report, "| rows updated | [1, 15000] | 333 (dry-run "+planned+") | 334 |")
+	require.Contains(t, report, "Reconciled with dry-run "+planned+" (it planned 333 rows updated): MISMATCH.")
 	require.Contains(t, report, "Difference acknowledged by t_runner_"+x.suffix)
 	require.Contains(t, report, reason)
 	require.Contains(t, x.cli("audit", "verify", "--database-url", x.observer), "audit chain verified")

@@ -17,7 +17,9 @@ import (
 
 // Report renders REPORT.md: who ran what, when, where and why, and what
 // changed, in words. It is rendered from the archive's files only, so that
-// Verify can render it again and compare.
+// Verify can render it again and compare. Counts are worded with what the
+// binary writes (its Apply in manifest.json); an archive made before that
+// was recorded reads as an update, the only kind there was.
 func Report(a *Archive) []byte {
 	var w strings.Builder
 	var info cli.Info
@@ -31,16 +33,18 @@ func Report(a *Archive) []byte {
 		run = &ledger.Run{ID: a.Index.RunID, Backfill: a.Index.Backfill}
 	}
 	fmt.Fprintf(&w, "# Backfill %s, run %d\n\n", a.Index.Backfill, run.ID)
-	fmt.Fprintf(&w, "**Outcome: %s**\n\n", a.outcome(run))
+	ap := info.Apply
+	fmt.Fprintf(&w, "**Outcome: %s**\n\n", a.outcome(run, ap))
 	fmt.Fprintf(&w, "## What and why\n\n> %s\n\n", m.Scope)
-	fmt.Fprintf(&w, "- owner: %s; risk: %s (%d distinct approver(s) required); reversible: %s\n", m.Owner, m.Risk,
+	fmt.Fprintf(&w, "- writes: `%s`\n", ap.Statement())
+	fmt.Fprintf(&w, "- owner: %s; risk: %s (%d distinct approver(s) required); reversible: %s\n", m.Owner, m.RiskText(),
 		approval.Required(m.Risk), yesNo(m.Reversible))
 	fmt.Fprintf(&w, "- binary: `%s`, sha256:%s\n", BinaryFile(a.Index.Backfill), a.Index.Digest)
 	fmt.Fprintf(&w, "- run signature: %s; code version %s; built with %s\n", info.RunSignature, info.CodeVersion, info.GoVersion)
 	fmt.Fprintf(&w, "- source: `%s` (%s), commit %s\n\n", SourceFile, a.Index.SourceDigest, info.SourceCommit)
 	a.reportApprovals(&w, run)
 	a.reportWho(&w, run)
-	a.reportCounts(&w, run, m)
+	a.reportCounts(&w, run, m, ap)
 	a.reportChecks(&w, run)
 	a.reportOtherRuns(&w, run)
 	a.reportAudit(&w)
@@ -74,8 +78,8 @@ func (a *Archive) reverts(id int64) []ledger.Run {
 	return out
 }
 
-func (a *Archive) outcome(run *ledger.Run) string {
-	s := describeStatus(run)
+func (a *Archive) outcome(run *ledger.Run, ap bftype.Apply) string {
+	s := describeStatus(run, ap)
 	for _, r := range a.reverts(run.ID) {
 		switch r.Status {
 		case ledger.StatusCompleted:
@@ -89,21 +93,24 @@ func (a *Archive) outcome(run *ledger.Run) string {
 	return s
 }
 
-func describeStatus(r *ledger.Run) string {
+// describeStatus says how the run ended and how many rows it wrote, in
+// the words of what it writes: "completed: 333 rows updated in 3 batches".
+func describeStatus(r *ledger.Run, ap bftype.Apply) string {
+	rows := bftype.Count(r.Changed, "row", "rows") + " " + ap.Past()
 	switch r.Status {
 	case ledger.StatusCompleted:
-		return fmt.Sprintf("completed: %d rows changed in %d batches", r.Changed, r.Batches)
+		return fmt.Sprintf("completed: %s in %d batches", rows, r.Batches)
 	case ledger.StatusRefused:
 		return fmt.Sprintf("REFUSED before any write (%s): %s", deref(r.StopReason), deref(r.Message))
 	case ledger.StatusInterrupted:
-		return fmt.Sprintf("INTERRUPTED after %d batches (%d rows changed); rerunning the same binary resumes after key %s",
-			r.Batches, r.Changed, string(r.Cursor))
+		return fmt.Sprintf("INTERRUPTED after %d batches (%s); rerunning the same binary resumes after key %s",
+			r.Batches, rows, string(r.Cursor))
 	case ledger.StatusRunning:
-		return fmt.Sprintf("STOPPED WITHOUT A RECORD after %d batches (%d rows changed): the process ended without finishing (a crash or a kill); rerunning resumes after key %s",
-			r.Batches, r.Changed, string(r.Cursor))
+		return fmt.Sprintf("STOPPED WITHOUT A RECORD after %d batches (%s): the process ended without finishing (a crash or a kill); rerunning resumes after key %s",
+			r.Batches, rows, string(r.Cursor))
 	default:
-		return fmt.Sprintf("%s after %d batches (%d rows changed) (%s): %s", strings.ToUpper(strings.ReplaceAll(r.Status, "_", " ")),
-			r.Batches, r.Changed, deref(r.StopReason), deref(r.Message))
+		return fmt.Sprintf("%s after %d batches (%s) (%s): %s", strings.ToUpper(strings.ReplaceAll(r.Status, "_", " ")),
+			r.Batches, rows, deref(r.StopReason), deref(r.Message))
 	}
 }
 
@@ -168,8 +175,8 @@ func (a *Archive) reportWho(w *strings.Builder, run *ledger.Run) {
 	fmt.Fprintf(w, "\n- launch parameters: `%s`\n\n", params.String())
 }
 
-func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Manifest) {
-	fmt.Fprintf(w, "## Planned and changed\n\n")
+func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Manifest, ap bftype.Apply) {
+	fmt.Fprintf(w, "## Planned and %s\n\n", ap.Past())
 	// The dry-run the run planned with is the one verify and the run's own
 	// reconciliation use (ledger.DryRunBefore): the last saved before the
 	// run started; one saved later describes what the run left behind.
@@ -193,7 +200,7 @@ func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Ma
 		return fmt.Sprintf("%d (dry-run %d)", f(planned), plannedID)
 	}
 	fmt.Fprintf(w, "| rows in scope | %s | %s | %s |\n", m.Expect.Matched, p(func(r *bftype.Report) int64 { return r.Counts.Matched }), optional(run.Matched))
-	fmt.Fprintf(w, "| rows changed | %s | %s | %d |\n", m.Expect.Changed, p(func(r *bftype.Report) int64 { return r.Counts.WillChange }), run.Changed)
+	fmt.Fprintf(w, "| rows %s | %s | %s | %d |\n", ap.Past(), m.Expect.Changed, p(func(r *bftype.Report) int64 { return r.Counts.WillChange }), run.Changed)
 	fmt.Fprintf(w, "| rows scanned | | %s | %d |\n\n", p(func(r *bftype.Report) int64 { return r.Counts.Scanned }), run.Scanned)
 	var n, changed int64
 	var slowest float64
@@ -206,19 +213,21 @@ func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Ma
 	if n == 0 {
 		fmt.Fprintf(w, "No batch was committed. ")
 	} else {
-		fmt.Fprintf(w, "%d batch rows in `%s` (%d rows changed, slowest %.1f ms). ", n, BatchesFile, changed, slowest)
+		fmt.Fprintf(w, "%d batch rows in `%s` (%s %s, slowest %.1f ms). ", n, BatchesFile, bftype.Count(changed, "row", "rows"), ap.Past(), slowest)
 	}
 	fmt.Fprintf(w, "%d dry-run report(s) of this binary in `dry_runs/`.\n", len(a.DryRuns))
 	for _, e := range a.eventsOf(run.ID, "reconciled") {
 		var rec engine.Reconciliation
 		if json.Unmarshal([]byte(e.Payload), &rec) == nil {
-			fmt.Fprintf(w, "Reconciled with dry-run %d (%d rows would change): %s.\n", rec.DryRunID, rec.WillChange, map[bool]string{true: "match", false: "MISMATCH"}[rec.Match])
+			fmt.Fprintf(w, "Reconciled with dry-run %d (it planned %s %s): %s.\n", rec.DryRunID, bftype.Count(rec.WillChange, "row", "rows"), ap.Past(),
+				map[bool]string{true: "match", false: "MISMATCH"}[rec.Match])
 		}
 	}
 	for _, e := range a.eventsOf(run.ID, ledger.EventAcknowledged) {
 		if ack, ok := ledger.AckOf(e); ok {
-			fmt.Fprintf(w, "Difference acknowledged by %s at %s (audit event %d): changed %d rows, dry-run %d planned %d, because: %s\n",
-				ack.By, ack.At.Format(time.RFC3339), ack.Seq, ack.Changed, ack.DryRunID, ack.WillChange, cell(ack.Reason))
+			fmt.Fprintf(w, "Difference acknowledged by %s at %s (audit event %d): %s %s, dry-run %d planned %s, because: %s\n",
+				ack.By, ack.At.Format(time.RFC3339), ack.Seq, ap.Past(), bftype.Count(ack.Changed, "row", "rows"), ack.DryRunID,
+				bftype.Thousands(ack.WillChange), cell(ack.Reason))
 		}
 	}
 	fmt.Fprintln(w)

@@ -24,7 +24,7 @@ func TestReportIgnoresADryRunOfAnotherDatabase(t *testing.T) {
 		},
 	}
 	var w strings.Builder
-	a.reportCounts(&w, &ledger.Run{ID: 1, StartedAt: start, Changed: 333}, &bftype.Manifest{})
-	require.Contains(t, w.String(), "| rows changed | [-inf, +inf] | 333 (dry-run 1) | 333 |")
+	a.reportCounts(&w, &ledger.Run{ID: 1, StartedAt: start, Changed: 333}, &bftype.Manifest{}, bftype.Apply{})
+	require.Contains(t, w.String(), "| rows updated | [-inf, +inf] | 333 (dry-run 1) | 333 |")
 	require.NotContains(t, w.String(), "dry-run 2")
 }
