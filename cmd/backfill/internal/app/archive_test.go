@@ -239,6 +239,9 @@ func TestVerifyArchiveNamesEveryTampering(t *testing.T) {
 			f[archive.ManifestFile] = bytes.ReplaceAll(f[archive.ManifestFile], []byte(`"risk": "high"`), []byte(`"risk": "low"`))
 			f[archive.ManifestFile] = bytes.ReplaceAll(f[archive.ManifestFile], []byte(`\"risk\": \"high\"`), []byte(`\"risk\": \"low\"`))
 		}, []string{"binary/manifest.json: says the binary embeds"}},
+		{"the kind of write relabelled", func(f map[string][]byte) {
+			f[archive.ManifestFile] = bytes.Replace(f[archive.ManifestFile], []byte(`"kind": "update"`), []byte(`"kind": "delete"`), 1)
+		}, []string{"binary/manifest.json: says the binary writes DELETE FROM users, which its Apply statement does not"}},
 		{"an approval removed with every trace outside the chain", func(f map[string][]byte) {
 			delete(f, archive.StatementFile(2))
 			delete(f, archive.SignatureFile(2))

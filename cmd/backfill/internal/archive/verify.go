@@ -15,6 +15,7 @@ import (
 	"strings"
 
 	"github.com/runonce/backfill/cmd/backfill/internal/repro"
+	"github.com/runonce/backfill/generator/inspect"
 	"github.com/runonce/backfill/runtime/approval"
 	"github.com/runonce/backfill/runtime/bftype"
 	"github.com/runonce/backfill/runtime/cli"
@@ -173,6 +174,30 @@ func (v *verifier) binary() {
 	v.ok("binary %s is sha256:%s, the digest of run %d", bin, digest, a.Index.RunID)
 }
 
+// applyMatchesSQL checks that what manifest.json says the binary writes
+// (the kind and table REPORT.md words every count with) is what its Apply
+// statement, checked above to be in the binary, does. An archive made
+// before the kind was recorded has none to check.
+func (v *verifier) applyMatchesSQL() bool {
+	claimed := v.info.Apply
+	if claimed.Kind == "" {
+		return true
+	}
+	for _, st := range v.info.Statements {
+		if st.Role != "apply" {
+			continue
+		}
+		read, err := inspect.ApplyKind(st.SQL)
+		if err != nil || read.Kind != claimed.Kind || read.Upsert != claimed.Upsert || read.Table != claimed.Table {
+			v.problems.add(ManifestFile, "says the binary writes %s, which its Apply statement does not", claimed.Statement())
+			return false
+		}
+		return true
+	}
+	v.problems.add(ManifestFile, "says the binary writes %s but lists no Apply statement", claimed.Statement())
+	return false
+}
+
 // manifestInBinary checks that what manifest.json says the binary embeds
 // (manifest, statements, run signature, versions) is in the binary's bytes,
 // so that the file cannot say something the approved binary does not.
@@ -197,6 +222,9 @@ func (v *verifier) manifestInBinary() {
 			v.problems.add(ManifestFile, "says the binary embeds %q, which it does not", abbreviate(text))
 			return
 		}
+	}
+	if !v.applyMatchesSQL() {
+		return
 	}
 	v.ok("the manifest, %d statements and run signature in %s are the ones embedded in the binary", len(info.Statements), ManifestFile)
 }
