@@ -60,7 +60,7 @@ func TestUpsertInsertsRaisesAndRevertsByDeleting(t *testing.T) {
 
 // TestDeleteKeepsWholeRowsAndRevertReinsertsThem runs purge_sessions, whose
 // Apply is a DELETE and whose Change holds only the key, through kills and a
-// resume. The before-images are whole rows (NULL, '' and JSON kept apart);
+// resume. The before-images are whole rows (NULL, ” and JSON kept apart);
 // the revert inserts them back byte for byte, except a row whose key a new
 // row took since, which it leaves alone.
 func TestDeleteKeepsWholeRowsAndRevertReinsertsThem(t *testing.T) {
