@@ -106,8 +106,13 @@ func (e emitter) statements() []jen.Code {
 	var items []jen.Code
 	for _, s := range e.b.Statements {
 		sql := raw(s.SQL)
-		if s.Role == "apply" {
+		switch s.Role {
+		case "apply":
 			sql = jen.Id("applySQL")
+		case "revert_insert":
+			sql = jen.Id("revertInsertSQL")
+		case "revert_delete":
+			sql = jen.Id("revertDeleteSQL")
 		}
 		items = append(items, jen.Values(jen.Dict{
 			jen.Id("Role"): jen.Lit(s.Role),
@@ -154,14 +159,54 @@ func (e emitter) spec() []jen.Code {
 			jen.Id("FromImage"): e.fromImage(),
 			jen.Id("Image"):     e.image(),
 			jen.Id("ChangeKey"): e.changeKey(),
+			jen.Id("Kind"):      jen.Lit(b.Apply.Kind),
+			jen.Id("Uninsert"):  e.uninsert(),
+			jen.Id("Reinsert"):  e.reinsert(),
 		}))}
+}
+
+// deletes reports whether Apply is a DELETE: its images are whole rows,
+// before only, and a revert inserts them back.
+func (e emitter) deletes() bool { return e.b.Apply.Kind == model.KindDelete }
+
+// uninsert deletes, by key, the rows an insert wrote (RevertInsert).
+func (e emitter) uninsert() jen.Code {
+	r := e.b.Revert
+	if r == nil || r.Uninsert == "" {
+		return jen.Nil()
+	}
+	return jen.Func().Params(e.ctxTx(), jen.Id("keys").Index().Id(e.b.Cursor.Type)).Params(jen.Int64(), jen.Error()).Block(
+		jen.List(jen.Id("tag"), jen.Err()).Op(":=").Id("tx").Dot("Exec").Call(jen.Id("ctx"), jen.Id("revertInsertSQL"), jen.Id("keys")),
+		jen.Return(jen.Id("tag").Dot("RowsAffected").Call(), jen.Err()))
+}
+
+// reinsert inserts whole rows back from their images (RevertDelete), each
+// column bound as an array of the row field's own type, so NULLs stay NULL.
+func (e emitter) reinsert() jen.Code {
+	r := e.b.Revert
+	if r == nil || r.Reinsert == nil {
+		return jen.Nil()
+	}
+	var decls, body, list []jen.Code
+	for _, f := range r.Reinsert.Fields {
+		v := "a" + f.Name
+		decls = append(decls, jen.Id(v).Op(":=").Make(jen.Index().Add(goType(f.Type)), jen.Len(jen.Id("images"))))
+		body = append(body, jen.If(jen.Err().Op(":=").Qual(e.bftype, "Field").Call(jen.Id("img"), jen.Lit(f.Display),
+			jen.Op("&").Id(v).Index(jen.Id("i"))), jen.Err().Op("!=").Nil()).Block(jen.Return(jen.Lit(0), jen.Err())))
+		list = append(list, jen.Id(v))
+	}
+	fn := append(decls,
+		jen.For(jen.List(jen.Id("i"), jen.Id("img")).Op(":=").Range().Id("images")).Block(body...),
+		jen.List(jen.Id("tag"), jen.Err()).Op(":=").Id("tx").Dot("Exec").Call(append([]jen.Code{jen.Id("ctx"), jen.Id("revertDeleteSQL")}, list...)...),
+		jen.Return(jen.Id("tag").Dot("RowsAffected").Call(), jen.Err()))
+	return jen.Func().Params(e.ctxTx(), jen.Id("images").Index().Add(image())).Params(jen.Int64(), jen.Error()).Block(fn...)
 }
 
 // image is the after-image of a change: the fields a revert compares and
 // restores, as exact JSON.
 func (e emitter) image() jen.Code {
 	r := e.b.Revert
-	if r == nil {
+	if r == nil || e.deletes() {
 		return jen.Nil()
 	}
 	img := jen.Dict{}
@@ -210,7 +255,7 @@ func (e emitter) current() jen.Code {
 // fromImage builds the change that writes a before-image back.
 func (e emitter) fromImage() jen.Code {
 	r := e.b.Revert
-	if r == nil {
+	if r == nil || e.deletes() {
 		return jen.Nil()
 	}
 	body := []jen.Code{jen.Id("c").Op(":=").Add(e.change()).Values(jen.Dict{jen.Id(e.b.Cursor.RowField): jen.Id("key")})}
@@ -259,11 +304,20 @@ func (e emitter) applyParams() []jen.Code {
 			sql = s.SQL
 		}
 	}
-	return []jen.Code{
+	out := []jen.Code{
 		doc("applySQL is the Apply statement as sqlc wrote it.", jen.Const().Id("applySQL").Op("=").Add(raw(sql))),
 		doc("applyArgs turns a batch of changes into the Apply statement's arrays, one element per\nrow, in the order sqlc binds them; a nullable field writes NULL.",
 			jen.Func().Id("applyArgs").Params(jen.Id("changes").Index().Add(e.change())).Index().Any().Block(fn...)),
 	}
+	if r := e.b.Revert; r != nil && r.Uninsert != "" {
+		out = append(out, doc("revertInsertSQL is the RevertInsert statement as sqlc wrote it: a revert deletes\nthe rows the run inserted with it.",
+			jen.Const().Id("revertInsertSQL").Op("=").Add(raw(r.Uninsert))))
+	}
+	if r := e.b.Revert; r != nil && r.Reinsert != nil {
+		out = append(out, doc("revertDeleteSQL is the RevertDelete statement as sqlc wrote it: a revert inserts\nthe rows the run deleted back with it.",
+			jen.Const().Id("revertDeleteSQL").Op("=").Add(raw(r.Reinsert.SQL))))
+	}
+	return out
 }
 
 // goType spells a change field's type.
@@ -282,6 +336,11 @@ func goType(t model.GoType) *jen.Statement {
 }
 
 func (e emitter) diff() []jen.Code {
+	if e.deletes() {
+		return []jen.Code{doc("diff of a delete: every row the transform picks is deleted.",
+			jen.Func().Id("diff").Params(jen.Id("_").Add(e.row()), jen.Id("_").Add(e.change())).Index().Qual(e.bftype, "FieldDiff").Block(
+				jen.Return(jen.Index().Qual(e.bftype, "FieldDiff").Values(jen.Qual(e.bftype, "Deleted").Call()))))}
+	}
 	body := []jen.Code{jen.Var().Id("d").Index().Qual(e.bftype, "FieldDiff")}
 	for _, f := range e.b.DiffFields {
 		c := jen.Id("c").Dot(f.Name)

@@ -21,15 +21,19 @@ import (
 
 // The query names and function name a backfill must define.
 const (
-	CountMethod   = "CountScope"
-	PageMethod    = "ScopePage"
-	ApplyMethod   = "Apply"
-	RevertMethod  = "RevertRead"
-	TransformFunc = "Transform"
-	cursorPrefix  = "After"
-	limitField    = "Limit"
-	tenantField   = "Tenant"
-	queriesType   = "Queries"
+	CountMethod  = "CountScope"
+	PageMethod   = "ScopePage"
+	ApplyMethod  = "Apply"
+	RevertMethod = "RevertRead"
+	// UninsertMethod deletes, by key, the rows a reversible insert wrote.
+	UninsertMethod = "RevertInsert"
+	// ReinsertMethod inserts back the whole rows a reversible delete removed.
+	ReinsertMethod = "RevertDelete"
+	TransformFunc  = "Transform"
+	cursorPrefix   = "After"
+	limitField     = "Limit"
+	tenantField    = "Tenant"
+	queriesType    = "Queries"
 )
 
 // ShapeError is a backfill whose queries or transform do not fit the
@@ -71,8 +75,13 @@ func Load(root, name, dbPath, pkgPath string) (*model.Backfill, error) {
 	if err != nil {
 		return nil, err
 	}
-	if err := bindOrder(name, db, b); err != nil {
+	if err := bindOrder(name, db, ApplyMethod, b.ApplyFields); err != nil {
 		return nil, err
+	}
+	if b.Revert != nil && b.Revert.Reinsert != nil {
+		if err := bindOrder(name, db, ReinsertMethod, b.Revert.Reinsert.Fields); err != nil {
+			return nil, err
+		}
 	}
 	return b, nil
 }
@@ -267,7 +276,7 @@ func (s *shaper) fields(b *model.Backfill) error {
 		return s.fail("the Apply query must find each row by its key",
 			"%s must have the key field %s (%s), and Apply a parameter %s of type []%s", b.Change, b.Cursor.RowField, b.Cursor.Type, b.Cursor.RowField, b.Cursor.Type)
 	}
-	if len(b.DiffFields) == 0 {
+	if len(b.DiffFields) == 0 && b.Apply.Kind != model.KindDelete {
 		return s.fail("add the field(s) the backfill sets", "%s has only the key field %s; it must set at least one other field", b.Change, b.Cursor.RowField)
 	}
 	return nil
@@ -296,6 +305,27 @@ func (s *shaper) revert(b *model.Backfill) error {
 	if k := field(row, b.Cursor.RowField); k == nil || k.Type().String() != b.Cursor.Type {
 		return s.fail(hint, "the rows of %s must have the key field %s (%s)", RevertMethod, b.Cursor.RowField, b.Cursor.Type)
 	}
+	var err error
+	switch b.Apply.Kind {
+	case model.KindDelete:
+		err = s.revertDelete(b, r, row)
+	case model.KindInsert:
+		if err = s.revertFields(b, r, row, hint); err == nil {
+			err = s.revertInsert(b, r)
+		}
+	default:
+		err = s.revertFields(b, r, row, hint)
+	}
+	if err != nil {
+		return err
+	}
+	b.Revert = r
+	return nil
+}
+
+// revertFields checks that RevertRead reads every field the change sets,
+// as the table holds it.
+func (s *shaper) revertFields(b *model.Backfill, r *model.Revert, row *types.Named, hint string) error {
 	for _, d := range b.DiffFields {
 		f, c := field(row, d.Name), field(s.change, d.Name)
 		if f == nil || !sameValue(f.Type(), c.Type()) {
@@ -312,8 +342,103 @@ func (s *shaper) revert(b *model.Backfill) error {
 		return s.fail("select the columns as the table holds them, e.g. SELECT u.id, u.nickname FROM users AS u WHERE ...; sqlc then reads a nullable column as a nullable type",
 			"query %s must select plain columns, so that a NULL reads as NULL: %v", RevertMethod, err)
 	}
-	b.Revert = r
 	return nil
+}
+
+// revertInsert learns RevertInsert, which a reversible insert needs: it
+// deletes by key the rows the run inserted, from the table Apply writes.
+func (s *shaper) revertInsert(b *model.Backfill, r *model.Revert) error {
+	hint := fmt.Sprintf("add \"-- name: %s :execrows\" with DELETE FROM %s WHERE %s = ANY(sqlc.arg(%s)::%s[])",
+		UninsertMethod, b.Apply.Table, b.Cursor.Display, b.Cursor.Display, sqlArrayType(b.Cursor.Type))
+	if !s.hasMethod(UninsertMethod) {
+		return s.fail(hint, "Apply inserts into %s and the query set has %s, so a revert must delete the rows a run inserted; the query set has no %s", b.Apply.Table, RevertMethod, UninsertMethod)
+	}
+	sig, _ := s.method(UninsertMethod, ":execrows")
+	params := structParam(sig)
+	if params == nil || !returns(sig, "int64") {
+		return s.fail(hint, "query %s must be :execrows with one parameter, the keys; sqlc made it %s", UninsertMethod, sig)
+	}
+	st := params.Underlying().(*types.Struct)
+	if keys, ok := st.Field(0).Type().(*types.Slice); st.NumFields() != 1 || !ok || keys.Elem().String() != b.Cursor.Type {
+		return s.fail(hint, "query %s must take exactly one parameter, the keys as []%s", UninsertMethod, b.Cursor.Type)
+	}
+	sql := s.sqlText(UninsertMethod)
+	if a, err := ApplyKind(sql); err != nil || a.Kind != model.KindDelete || a.Table != b.Apply.Table {
+		return s.fail(hint, "query %s must be a DELETE from %s, the table Apply inserts into", UninsertMethod, b.Apply.Table)
+	}
+	r.Uninsert = sql
+	return nil
+}
+
+// revertDelete checks what a reversible delete needs: RevertRead reads the
+// whole row (SELECT * FROM the table Apply deletes from, so sqlc returns the
+// table's own struct), and RevertDelete inserts whole rows back, one array
+// parameter per column.
+func (s *shaper) revertDelete(b *model.Backfill, r *model.Revert, row *types.Named) error {
+	if row.Obj().Name() == RevertMethod+"Row" {
+		return s.fail(fmt.Sprintf("write SELECT * FROM %s WHERE %s = ANY(...), so that sqlc returns the table's own struct", b.Apply.Table, b.Cursor.Display),
+			"Apply deletes from %s, so %s must read the whole row for a revert to insert it back; it reads only some columns", b.Apply.Table, RevertMethod)
+	}
+	st := row.Underlying().(*types.Struct)
+	for i := range st.NumFields() {
+		f := st.Field(i)
+		r.Fields = append(r.Fields, model.DiffField{Name: f.Name(), Display: Snake(f.Name())})
+	}
+	hint := fmt.Sprintf("add \"-- name: %s :execrows\" with INSERT INTO %s (columns) SELECT * FROM unnest(sqlc.arg(column)::type[], ...), one array per column of %s",
+		ReinsertMethod, b.Apply.Table, row.Obj().Name())
+	if !s.hasMethod(ReinsertMethod) {
+		return s.fail(hint, "Apply deletes from %s and the query set has %s, so a revert must insert the deleted rows back; the query set has no %s", b.Apply.Table, RevertMethod, ReinsertMethod)
+	}
+	sig, _ := s.method(ReinsertMethod, ":execrows")
+	params := structParam(sig)
+	if params == nil || !returns(sig, "int64") {
+		return s.fail(hint, "query %s must be :execrows with one array parameter per column; sqlc made it %s", ReinsertMethod, sig)
+	}
+	sql := s.sqlText(ReinsertMethod)
+	if a, err := ApplyKind(sql); err != nil || a.Kind != model.KindInsert || a.Table != b.Apply.Table {
+		return s.fail(hint, "query %s must be an INSERT into %s, the table Apply deletes from", ReinsertMethod, b.Apply.Table)
+	}
+	re := &model.Reinsert{SQL: sql}
+	ps := params.Underlying().(*types.Struct)
+	for i := range ps.NumFields() {
+		p := ps.Field(i)
+		f := field(row, p.Name())
+		slice, ok := p.Type().(*types.Slice)
+		if f == nil || !ok || !sameValue(f.Type(), slice.Elem()) {
+			return s.fail(hint, "parameter %s of %s must be the array of column %s of %s ([]%s)", p.Name(), ReinsertMethod, Snake(p.Name()), row.Obj().Name(), typeOrMissing(f))
+		}
+		typ, ok := goType(f.Type())
+		if !ok {
+			return s.fail("a revert cannot bind this column type yet", "column %s of %s has type %s, which the wiring cannot bind", Snake(f.Name()), row.Obj().Name(), f.Type())
+		}
+		re.Fields = append(re.Fields, model.ApplyField{Name: p.Name(), Display: Snake(p.Name()), Type: typ})
+	}
+	if len(re.Fields) != st.NumFields() {
+		return s.fail(hint, "%s must insert every column of %s (%d), not %d", ReinsertMethod, row.Obj().Name(), st.NumFields(), len(re.Fields))
+	}
+	r.Reinsert = re
+	return nil
+}
+
+// typeOrMissing names a field's type for a message.
+func typeOrMissing(f *types.Var) string {
+	if f == nil {
+		return "no such column"
+	}
+	return f.Type().String()
+}
+
+// sqlArrayType is the SQL array element type of a key's Go type, for hints.
+func sqlArrayType(goType string) string {
+	switch goType {
+	case "int16":
+		return "smallint"
+	case "int32":
+		return "integer"
+	case "int64":
+		return "bigint"
+	}
+	return "text"
 }
 
 // revertSQL is the text of RevertRead as sqlc wrote it.
@@ -363,6 +488,12 @@ func (s *shaper) statements(b *model.Backfill) error {
 	queries := [][2]string{{"count", CountMethod}, {"page", PageMethod}, {"apply", ApplyMethod}}
 	if b.Revert != nil {
 		queries = append(queries, [2]string{"revert_read", RevertMethod})
+		if b.Revert.Uninsert != "" {
+			queries = append(queries, [2]string{"revert_insert", UninsertMethod})
+		}
+		if b.Revert.Reinsert != nil {
+			queries = append(queries, [2]string{"revert_delete", ReinsertMethod})
+		}
 	}
 	for _, q := range queries {
 		name := string(unicode.ToLower(rune(q[1][0]))) + q[1][1:]

@@ -148,12 +148,12 @@ func splitTop(list string) []string {
 // the wiring binds the arrays itself, so that a nullable change field can
 // write NULL, and two text arrays swapped would write one column's values
 // into another.
-func bindOrder(name string, db *packages.Package, b *model.Backfill) error {
+func bindOrder(name string, db *packages.Package, method string, fields []model.ApplyField) error {
 	var args []string
 	for _, f := range db.Syntax {
 		for _, decl := range f.Decls {
 			fn, ok := decl.(*ast.FuncDecl)
-			if !ok || fn.Recv == nil || fn.Name.Name != ApplyMethod || fn.Body == nil {
+			if !ok || fn.Recv == nil || fn.Name.Name != method || fn.Body == nil {
 				continue
 			}
 			ast.Inspect(fn.Body, func(n ast.Node) bool {
@@ -170,12 +170,12 @@ func bindOrder(name string, db *packages.Package, b *model.Backfill) error {
 		}
 	}
 	var want []string
-	for _, f := range b.ApplyFields {
+	for _, f := range fields {
 		want = append(want, f.Name)
 	}
 	if strings.Join(args, ",") != strings.Join(want, ",") {
 		return &ShapeError{Backfill: name, Hint: "regenerate it with make sqlc",
-			Msg: fmt.Sprintf("sqlc's %s binds its parameters as (%s), not in the order of its Params struct (%s)", ApplyMethod, strings.Join(args, ", "), strings.Join(want, ", "))}
+			Msg: fmt.Sprintf("sqlc's %s binds its parameters as (%s), not in the order of its Params struct (%s)", method, strings.Join(args, ", "), strings.Join(want, ", "))}
 	}
 	return nil
 }

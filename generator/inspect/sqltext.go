@@ -5,7 +5,6 @@ import (
 	"strings"
 
 	"github.com/runonce/backfill/generator/model"
-	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // sqlToken is one lexical item of a SQL text: a keyword or identifier (Word,
@@ -194,16 +193,16 @@ func ApplyKind(sql string) (model.Apply, error) {
 	rest := toks[i+1:]
 	switch first := toks[i]; {
 	case first.word("update"):
-		a.Kind = bftype.KindUpdate
+		a.Kind = model.KindUpdate
 	case first.word("insert"):
-		a.Kind = bftype.KindInsert
+		a.Kind = model.KindInsert
 		if len(rest) == 0 || !rest[0].word("into") {
 			return a, fmt.Errorf("INSERT must be followed by INTO")
 		}
 		rest = rest[1:]
 		a.Upsert = doUpdate(rest)
 	case first.word("delete"):
-		a.Kind = bftype.KindDelete
+		a.Kind = model.KindDelete
 		if len(rest) == 0 || !rest[0].word("from") {
 			return a, fmt.Errorf("DELETE must be followed by FROM")
 		}

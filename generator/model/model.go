@@ -37,9 +37,16 @@ type Cursor struct {
 	ParamName  string // the cursor's snake_case name, e.g. after_id
 }
 
-// Apply is what the Apply statement does: its kind (update, insert or
-// delete, the constants of runtime/bftype), whether an insert updates on
-// conflict, and the table it writes.
+// The kinds of Apply statement; the runtime's bftype.Kind* spell them the same.
+const (
+	KindUpdate = "update"
+	KindInsert = "insert"
+	KindDelete = "delete"
+)
+
+// Apply is what the Apply statement does: its kind (KindUpdate, KindInsert
+// or KindDelete), whether an insert updates on conflict, and the table it
+// writes.
 type Apply struct {
 	Kind   string
 	Upsert bool
@@ -82,7 +89,23 @@ type Revert struct {
 	Params     string // params type name in the sqlc package
 	ParamField string // its one field: the keys, e.g. ID
 	Row        string // row type name in the sqlc package
-	Fields     []DiffField
+	// Fields are the fields the images hold: those the backfill sets, or,
+	// for a delete, every column of the row.
+	Fields []DiffField
+	// Uninsert is, for an insert, the RevertInsert SQL: it deletes by key
+	// the rows a run inserted (its one parameter is the keys).
+	Uninsert string
+	// Reinsert is, for a delete, the RevertDelete statement that inserts
+	// whole rows back from their images.
+	Reinsert *Reinsert
+}
+
+// Reinsert is a RevertDelete statement: one array parameter per column of
+// the row, in the order sqlc binds them, each bound as an array of the
+// RevertRead row field's own type so that NULLs stay NULL.
+type Reinsert struct {
+	SQL    string
+	Fields []ApplyField
 }
 
 // Statement is one query of the set.

@@ -42,6 +42,11 @@ func encodeUndo(items []plan.UndoItem) []byte {
 			label string
 			image map[string]json.RawMessage
 		}{{`,"before":{`, it.Before}, {`,"after":{`, it.After}} {
+			if side.image == nil { // no row before an insert, none after a delete
+				buf = append(buf, side.label[:len(side.label)-1]...)
+				buf = append(buf, "null"...)
+				continue
+			}
 			fields = sortedFields(fields[:0], side.image)
 			buf = append(buf, side.label...)
 			for j, f := range fields {

@@ -67,4 +67,14 @@ type Spec[R, C any, K Key] struct {
 	Image func(change C) map[string]json.RawMessage
 	// ChangeKey is the key of the row a change writes.
 	ChangeKey func(change C) K
+	// Kind is what Apply does: bftype.KindUpdate (also when empty),
+	// KindInsert or KindDelete. It decides what a before-image is and how a
+	// revert puts it back.
+	Kind string
+	// Uninsert deletes, by key, rows an insert wrote (RevertInsert); an
+	// insert is reversible only with it.
+	Uninsert func(ctx context.Context, db DBTX, keys []K) (int64, error)
+	// Reinsert inserts whole rows back from their images (RevertDelete); a
+	// delete is reversible only with it.
+	Reinsert func(ctx context.Context, db DBTX, images []map[string]json.RawMessage) (int64, error)
 }

@@ -183,6 +183,7 @@ var spec = plan.Spec[db.Profile, fill_nicknames.Change, int64]{
 	Key: func(row db.Profile) int64 {
 		return row.ID
 	},
+	Kind: "update",
 	Names: plan.Names{
 		Cursor: "after_id",
 		Key:    "id",
@@ -194,11 +195,13 @@ var spec = plan.Spec[db.Profile, fill_nicknames.Change, int64]{
 			Limit:   int32(limit),
 		})
 	},
-	Start: math.MinInt64,
+	Reinsert: nil,
+	Start:    math.MinInt64,
 	Tenant: func(row db.Profile) string {
 		return row.Tenant
 	},
 	Transform: fill_nicknames.Transform,
+	Uninsert:  nil,
 }
 
 // applySQL is the Apply statement as sqlc wrote it.

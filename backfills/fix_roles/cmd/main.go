@@ -187,6 +187,7 @@ var spec = plan.Spec[db.ScopePageRow, fix_roles.Change, int64]{
 	Key: func(row db.ScopePageRow) int64 {
 		return row.ID
 	},
+	Kind: "update",
 	Names: plan.Names{
 		Cursor: "after_id",
 		Key:    "id",
@@ -198,11 +199,13 @@ var spec = plan.Spec[db.ScopePageRow, fix_roles.Change, int64]{
 			Limit:   int32(limit),
 		})
 	},
-	Start: math.MinInt64,
+	Reinsert: nil,
+	Start:    math.MinInt64,
 	Tenant: func(row db.ScopePageRow) string {
 		return row.Tenant
 	},
 	Transform: fix_roles.Transform,
+	Uninsert:  nil,
 }
 
 // applySQL is the Apply statement as sqlc wrote it.

@@ -8,6 +8,12 @@ import (
 	"github.com/jackc/pgx/v5/pgtype"
 )
 
+type Account struct {
+	ID     int64
+	Tenant string
+	Plan   string
+}
+
 type AppSetting struct {
 	Key   string
 	Value string
@@ -22,11 +28,26 @@ type Profile struct {
 	LegacyPoints pgtype.Text
 }
 
+type Quota struct {
+	AccountID int64
+	StorageGb int32
+	Note      pgtype.Text
+}
+
 type RoleGrant struct {
 	ID        int64
 	UserID    int64
 	Role      string
 	GrantedAt pgtype.Timestamptz
+}
+
+type Session struct {
+	ID        int64
+	Tenant    string
+	UserID    int64
+	Token     pgtype.Text
+	ExpiresAt pgtype.Timestamptz
+	Meta      []byte
 }
 
 type User struct {

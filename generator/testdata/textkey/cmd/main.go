@@ -120,6 +120,7 @@ var spec = plan.Spec[db.ScopePageRow, textkey.Change, string]{
 	Key: func(row db.ScopePageRow) string {
 		return row.Email
 	},
+	Kind: "update",
 	Names: plan.Names{
 		Cursor: "after_email",
 		Key:    "email",
@@ -131,9 +132,11 @@ var spec = plan.Spec[db.ScopePageRow, textkey.Change, string]{
 			Limit:      int64(limit),
 		})
 	},
+	Reinsert:  nil,
 	Start:     "",
 	Tenant:    nil,
 	Transform: textkey.Transform,
+	Uninsert:  nil,
 }
 
 // applySQL is the Apply statement as sqlc wrote it.
