@@ -5,7 +5,6 @@ import (
 
 	"github.com/runonce/backfill/generator/manifest"
 	"github.com/runonce/backfill/generator/model"
-	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // checkRisk refuses a manifest whose risk is lower than its Apply statement
@@ -13,7 +12,7 @@ import (
 // back from before-images, so it is high risk (two approvers, each with a
 // reason) unless the author writes down why it is not.
 func checkRisk(name string, m *manifest.Manifest, a model.Apply) error {
-	if a.Kind != bftype.KindDelete || m.Risk == "high" || m.RiskReason != "" {
+	if a.Kind != model.KindDelete || m.Risk == "high" || m.RiskReason != "" {
 		return nil
 	}
 	return fmt.Errorf("backfill %q: its Apply statement deletes rows (DELETE FROM %s), so backfill.yaml needs risk: high, "+

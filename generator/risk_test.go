@@ -7,14 +7,13 @@ import (
 
 	"github.com/runonce/backfill/generator/manifest"
 	"github.com/runonce/backfill/generator/model"
-	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // A DELETE below high risk needs a reason; every other kind, and a DELETE
 // at high risk, needs none.
 func TestCheckRisk(t *testing.T) {
 	t.Parallel()
-	del := model.Apply{Kind: bftype.KindDelete, Table: "sessions"}
+	del := model.Apply{Kind: model.KindDelete, Table: "sessions"}
 	for _, risk := range []string{"low", "medium"} {
 		err := checkRisk("purge", &manifest.Manifest{Risk: risk}, del)
 		require.EqualError(t, err, `backfill "purge": its Apply statement deletes rows (DELETE FROM sessions), so backfill.yaml needs risk: high, `+
@@ -22,7 +21,7 @@ func TestCheckRisk(t *testing.T) {
 		require.NoError(t, checkRisk("purge", &manifest.Manifest{Risk: risk, RiskReason: "sessions expire within a day anyway"}, del))
 	}
 	require.NoError(t, checkRisk("purge", &manifest.Manifest{Risk: "high"}, del))
-	for _, a := range []model.Apply{{Kind: bftype.KindUpdate}, {Kind: bftype.KindInsert}, {Kind: bftype.KindInsert, Upsert: true}} {
+	for _, a := range []model.Apply{{Kind: model.KindUpdate}, {Kind: model.KindInsert}, {Kind: model.KindInsert, Upsert: true}} {
 		require.NoError(t, checkRisk("x", &manifest.Manifest{Risk: "low"}, a))
 	}
 }

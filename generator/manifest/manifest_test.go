@@ -11,8 +11,6 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
-
-	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // minimal is the smallest valid manifest. Error cases are written as edits of
@@ -335,23 +333,6 @@ func TestJSON(t *testing.T) {
 			require.NoError(t, json.Unmarshal(m.JSON(), &back))
 			require.Equal(t, *m, back)
 		})
-	}
-}
-
-// The runtime decodes the embedded JSON strictly, so every key the
-// generator writes, risk_reason included, must be one it knows.
-func TestRuntimeDecodesEmbeddedJSON(t *testing.T) {
-	t.Parallel()
-
-	inputs := validManifests(t)
-	inputs["risk_reason"] = []byte(edit("risk: low", "risk: low\nrisk_reason: only test rows"))
-	for name, data := range inputs {
-		m, err := Parse("backfill.yaml", data)
-		require.NoError(t, err, name)
-		decoded, err := bftype.DecodeManifest(m.JSON())
-		require.NoError(t, err, name)
-		require.Equal(t, m.Risk, decoded.Risk, name)
-		require.Equal(t, m.RiskReason, decoded.RiskReason, name)
 	}
 }
 

@@ -73,6 +73,11 @@ const manifest = `{
 
 func main() {
 	os.Exit(cli.Main(cli.Binary{
+		Apply: bftype.Apply{
+			Kind:   bftype.KindInsert,
+			Table:  "quotas",
+			Upsert: true,
+		},
 		CodeVersion:  codeVersion,
 		Manifest:     manifest,
 		Name:         "grant_quotas",

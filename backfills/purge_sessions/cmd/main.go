@@ -74,6 +74,11 @@ const manifest = `{
 
 func main() {
 	os.Exit(cli.Main(cli.Binary{
+		Apply: bftype.Apply{
+			Kind:   bftype.KindDelete,
+			Table:  "sessions",
+			Upsert: false,
+		},
 		CodeVersion:  codeVersion,
 		Manifest:     manifest,
 		Name:         "purge_sessions",
