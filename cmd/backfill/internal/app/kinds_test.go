@@ -37,6 +37,8 @@ func TestUpsertInsertsRaisesAndRevertsByDeleting(t *testing.T) {
 
 	res := runBinary(t, nil, bin, "--database-url", x.runner)
 	require.Equal(t, 0, res.code, tail(res.stderr))
+	require.Contains(t, res.stdout, "writes         INSERT INTO quotas ... ON CONFLICT DO UPDATE: a real run will insert or update ")
+	require.Contains(t, res.stdout, " rows in quotas\n")
 	x.approve("alice", bin)
 	x.approve("bob", bin)
 	x.killThenComplete(bin, 2)
@@ -83,6 +85,7 @@ func TestDeleteKeepsWholeRowsAndRevertReinsertsThem(t *testing.T) {
 	res := runBinary(t, nil, bin, "--database-url", x.runner)
 	require.Equal(t, 0, res.code, tail(res.stderr))
 	require.Contains(t, res.stdout, `"deleted"`, "the dry-run's samples show the rows deleted")
+	require.Contains(t, res.stdout, "writes         DELETE FROM sessions: a real run will DELETE "+expired+" rows from sessions\n")
 	x.approve("alice", bin)
 	x.approve("bob", bin)
 	x.killThenComplete(bin, 2)
