@@ -154,6 +154,9 @@ func verifyArchiveCommand(ctx context.Context, e *env, args []string) error {
 	for _, c := range v.Checked {
 		fmt.Fprintf(e.stdout, "ok    %s\n", c)
 	}
+	for _, n := range v.Notes {
+		fmt.Fprintf(e.stdout, "note  %s\n", n)
+	}
 	for _, p := range v.Problems {
 		fmt.Fprintf(e.stdout, "FAIL  %s\n", p)
 	}

@@ -21,6 +21,13 @@ import (
 // Format is the version of the archive layout.
 const Format = "backfill-archive/v1"
 
+// ReportFormat is the version of REPORT.md's wording this code writes and
+// re-renders to verify. It goes up whenever the wording changes (2: counts
+// say what Apply does, "updated", "inserted", "deleted"); an archive of an
+// older format keeps its REPORT.md, which verify-archive then says it could
+// not compare rather than failing an archive nobody changed.
+const ReportFormat = 2
+
 // Paths of the archive's files. The binary is binary/NAME.
 const (
 	IndexFile     = "archive.json"
@@ -59,6 +66,7 @@ func KeyFile(approver string) string { return "keys/" + approver + ".pub" }
 // Index is archive.json: what the archive is about and where it came from.
 type Index struct {
 	Format       string     `json:"format"`
+	ReportFormat int        `json:"report_format,omitempty"` // REPORT.md's wording version; absent (0) before version 2
 	RunID        int64      `json:"run_id"`
 	Backfill     string     `json:"backfill"`
 	Digest       string     `json:"digest"`

@@ -59,7 +59,7 @@ func Collect(ctx context.Context, conn *pgx.Conn, o CollectOpts) (*Archive, erro
 	}
 	who := o.Who
 	who.DBUser = id.SessionUser
-	a.Index = Index{Format: Format, RunID: run.ID, Backfill: run.Backfill, Digest: run.Digest, CreatedAt: o.Now.UTC(), CreatedBy: who,
+	a.Index = Index{Format: Format, ReportFormat: ReportFormat, RunID: run.ID, Backfill: run.Backfill, Digest: run.Digest, CreatedAt: o.Now.UTC(), CreatedBy: who,
 		Ledger: LedgerInfo{Database: id.Database, Server: server(id), SystemIdentifier: id.SystemIdentifier, Environment: env}}
 	var recipe struct {
 		SourceDigest string `json:"source_digest"`

@@ -38,6 +38,7 @@ type VerifyOpts struct {
 // Verified is what Verify checked and what it found wrong.
 type Verified struct {
 	Checked  []string  // one line per check that passed
+	Notes    []string  // what could not be checked, and why (not a failure)
 	Problems []Problem // empty when the archive holds
 }
 
@@ -66,7 +67,7 @@ func Verify(ctx context.Context, files map[string][]byte, o VerifyOpts) Verified
 	if o.Rebuild && len(v.problems) == 0 {
 		v.rebuild(ctx, o.GoCache)
 	}
-	return Verified{Checked: v.checked, Problems: v.problems}
+	return Verified{Checked: v.checked, Notes: v.notes, Problems: v.problems}
 }
 
 type verifier struct {
@@ -74,6 +75,7 @@ type verifier struct {
 	a        *Archive
 	problems problems
 	checked  []string
+	notes    []string
 	info     cli.Info
 	recipe   *repro.Recipe // the standard recipe of the archived build, the only one a rebuild runs
 }
@@ -499,6 +501,11 @@ func (v *verifier) consistency() {
 // report renders REPORT.md from the files and compares.
 func (v *verifier) report() {
 	if v.a.Report == nil {
+		return
+	}
+	if f := v.a.Index.ReportFormat; f < ReportFormat {
+		v.notes = append(v.notes, fmt.Sprintf("%s is in report format %d, older than the %d this tool writes, so it was not compared with the records; "+
+			"its checksum verified, but read the records (runs.json, batches.json, events.json), not its wording", ReportFile, f, ReportFormat))
 		return
 	}
 	if !bytes.Equal(Report(v.a), v.a.Report) {
