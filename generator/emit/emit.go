@@ -160,6 +160,7 @@ func (e emitter) spec() []jen.Code {
 			jen.Id("Image"):     e.image(),
 			jen.Id("ChangeKey"): e.changeKey(),
 			jen.Id("Kind"):      jen.Lit(b.Apply.Kind),
+			jen.Id("Upsert"):    jen.Lit(b.Apply.Upsert),
 			jen.Id("Uninsert"):  e.uninsert(),
 			jen.Id("Reinsert"):  e.reinsert(),
 		}))}

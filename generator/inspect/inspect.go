@@ -305,6 +305,10 @@ func (s *shaper) revert(b *model.Backfill) error {
 	if k := field(row, b.Cursor.RowField); k == nil || k.Type().String() != b.Cursor.Type {
 		return s.fail(hint, "the rows of %s must have the key field %s (%s)", RevertMethod, b.Cursor.RowField, b.Cursor.Type)
 	}
+	if !LocksRows(s.revertSQL()) {
+		return s.fail("end RevertRead with FOR UPDATE; the runner then needs UPDATE on at least one column of the table (docs/operating.md section 2.3)",
+			"query %s must lock the rows it reads (FOR UPDATE), so that each before-image is the version Apply replaces: without the lock a row another session changes between the read and the write would be restored stale, losing that change", RevertMethod)
+	}
 	var err error
 	switch b.Apply.Kind {
 	case model.KindDelete:

@@ -197,7 +197,7 @@ func TestSnake(t *testing.T) {
 var nullableDB = strings.NewReplacer(
 	"type Queries struct{}", "type Queries struct{}\ntype NullText struct { String string; Valid bool }\n"+
 		"type RevertReadParams struct { ID []int64 }\ntype RevertReadRow struct { ID int64; Role NullText }\n"+
-		"const revertRead = \"SELECT u.id, u.role FROM users AS u WHERE u.id = ANY($1::bigint[]) ORDER BY u.id\"\n"+
+		"const revertRead = \"SELECT u.id, u.role FROM users AS u WHERE u.id = ANY($1::bigint[]) ORDER BY u.id FOR UPDATE\"\n"+
 		"func (q *Queries) RevertRead(ctx context.Context, arg RevertReadParams) ([]RevertReadRow, error) { return nil, nil }",
 	"ScopePageRow struct { ID int64; Role string;", "ScopePageRow struct { ID int64; Role NullText;",
 ).Replace(baseDB)

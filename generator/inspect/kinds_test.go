@@ -25,7 +25,7 @@ type RevertDeleteParams struct { ID []int64; Tenant []string; Token []string }
 const countScope = "SELECT count(*) FROM sessions"
 const scopePage = "SELECT id, tenant FROM sessions WHERE id > $1 ORDER BY id LIMIT $2"
 const apply = "DELETE FROM sessions WHERE id = ANY($1::bigint[])"
-const revertRead = "SELECT id, tenant, token FROM sessions WHERE id = ANY($1::bigint[])"
+const revertRead = "SELECT id, tenant, token FROM sessions WHERE id = ANY($1::bigint[]) FOR UPDATE"
 const revertDelete = "INSERT INTO sessions (id, tenant, token) SELECT * FROM ROWS FROM (unnest($1::bigint[]), unnest($2::text[]), unnest($3::text[])) AS v (id, tenant, token)"
 func (q *Queries) CountScope(ctx context.Context) (int64, error) { return 0, nil }
 func (q *Queries) ScopePage(ctx context.Context, arg ScopePageParams) ([]ScopePageRow, error) { return nil, nil }
@@ -90,7 +90,7 @@ func TestShapeOfAReversibleInsert(t *testing.T) {
 		`const apply = "UPDATE users SET role = v.role"`, `const apply = "INSERT INTO roles (id, role) SELECT * FROM unnest($1::bigint[], $2::text[]) ON CONFLICT (id) DO UPDATE SET role = excluded.role"`,
 	).Replace(baseDB) + `type RevertReadParams struct { ID []int64 }
 type RevertReadRow struct { ID int64; Role string }
-const revertRead = "SELECT r.id, r.role FROM roles AS r WHERE r.id = ANY($1::bigint[])"
+const revertRead = "SELECT r.id, r.role FROM roles AS r WHERE r.id = ANY($1::bigint[]) FOR UPDATE"
 func (q *Queries) RevertRead(ctx context.Context, arg RevertReadParams) ([]RevertReadRow, error) { return nil, nil }
 `
 	_, err := check(t, insertDB, baseTransform)
@@ -108,4 +108,20 @@ func (q *Queries) RevertInsert(ctx context.Context, arg RevertInsertParams) (int
 	wrongTable := strings.Replace(withUninsert, "DELETE FROM roles WHERE", "DELETE FROM users WHERE", 1)
 	_, err = check(t, wrongTable, baseTransform)
 	require.ErrorContains(t, err, "query RevertInsert must be a DELETE from roles, the table Apply inserts into")
+}
+
+// RevertRead must lock what it reads: otherwise a row another session
+// changes between the image and the write is restored stale.
+func TestShapeRefusesARevertReadThatDoesNotLock(t *testing.T) {
+	t.Parallel()
+	for _, tail := range []string{"", " FOR KEY SHARE", " -- FOR UPDATE", " FOR UPDATE SKIP LOCKED"} {
+		db := strings.Replace(deleteDB, "bigint[]) FOR UPDATE\"", "bigint[])"+tail+"\"", 1)
+		_, err := check(t, db, deleteTransform)
+		require.ErrorContains(t, err, "query RevertRead must lock the rows it reads (FOR UPDATE)", tail)
+	}
+	for _, tail := range []string{" FOR UPDATE", " for no key update of sessions", " FOR SHARE NOWAIT"} {
+		db := strings.Replace(deleteDB, "bigint[]) FOR UPDATE\"", "bigint[])"+tail+"\"", 1)
+		_, err := check(t, db, deleteTransform)
+		require.NoError(t, err, tail)
+	}
 }

@@ -297,3 +297,31 @@ func tableName(toks []sqlToken) string {
 	}
 	return strings.Join(parts, ".")
 }
+
+// LocksRows reports whether a SELECT ends with a row lock that blocks other
+// writers until the transaction ends: FOR UPDATE, FOR NO KEY UPDATE or FOR
+// SHARE (FOR KEY SHARE lets other sessions update the row, so it does not),
+// and never SKIP LOCKED, which would leave a locked row out of the images.
+func LocksRows(sql string) bool {
+	toks, err := lex(sql)
+	if err != nil {
+		return false
+	}
+	for i := 0; i+1 < len(toks); i++ {
+		if toks[i].depth == 0 && toks[i].word("skip") && toks[i+1].word("locked") {
+			return false
+		}
+	}
+	for i := 0; i+1 < len(toks); i++ {
+		if toks[i].depth != 0 || !toks[i].word("for") {
+			continue
+		}
+		switch next := toks[i+1]; {
+		case next.word("update"), next.word("share"):
+			return true
+		case next.word("no"):
+			return i+3 < len(toks) && toks[i+2].word("key") && toks[i+3].word("update")
+		}
+	}
+	return false
+}

@@ -29,4 +29,5 @@ WHERE p.id = v.id
 SELECT p.id, p.nickname, p.points
 FROM profiles AS p
 WHERE p.id = ANY(sqlc.arg(id)::bigint[])
-ORDER BY p.id;
+ORDER BY p.id
+FOR UPDATE;

@@ -27,9 +27,11 @@ WHERE quotas.storage_gb IS DISTINCT FROM excluded.storage_gb;
 -- name: RevertRead :many
 -- The quota as the table holds it, by account. A revert writes an older
 -- value back through Apply, and deletes a row the run inserted (RevertInsert).
+-- FOR UPDATE holds the rows until the batch commits.
 SELECT q.account_id AS id, q.storage_gb
 FROM quotas AS q
-WHERE q.account_id = ANY(sqlc.arg(id)::bigint[]);
+WHERE q.account_id = ANY(sqlc.arg(id)::bigint[])
+FOR UPDATE;
 
 -- name: RevertInsert :execrows
 -- A revert deletes the quota rows the run inserted, where they still hold

@@ -20,10 +20,12 @@ WHERE id = ANY(sqlc.arg(id)::bigint[]) AND expires_at < '2026-01-01';
 
 -- name: RevertRead :many
 -- The whole row (sqlc returns the table's struct, Session): the before-image
--- a revert inserts back.
+-- a revert inserts back. FOR UPDATE holds it until the batch commits, so the
+-- image is the version Apply deletes, not one another session changed since.
 SELECT *
 FROM sessions
-WHERE id = ANY(sqlc.arg(id)::bigint[]);
+WHERE id = ANY(sqlc.arg(id)::bigint[])
+FOR UPDATE;
 
 -- name: RevertDelete :execrows
 -- A revert inserts the deleted rows back, one array per column, named as the

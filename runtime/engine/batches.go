@@ -563,9 +563,9 @@ func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, cursor, until json.Raw
 		return nil, 0, nil, err
 	}
 	var undo []byte
+	var items []plan.UndoItem
 	if m.Reversible && b.Changes > 0 {
-		items, err := b.Images(ctx, tx)
-		if err != nil {
+		if items, err = b.Images(ctx, tx); err != nil {
 			return nil, 0, nil, fmt.Errorf("error reading the before-images of the batch after key %s: %w", cursorText(cursor), err)
 		}
 		undo = encodeUndo(items)
@@ -573,6 +573,13 @@ func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, cursor, until json.Raw
 	n, err := b.Apply(ctx, tx)
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("error applying the batch after key %s up to key %s: %w", cursorText(cursor), string(b.Cursor), err)
+	}
+	if m.Reversible && b.Changes > 0 {
+		if err := b.Settle(ctx, tx, items, n); errors.Is(err, plan.ErrUnaccounted) {
+			return nil, 0, nil, &pgdb.Conflict{What: fmt.Sprintf("the batch after key %s was rolled back to be retried: %v", cursorText(cursor), err)}
+		} else if err != nil {
+			return nil, 0, nil, err
+		}
 	}
 	if n > int64(b.Changes) || (canary && n != int64(b.Changes)) {
 		return nil, 0, nil, refuse(bftype.ReasonFailed, bftype.ExitPartial,

@@ -29,9 +29,20 @@ func (c Class) String() string {
 	return [...]string{"stop", "retry", "reconnect", "permission"}[c]
 }
 
+// Conflict is a batch that met another session's write it cannot account
+// for; like a serialization failure, it is rolled back and retried, when the
+// other write is committed and visible.
+type Conflict struct{ What string }
+
+func (c *Conflict) Error() string { return c.What }
+
 // Classify sorts an error by SQLSTATE, or by its network nature when the
 // server never answered.
 func Classify(err error) Class {
+	var conflict *Conflict
+	if errors.As(err, &conflict) {
+		return Retry
+	}
 	var pgErr *pgconn.PgError
 	if errors.As(err, &pgErr) {
 		code := pgErr.Code

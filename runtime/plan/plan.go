@@ -54,6 +54,18 @@ type Batch struct {
 	params   func() []bftype.Param
 	key      func(i int) json.RawMessage
 	images   func(context.Context, DBTX) ([]UndoItem, error)
+	settle   func(context.Context, DBTX, []UndoItem, int64) error
+}
+
+// Settle checks, after Apply wrote n rows and in the same transaction, that
+// the images read before it still say what it did. For an insert, a row the
+// images record as absent must have been inserted by Apply, not by another
+// session after the images were read (which ON CONFLICT skipped or
+// updated): a revert would delete that session's row. When Apply's count
+// cannot be accounted for, it returns a *pgdb.Conflict-like retryable error
+// and the batch is rolled back and retried, when that row is visible.
+func (b *Batch) Settle(ctx context.Context, db DBTX, items []UndoItem, n int64) error {
+	return b.settle(ctx, db, items, n)
 }
 
 // Key is the key, as JSON, of the i-th row read (the row of Tenants[i]).
@@ -235,5 +247,6 @@ func (p *typed[R, C, K]) batch(rows []R, read time.Duration) *Batch {
 		params: func() []bftype.Param { return p.s.ApplyParams(changes) },
 		key:    func(i int) json.RawMessage { return bftype.JSON(p.s.Key(rows[i])) },
 		images: func(ctx context.Context, db DBTX) ([]UndoItem, error) { return p.images(ctx, db, changes) },
+		settle: p.settle,
 	}
 }

@@ -193,3 +193,41 @@ func (p *typed[R, C, K]) images(ctx context.Context, db DBTX, changes []C) ([]Un
 	}
 	return items, nil
 }
+
+// ErrUnaccounted is returned by Settle when an insert's count does not match
+// its images: another session inserted a row of the batch meanwhile. The
+// engine retries the batch, whose images then see that row.
+var ErrUnaccounted = errors.New("another session inserted a row of this batch after its before-images were read")
+
+// settle checks an insert's images against what Apply wrote (see
+// Batch.Settle); other kinds lock their rows in RevertRead (FOR UPDATE), so
+// their images are the versions Apply replaced.
+func (p *typed[R, C, K]) settle(ctx context.Context, db DBTX, items []UndoItem, n int64) error {
+	if p.s.Kind != bftype.KindInsert || len(items) == 0 {
+		return nil
+	}
+	keys := make([]K, len(items))
+	for i, it := range items {
+		if err := json.Unmarshal(it.Key, &keys[i]); err != nil {
+			return fmt.Errorf("error decoding undo key %s: %w", it.Key, err)
+		}
+	}
+	now, err := p.s.Current(ctx, db, keys)
+	if err != nil {
+		return fmt.Errorf("error reading the rows the batch inserted: %w", err)
+	}
+	var want int64
+	for i, it := range items {
+		cur, exists := now[keys[i]]
+		switch {
+		case it.Before == nil && exists:
+			want++ // Apply inserted it, or another session did
+		case it.Before != nil && p.s.Upsert && differs(cur, it.Before) != "":
+			want++ // the upsert updated it (RevertRead locked it, so no one else did)
+		}
+	}
+	if n != want {
+		return fmt.Errorf("%w: Apply wrote %d rows where its images account for %d", ErrUnaccounted, n, want)
+	}
+	return nil
+}

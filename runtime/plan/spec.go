@@ -71,6 +71,8 @@ type Spec[R, C any, K Key] struct {
 	// KindInsert or KindDelete. It decides what a before-image is and how a
 	// revert puts it back.
 	Kind string
+	// Upsert is an insert that updates on conflict (ON CONFLICT DO UPDATE).
+	Upsert bool
 	// Uninsert deletes, by key, rows an insert wrote (RevertInsert); an
 	// insert is reversible only with it.
 	Uninsert func(ctx context.Context, db DBTX, keys []K) (int64, error)

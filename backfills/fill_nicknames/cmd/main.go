@@ -26,7 +26,7 @@ var sourceDigest = "unknown"
 
 // runSignature is the sha256 over the manifest, the query text, the transform source
 // and the code version: the identity of this run in the ledger.
-const runSignature = "526a57ce560e7365ac8bec74f327fafa9d026341b8f6e120f49ae3bcfbe57fb1"
+const runSignature = "3a81564699afb2d93db7fc184821e7b5e54edd5cb7905bf954190ba3d6ea9849"
 
 // codeVersion is the version of the generator and runtime that made this binary.
 const codeVersion = "0.1.0"
@@ -125,6 +125,7 @@ SELECT p.id, p.nickname, p.points
 FROM profiles AS p
 WHERE p.id = ANY($1::bigint[])
 ORDER BY p.id
+FOR UPDATE
 `,
 	},
 }
@@ -202,6 +203,7 @@ var spec = plan.Spec[db.Profile, fill_nicknames.Change, int64]{
 	},
 	Transform: fill_nicknames.Transform,
 	Uninsert:  nil,
+	Upsert:    false,
 }
 
 // applySQL is the Apply statement as sqlc wrote it.

@@ -57,6 +57,7 @@ SELECT p.id, p.nickname, p.points
 FROM profiles AS p
 WHERE p.id = ANY($1::bigint[])
 ORDER BY p.id
+FOR UPDATE
 `
 
 type RevertReadParams struct {

@@ -206,6 +206,7 @@ var spec = plan.Spec[db.ScopePageRow, fix_roles.Change, int64]{
 	},
 	Transform: fix_roles.Transform,
 	Uninsert:  nil,
+	Upsert:    false,
 }
 
 // applySQL is the Apply statement as sqlc wrote it.

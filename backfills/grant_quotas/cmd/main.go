@@ -25,7 +25,7 @@ var sourceDigest = "unknown"
 
 // runSignature is the sha256 over the manifest, the query text, the transform source
 // and the code version: the identity of this run in the ledger.
-const runSignature = "c13a550006a09baf93478e87df1db9fdc08d2146a07e07a5f9372b3aeecca7ad"
+const runSignature = "123bbd96f3fbbca7e90ea9a81bc60531b4e5ec139a9492166e46d37a4fbd2c19"
 
 // codeVersion is the version of the generator and runtime that made this binary.
 const codeVersion = "0.1.0"
@@ -125,6 +125,7 @@ LIMIT $2
 SELECT q.account_id AS id, q.storage_gb
 FROM quotas AS q
 WHERE q.account_id = ANY($1::bigint[])
+FOR UPDATE
 `,
 	},
 	{
@@ -200,6 +201,7 @@ var spec = plan.Spec[db.ScopePageRow, grant_quotas.Change, int64]{
 		tag, err := tx.Exec(ctx, revertInsertSQL, keys)
 		return tag.RowsAffected(), err
 	},
+	Upsert: true,
 }
 
 // applySQL is the Apply statement as sqlc wrote it.

@@ -73,6 +73,7 @@ const revertRead = `-- name: RevertRead :many
 SELECT q.account_id AS id, q.storage_gb
 FROM quotas AS q
 WHERE q.account_id = ANY($1::bigint[])
+FOR UPDATE
 `
 
 type RevertReadParams struct {
@@ -86,6 +87,7 @@ type RevertReadRow struct {
 
 // The quota as the table holds it, by account. A revert writes an older
 // value back through Apply, and deletes a row the run inserted (RevertInsert).
+// FOR UPDATE holds the rows until the batch commits.
 func (q *Queries) RevertRead(ctx context.Context, arg RevertReadParams) ([]RevertReadRow, error) {
 	rows, err := q.db.Query(ctx, revertRead, arg.ID)
 	if err != nil {

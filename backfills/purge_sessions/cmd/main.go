@@ -26,7 +26,7 @@ var sourceDigest = "unknown"
 
 // runSignature is the sha256 over the manifest, the query text, the transform source
 // and the code version: the identity of this run in the ledger.
-const runSignature = "23ec906b2f946f6fdec0e37fe5b4cb276ab2333e3f426032f100b1196ca97a83"
+const runSignature = "eefca999e0ffb57c67d983232fb2fd456a6aec281298cae78beabd00cc1170f2"
 
 // codeVersion is the version of the generator and runtime that made this binary.
 const codeVersion = "0.1.0"
@@ -125,6 +125,7 @@ LIMIT $2
 SELECT id, tenant, user_id, token, expires_at, meta
 FROM sessions
 WHERE id = ANY($1::bigint[])
+FOR UPDATE
 `,
 	},
 	{
@@ -224,6 +225,7 @@ var spec = plan.Spec[db.ScopePageRow, purge_sessions.Change, int64]{
 	},
 	Transform: purge_sessions.Transform,
 	Uninsert:  nil,
+	Upsert:    false,
 }
 
 // applySQL is the Apply statement as sqlc wrote it.

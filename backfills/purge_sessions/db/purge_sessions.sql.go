@@ -83,6 +83,7 @@ const revertRead = `-- name: RevertRead :many
 SELECT id, tenant, user_id, token, expires_at, meta
 FROM sessions
 WHERE id = ANY($1::bigint[])
+FOR UPDATE
 `
 
 type RevertReadParams struct {
@@ -90,7 +91,8 @@ type RevertReadParams struct {
 }
 
 // The whole row (sqlc returns the table's struct, Session): the before-image
-// a revert inserts back.
+// a revert inserts back. FOR UPDATE holds it until the batch commits, so the
+// image is the version Apply deletes, not one another session changed since.
 func (q *Queries) RevertRead(ctx context.Context, arg RevertReadParams) ([]Session, error) {
 	rows, err := q.db.Query(ctx, revertRead, arg.ID)
 	if err != nil {

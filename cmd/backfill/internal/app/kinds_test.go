@@ -1,7 +1,11 @@
 package app_test
 
 import (
+	"context"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/stretchr/testify/require"
 
@@ -75,7 +79,7 @@ func TestDeleteKeepsWholeRowsAndRevertReinsertsThem(t *testing.T) {
 				timestamptz '2025-12-31 23:59:59.123456+00' + (i % 2) * interval '1 day' - i * interval '1 minute 0.000001 second',
 				(ARRAY[NULL, '{"a": [1, 2.50]}', '[]', '"x"'])[1 + i % 4]::jsonb
 			FROM generate_series(1, 600) AS i`,
-		"GRANT SELECT, INSERT, DELETE ON sessions TO backfill_runner")
+		"GRANT SELECT, INSERT, DELETE, UPDATE (id) ON sessions TO backfill_runner")
 	const sessionsState = `SELECT md5(string_agg(s::text, ',' ORDER BY id)) FROM sessions s WHERE id <> $1`
 	expired := pgtest.Query(t, x.db, "SELECT count(*) FROM sessions WHERE expires_at < '2026-01-01'")
 	kept := pgtest.Query(t, x.db, "SELECT md5(string_agg(s::text, ',' ORDER BY id)) FROM sessions s WHERE expires_at >= '2026-01-01'")
@@ -107,4 +111,51 @@ func TestDeleteKeepsWholeRowsAndRevertReinsertsThem(t *testing.T) {
 	require.Contains(t, res.stdout, "a row with this key exists again")
 	require.Equal(t, original, pgtest.Query(t, x.db, sessionsState, retaken), "the revert did not insert the deleted rows back exactly")
 	require.Equal(t, "99", pgtest.Query(t, x.db, "SELECT user_id FROM sessions WHERE id = "+retaken))
+}
+
+// TestInsertRaceKeepsAnotherSessionsRow: while a batch of grant_quotas
+// runs, another session inserts a quota row of an account in that batch and
+// commits while the batch waits on it. The upsert leaves that row alone (it
+// already holds 100 GB), so the batch cannot say which rows it inserted: it is
+// rolled back and retried, and the row is recorded as existing, never as one
+// the run inserted. The revert then leaves it in place.
+func TestInsertRaceKeepsAnotherSessionsRow(t *testing.T) {
+	t.Parallel()
+	x := newTarget(t)
+	bin := x.build("grant_quotas", edit2{"batch: {size: 500, canary: 50, max_rows_per_second: 20000,", "batch: {size: 5, canary: 2, max_rows_per_second: 100,"})
+	pgtest.Exec(t, x.db,
+		`INSERT INTO accounts (tenant, plan) SELECT 'acme', 'pro' FROM generate_series(1, 60)`,
+		"GRANT SELECT ON accounts TO backfill_runner",
+		"GRANT SELECT, INSERT, UPDATE, DELETE ON quotas TO backfill_runner")
+	x.approve("alice", bin)
+	x.approve("bob", bin)
+
+	ctx := context.Background()
+	other, err := pgx.Connect(ctx, x.db)
+	require.NoError(t, err)
+	defer other.Close(ctx)
+	tx, err := other.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "INSERT INTO quotas (account_id, storage_gb, note) VALUES (20, 100, 'the app''s own')")
+	require.NoError(t, err)
+	done := make(chan result, 1)
+	go func() { done <- runBinary(t, nil, bin, "--execute", "--database-url", x.runner) }()
+	// Commit once the batch holding account 20 waits on the row.
+	require.Eventually(t, func() bool {
+		return pgtest.Query(t, x.db, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%INSERT INTO quotas%'`) == "1"
+	}, 20*time.Second, 20*time.Millisecond, "the batch never waited on the other session's row")
+	require.NoError(t, tx.Commit(ctx))
+	res := <-done
+	require.Equal(t, 0, res.code, tail(res.stderr))
+
+	run := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'completed'")
+	require.Equal(t, "0", pgtest.Query(t, x.db, `SELECT count(*) FROM backfill.undo u, json_array_elements(u.items) i
+		WHERE u.run_id = `+run+` AND i->>'key' = '20'`), "the other session's row is not the run's to undo")
+	require.NotEqual(t, "0", pgtest.Query(t, x.db, "SELECT sum(attempts - 1) FROM backfill.batches WHERE run_id = "+run), "the batch was retried")
+	x.approve("alice", bin, "--revert-run", run)
+	x.approve("bob", bin, "--revert-run", run)
+	res = runBinary(t, nil, bin, "revert", "--run", run, "--execute", "--database-url", x.runner)
+	require.Equal(t, 0, res.code, tail(res.stderr))
+	require.Equal(t, "the app's own", pgtest.Query(t, x.db, "SELECT note FROM quotas WHERE account_id = 20"))
+	require.Equal(t, "1", pgtest.Query(t, x.db, "SELECT count(*) FROM quotas"))
 }

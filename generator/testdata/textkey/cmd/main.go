@@ -137,6 +137,7 @@ var spec = plan.Spec[db.ScopePageRow, textkey.Change, string]{
 	Tenant:    nil,
 	Transform: textkey.Transform,
 	Uninsert:  nil,
+	Upsert:    false,
 }
 
 // applySQL is the Apply statement as sqlc wrote it.
