@@ -9,6 +9,9 @@ const (
 	KindUpdate = "update" // UPDATE ... : rows the run changes
 	KindInsert = "insert" // INSERT ... (with Upsert, INSERT ... ON CONFLICT DO UPDATE)
 	KindDelete = "delete" // DELETE ... : rows the run removes
+	// KindRevert words the counts of a revert run: the rows it restored,
+	// whatever statement restored each (Apply, RevertInsert, RevertDelete).
+	KindRevert = "revert"
 )
 
 // Apply is what the Apply statement does, as the generator read it from the
@@ -44,6 +47,8 @@ func (a Apply) Verb() string {
 		return "insert"
 	case KindDelete:
 		return "DELETE"
+	case KindRevert:
+		return "restore"
 	}
 	return a.kind()
 }
@@ -59,6 +64,8 @@ func (a Apply) Past() string {
 		return "inserted"
 	case KindDelete:
 		return "deleted"
+	case KindRevert:
+		return "restored"
 	case KindUpdate:
 		return "updated"
 	}

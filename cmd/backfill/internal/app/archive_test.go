@@ -395,6 +395,14 @@ func TestArchiveOfRefusedInterruptedAndRevertedRuns(t *testing.T) {
 		require.Contains(t, report, "; REVERTED by run ")
 		require.Contains(t, report, "(333 rows restored, 0 left alone)")
 		require.True(t, strings.Contains(report, "| revert:"+run+" | completed |"), report)
+
+		// The revert's own archive counts rows restored, never rows updated.
+		revert := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE purpose = 'revert:"+run+"'")
+		report = x.archivedReport(revert)
+		require.Contains(t, report, "**Outcome: completed: 333 rows restored in ")
+		require.Contains(t, report, "- writes: `the before-images of run "+run+" back (it wrote UPDATE users)`")
+		require.Contains(t, report, "| rows restored | | 333 |")
+		require.NotContains(t, report, "rows updated")
 	})
 }
 

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"sort"
+	"strconv"
 	"strings"
 	"time"
 
@@ -34,9 +35,16 @@ func Report(a *Archive) []byte {
 	}
 	fmt.Fprintf(&w, "# Backfill %s, run %d\n\n", a.Index.Backfill, run.ID)
 	ap := info.Apply
+	target, isRevert := revertOf(run.Purpose)
+	writes := ap.Statement()
+	if isRevert {
+		// A revert writes the run's before-images back: its counts are rows restored.
+		writes = fmt.Sprintf("the before-images of run %d back (it wrote %s)", target, ap.Statement())
+		ap = bftype.Apply{Kind: bftype.KindRevert, Table: ap.Table}
+	}
 	fmt.Fprintf(&w, "**Outcome: %s**\n\n", a.outcome(run, ap))
 	fmt.Fprintf(&w, "## What and why\n\n> %s\n\n", m.Scope)
-	fmt.Fprintf(&w, "- writes: `%s`\n", ap.Statement())
+	fmt.Fprintf(&w, "- writes: `%s`\n", writes)
 	fmt.Fprintf(&w, "- owner: %s; risk: %s (%d distinct approver(s) required); reversible: %s\n", m.Owner, m.RiskText(),
 		approval.Required(m.Risk), yesNo(m.Reversible))
 	fmt.Fprintf(&w, "- binary: `%s`, sha256:%s\n", BinaryFile(a.Index.Backfill), a.Index.Digest)
@@ -175,7 +183,20 @@ func (a *Archive) reportWho(w *strings.Builder, run *ledger.Run) {
 	fmt.Fprintf(w, "\n- launch parameters: `%s`\n\n", params.String())
 }
 
+// revertOf reads a revert run's purpose ("revert:N") as the run it reverts.
+func revertOf(purpose string) (int64, bool) {
+	n, err := strconv.ParseInt(strings.TrimPrefix(purpose, "revert:"), 10, 64)
+	return n, err == nil && strings.HasPrefix(purpose, "revert:")
+}
+
 func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Manifest, ap bftype.Apply) {
+	if target, ok := revertOf(run.Purpose); ok {
+		fmt.Fprintf(w, "## Restored\n\n| | run %d's before-images | this revert |\n| --- | --- | --- |\n", target)
+		fmt.Fprintf(w, "| rows with before-images | %s | %d read |\n", optional(run.Matched), run.Scanned)
+		fmt.Fprintf(w, "| rows restored | | %d |\n", run.Changed)
+		fmt.Fprintf(w, "| rows left alone (changed since run %d) | | %d |\n\n", target, a.skippedOf(run.ID))
+		return
+	}
 	fmt.Fprintf(w, "## Planned and %s\n\n", ap.Past())
 	// The dry-run the run planned with is the one verify and the run's own
 	// reconciliation use (ledger.DryRunBefore): the last saved before the
