@@ -184,42 +184,40 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 		began := time.Now()
 		var page *ledger.UndoBatch
 		var out *plan.RevertResult
-		err := pgdb.WithTx(ctx, r.conn, func(tx pgx.Tx) error {
-			m := r.job.Manifest
-			if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d; SET LOCAL statement_timeout = %d",
-				m.Batch.LockTimeoutDuration().Milliseconds(), m.Batch.StatementTimeoutDuration().Milliseconds())); err != nil {
-				return err
-			}
-			var err error
-			if page, err = ledger.NextUndo(ctx, tx, target, after); err != nil || page == nil {
-				return err
-			}
-			if out, err = r.job.Plan.Revert(ctx, tx, undoItems(page.Items), true); err != nil {
-				return err
-			}
-			var skipped RevertResult
-			skipped.add(0, out)
-			if err := ledger.RecordSkipped(ctx, tx, r.run.ID, skipped.Skipped); err != nil {
-				return err
-			}
-			cursor := json.RawMessage(strconv.FormatInt(page.Batch, 10))
-			number, err := ledger.Progress(ctx, tx, r.run.ID, cursor, int64(len(page.Items)), out.Restored)
-			if err != nil {
-				return err
-			}
-			if err := ledger.RecordBatch(ctx, tx, ledger.Batch{RunID: r.run.ID, Batch: number, Cursor: cursor, Scanned: len(page.Items),
-				Intended: out.Restorable, Changed: out.Restored, Size: len(page.Items), Attempts: 1}); err != nil {
-				return err
-			}
-			return ledger.Append(ctx, tx, r.run.ID, "revert_batch", map[string]any{"batch": number, "reverted_run": target,
-				"of_batch": page.Batch, "images": len(page.Items), "restored": out.Restored, "skipped": skipped.Skipped})
-		})
-		if err != nil {
-			var refusal *bftype.Refusal
-			if errors.As(err, &refusal) {
-				return nil, err
-			}
-			return nil, r.failed(ctx, &lane{cursor: r.cursor}, err, pgdb.Classify(err))
+		try := func() error {
+			return pgdb.WithTx(ctx, r.conn, func(tx pgx.Tx) error {
+				m := r.job.Manifest
+				if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d; SET LOCAL statement_timeout = %d",
+					m.Batch.LockTimeoutDuration().Milliseconds(), m.Batch.StatementTimeoutDuration().Milliseconds())); err != nil {
+					return err
+				}
+				var err error
+				if page, err = ledger.NextUndo(ctx, tx, target, after); err != nil || page == nil {
+					return err
+				}
+				if out, err = r.job.Plan.Revert(ctx, tx, undoItems(page.Items), true); err != nil {
+					return err
+				}
+				var skipped RevertResult
+				skipped.add(0, out)
+				if err := ledger.RecordSkipped(ctx, tx, r.run.ID, skipped.Skipped); err != nil {
+					return err
+				}
+				cursor := json.RawMessage(strconv.FormatInt(page.Batch, 10))
+				number, err := ledger.Progress(ctx, tx, r.run.ID, cursor, int64(len(page.Items)), out.Restored)
+				if err != nil {
+					return err
+				}
+				if err := ledger.RecordBatch(ctx, tx, ledger.Batch{RunID: r.run.ID, Batch: number, Cursor: cursor, Scanned: len(page.Items),
+					Intended: out.Restorable, Changed: out.Restored, Size: len(page.Items), Attempts: 1}); err != nil {
+					return err
+				}
+				return ledger.Append(ctx, tx, r.run.ID, "revert_batch", map[string]any{"batch": number, "reverted_run": target,
+					"of_batch": page.Batch, "images": len(page.Items), "restored": out.Restored, "skipped": skipped.Skipped})
+			})
+		}
+		if err := r.retryRevert(ctx, after, try); err != nil {
+			return nil, err
 		}
 		if page == nil {
 			break
@@ -236,6 +234,49 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 		r.meter.add(time.Now(), r.scanned)
 	}
 	return r.finishRevert(context.WithoutCancel(ctx), res)
+}
+
+// retryRevert runs one revert batch, retrying it like a run's batch: a lock
+// or statement timeout, a deadlock or a serialization failure backs off and
+// tries again, a lost connection reconnects (taking the lock again), for up
+// to MaxRetryTime; anything else stops the revert, which a rerun resumes.
+func (r *runner) retryRevert(ctx context.Context, after int64, try func() error) error {
+	var first time.Time
+	for attempt := 1; ; attempt++ {
+		err := try()
+		if err == nil {
+			return nil
+		}
+		if first.IsZero() {
+			first = time.Now()
+		}
+		var refusal *bftype.Refusal
+		if errors.As(err, &refusal) {
+			return err
+		}
+		where := fmt.Sprintf("the revert batch after image batch %d", after)
+		class := pgdb.Classify(err)
+		if ctx.Err() != nil || class == pgdb.Stop || class == pgdb.Permission {
+			return r.failed(ctx, &lane{cursor: r.cursor}, err, class)
+		}
+		if time.Since(first) > r.opts.MaxRetryTime {
+			return r.stop(ledger.StatusPartial, bftype.ReasonFailed, bftype.ExitPartial,
+				"Fix the cause, then rerun the same revert: it resumes after the last committed batch.",
+				"%s kept failing for %s (%d attempts); last error: %s", where, r.opts.MaxRetryTime, attempt, pgdb.ErrorSentence(err))
+		}
+		wait := backoff(attempt - 1)
+		r.log.Warn("batch failed, retrying", "event", "backoff", "cursor", after, "attempt", attempt, "class", class.String(),
+			"error", pgdb.ErrorSentence(err), "wait_ms", ms(wait))
+		if !sleep(ctx, r.opts.Graceful, wait) {
+			return r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
+				"Rerun the same revert to resume from the last committed batch.", "stopped by a signal while retrying %s", where)
+		}
+		if class == pgdb.Reconnect {
+			if err := r.reconnect(ctx); err != nil {
+				r.log.Warn("reconnect failed", "event", "backoff", "error", pgdb.ErrorSentence(err))
+			}
+		}
+	}
 }
 
 // finishRevert records the revert as completed and counts it whole: the

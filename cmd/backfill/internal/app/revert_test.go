@@ -1,9 +1,13 @@
 package app_test
 
 import (
+	"context"
 	"os/exec"
 	"syscall"
 	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/stretchr/testify/require"
 
@@ -110,4 +114,30 @@ func TestRevertIsThrottledResumesAndIsNamed(t *testing.T) {
 	require.Contains(t, status, "run "+run+"  completed\n  purpose execute, reverted by run "+revert+"\n")
 	require.Regexp(t, `(?m)^purpose\s+execute, reverted by run `+revert+`$`, x.cli("show", run, "--database-url", x.observer))
 	require.Regexp(t, `(?m)^purpose\s+revert of run `+run+`$`, x.cli("show", revert, "--database-url", x.observer))
+}
+
+// A revert batch that meets a row lock held past lock_timeout backs off and
+// retries, like a run's batch, instead of stopping the revert.
+func TestRevertRetriesALockTimeout(t *testing.T) {
+	t.Parallel()
+	x, run := executed(t)
+	x.approve("alice", x.bin, "--revert-run", run)
+	x.approve("bob", x.bin, "--revert-run", run)
+	key := pgtest.Query(t, x.db, `SELECT min((i->>'key')::bigint) FROM backfill.undo u, json_array_elements(u.items) i WHERE u.run_id = `+run)
+
+	ctx := context.Background()
+	other, err := pgx.Connect(ctx, x.db)
+	require.NoError(t, err)
+	defer other.Close(ctx)
+	tx, err := other.Begin(ctx)
+	require.NoError(t, err)
+	_, err = tx.Exec(ctx, "SELECT 1 FROM users WHERE id = $1 FOR UPDATE", key)
+	require.NoError(t, err)
+	release := time.AfterFunc(3500*time.Millisecond, func() { _ = tx.Rollback(ctx) }) // past the 2s lock_timeout once
+	defer release.Stop()
+
+	res := runBinary(t, nil, x.bin, "revert", "--run", run, "--execute", "--database-url", x.runner, "--log-stderr", "yes")
+	require.Equal(t, 0, res.code, tail(res.stdout+res.stderr))
+	require.Contains(t, res.stderr, `"event":"backoff"`, "the lock timeout was retried")
+	require.Contains(t, res.stdout, "restored 333")
 }
