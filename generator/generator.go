@@ -77,6 +77,9 @@ func GenerateLayout(l Layout) (map[string][]byte, error) {
 	if err != nil {
 		return nil, err
 	}
+	if err := oneStatementEach(l); err != nil {
+		return nil, err
+	}
 	pkg := module + "/" + filepath.ToSlash(l.Dir)
 	b, err := inspect.Load(l.Root, l.Name, pkg+"/db", pkg)
 	if err != nil {
@@ -101,6 +104,25 @@ func GenerateLayout(l Layout) (map[string][]byte, error) {
 		return nil, err
 	}
 	return map[string][]byte{filepath.ToSlash(l.MainFile()): main}, nil
+}
+
+// oneStatementEach refuses a query file in which a query holds more than
+// one statement: sqlc would drop the others silently.
+func oneStatementEach(l Layout) error {
+	files, err := listFiles(l.Root, l.Queries, ".sql")
+	if err != nil {
+		return err
+	}
+	for _, f := range files {
+		data, err := os.ReadFile(filepath.Join(l.Root, f))
+		if err != nil {
+			return fmt.Errorf("error reading %s: %w", f, err)
+		}
+		if err := inspect.OneStatementEach(string(data)); err != nil {
+			return fmt.Errorf("backfill %q: %s: %v (write each query as one statement)", l.Name, f, err)
+		}
+	}
+	return nil
 }
 
 // Write writes generated files under root, leaving files whose content is

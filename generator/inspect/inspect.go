@@ -352,7 +352,7 @@ func (s *shaper) revertFields(b *model.Backfill, r *model.Revert, row *types.Nam
 // revertInsert learns RevertInsert, which a reversible insert needs: it
 // deletes by key the rows the run inserted, from the table Apply writes.
 func (s *shaper) revertInsert(b *model.Backfill, r *model.Revert) error {
-	hint := fmt.Sprintf("add \"-- name: %s :execrows\" with DELETE FROM %s WHERE %s = ANY(sqlc.arg(%s)::%s[])",
+	hint := fmt.Sprintf("add \"-- name: %s :execrows\" with DELETE FROM %s WHERE <the column Apply fills from %s> = ANY(sqlc.arg(%s)::%s[]) (docs/authoring.md section 5.4c)",
 		UninsertMethod, b.Apply.Table, b.Cursor.Display, b.Cursor.Display, sqlArrayType(b.Cursor.Type))
 	if !s.hasMethod(UninsertMethod) {
 		return s.fail(hint, "Apply inserts into %s and the query set has %s, so a revert must delete the rows a run inserted; the query set has no %s", b.Apply.Table, RevertMethod, UninsertMethod)
@@ -367,7 +367,7 @@ func (s *shaper) revertInsert(b *model.Backfill, r *model.Revert) error {
 		return s.fail(hint, "query %s must take exactly one parameter, the keys as []%s", UninsertMethod, b.Cursor.Type)
 	}
 	sql := s.sqlText(UninsertMethod)
-	if a, err := ApplyKind(sql); err != nil || a.Kind != model.KindDelete || a.Table != b.Apply.Table {
+	if a, err := ApplyKind(sql); err != nil || a.Kind != model.KindDelete || !SameTable(a.Table, b.Apply.Table) {
 		return s.fail(hint, "query %s must be a DELETE from %s, the table Apply inserts into", UninsertMethod, b.Apply.Table)
 	}
 	r.Uninsert = sql
@@ -388,7 +388,7 @@ func (s *shaper) revertDelete(b *model.Backfill, r *model.Revert, row *types.Nam
 		f := st.Field(i)
 		r.Fields = append(r.Fields, model.DiffField{Name: f.Name(), Display: Snake(f.Name())})
 	}
-	hint := fmt.Sprintf("add \"-- name: %s :execrows\" with INSERT INTO %s (columns) SELECT * FROM unnest(sqlc.arg(column)::type[], ...), one array per column of %s",
+	hint := fmt.Sprintf("add \"-- name: %s :execrows\" with INSERT INTO %s (columns) SELECT * FROM ROWS FROM (unnest(sqlc.arg(column)::type[]), ...) AS v (columns), one array per column of %s named as the column (docs/authoring.md section 5.4d)",
 		ReinsertMethod, b.Apply.Table, row.Obj().Name())
 	if !s.hasMethod(ReinsertMethod) {
 		return s.fail(hint, "Apply deletes from %s and the query set has %s, so a revert must insert the deleted rows back; the query set has no %s", b.Apply.Table, RevertMethod, ReinsertMethod)
@@ -399,7 +399,7 @@ func (s *shaper) revertDelete(b *model.Backfill, r *model.Revert, row *types.Nam
 		return s.fail(hint, "query %s must be :execrows with one array parameter per column; sqlc made it %s", ReinsertMethod, sig)
 	}
 	sql := s.sqlText(ReinsertMethod)
-	if a, err := ApplyKind(sql); err != nil || a.Kind != model.KindInsert || a.Table != b.Apply.Table {
+	if a, err := ApplyKind(sql); err != nil || a.Kind != model.KindInsert || !SameTable(a.Table, b.Apply.Table) {
 		return s.fail(hint, "query %s must be an INSERT into %s, the table Apply deletes from", ReinsertMethod, b.Apply.Table)
 	}
 	re := &model.Reinsert{SQL: sql}

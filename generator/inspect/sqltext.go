@@ -325,3 +325,65 @@ func LocksRows(sql string) bool {
 	}
 	return false
 }
+
+// SameTable reports whether two table names as SQL spells them name the
+// same table on the default search path: quotes around a lowercase name and
+// the schema public make no difference ("coupons", public.coupons).
+func SameTable(a, b string) bool { return canonicalTable(a) == canonicalTable(b) }
+
+func canonicalTable(name string) string {
+	var parts []string
+	for _, p := range strings.Split(name, ".") {
+		if len(p) > 1 && p[0] == '"' && p[len(p)-1] == '"' {
+			if q := p[1 : len(p)-1]; q == strings.ToLower(q) && !strings.ContainsAny(q, `". `) {
+				p = q
+			}
+		}
+		parts = append(parts, p)
+	}
+	if len(parts) == 2 && parts[0] == "public" {
+		parts = parts[1:]
+	}
+	return strings.Join(parts, ".")
+}
+
+// OneStatementEach checks a sqlc query file: every query under a
+// "-- name:" line holds one statement. sqlc keeps only the first statement
+// of a query and drops the rest without a word, so a second statement would
+// be in the file reviewers read but not in the binary.
+func OneStatementEach(file string) error {
+	var name string
+	var body strings.Builder
+	check := func() error {
+		if name == "" {
+			return nil
+		}
+		toks, err := lex(body.String())
+		if err != nil {
+			return fmt.Errorf("query %s: %v", name, err)
+		}
+		for i, t := range toks {
+			if t.depth == 0 && !t.quoted && t.text == ";" {
+				for _, rest := range toks[i+1:] {
+					if !(rest.text == ";" && !rest.quoted) {
+						return fmt.Errorf("query %s holds more than one statement; sqlc keeps only the first, so the binary would not run what the file shows", name)
+					}
+				}
+				break
+			}
+		}
+		return nil
+	}
+	for _, line := range strings.SplitAfter(file, "\n") {
+		if f := strings.Fields(line); len(f) >= 3 && f[0] == "--" && f[1] == "name:" {
+			if err := check(); err != nil {
+				return err
+			}
+			name = f[2]
+			body.Reset()
+			continue
+		}
+		body.WriteString(line)
+	}
+	return check()
+}

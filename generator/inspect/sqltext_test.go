@@ -55,3 +55,27 @@ func TestApplyKindRefusesWhatItCannotName(t *testing.T) {
 		}
 	}
 }
+
+func TestSameTable(t *testing.T) {
+	for _, same := range [][2]string{{"coupons", "public.coupons"}, {`"coupons"`, "coupons"}, {`public."coupons"`, "coupons"}, {"audit.s", "audit.s"}} {
+		if !SameTable(same[0], same[1]) {
+			t.Errorf("SameTable(%s, %s) = false", same[0], same[1])
+		}
+	}
+	for _, other := range [][2]string{{"coupons", "audit.coupons"}, {`"Coupons"`, "coupons"}, {"coupons", "coupons_archive"}} {
+		if SameTable(other[0], other[1]) {
+			t.Errorf("SameTable(%s, %s) = true", other[0], other[1])
+		}
+	}
+}
+
+func TestOneStatementEach(t *testing.T) {
+	ok := "-- name: A :one\nSELECT 1;\n\n-- name: Apply :execrows\n-- a; comment\nDELETE FROM t WHERE note = ';' AND id = ANY($1);\n"
+	if err := OneStatementEach(ok); err != nil {
+		t.Fatal(err)
+	}
+	two := "-- name: Apply :execrows\nDELETE FROM t WHERE id = ANY($1);\nDELETE FROM u WHERE id = ANY($1);\n-- name: B :one\nSELECT 1;\n"
+	if err := OneStatementEach(two); err == nil || !strings.Contains(err.Error(), "query Apply holds more than one statement") {
+		t.Fatalf("got %v", err)
+	}
+}

@@ -51,7 +51,7 @@ func revertCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 			return err
 		}
 		fmt.Fprintf(stdout, "PREVIEW of the revert of run %d: nothing was written.\n\n", *target)
-		fmt.Fprintf(stdout, "  rows with before-images  %d\n  would be restored        %d\n  changed since, left alone %d\n",
+		fmt.Fprintf(stdout, "  rows the run wrote (images kept) %d\n  would be restored                %d\n  changed since, left alone        %d\n",
 			res.Images, res.Restorable, len(res.Skipped))
 		listSkipped(stdout, res.Skipped)
 		return nil

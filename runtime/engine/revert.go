@@ -134,7 +134,7 @@ func Revert(ctx context.Context, conn *pgx.Conn, job *Job, target int64, op Oper
 			}
 			images, err = ledger.CountUndo(ctx, conn, target)
 			return err
-		}, func() string { return fmt.Sprintf("run %d changed %d rows with before-images kept", target, images) }},
+		}, func() string { return fmt.Sprintf("run %d kept the images of %d rows it wrote", target, images) }},
 		{"approval", func(ctx context.Context) error { return p.checkApprovals(ctx, time.Now()) }, p.approvalDetail},
 		{"run_once", p.checkRunOnce, p.runOnceDetail},
 		{"lock", p.takeLock, func() string { return "held for the revert of run " + strconv.FormatInt(target, 10) }},
