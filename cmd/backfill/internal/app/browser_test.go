@@ -81,11 +81,14 @@ func TestBrowserFollowsARunLive(t *testing.T) {
 	x.approve("bob", x.bin)
 	base := serving(t, x.observer)
 
+	// Opened before the run starts, the list adds the run's row by itself.
+	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/")))
+	require.Contains(t, textOf(t, ctx, `main`), "No runs in the ledger yet.")
 	s := x.start()
 	x.waitFor("SELECT count(*) > 0 FROM backfill.runs WHERE status = 'running' AND batches > 0", "true")
 	run := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'running'")
 	row := `tr[data-run="` + run + `"] `
-	require.NoError(t, chromedp.Do(ctx, chromedp.Navigate(base+"/"), chromedp.WaitVisible(chromedp.CSS(row+`[data-field="batches"]`))))
+	require.NoError(t, chromedp.Do(ctx, chromedp.WaitVisible(chromedp.CSS(row+`[data-field="batches"]`))))
 	_, err := chromedp.Run(ctx, chromedp.Evaluate[bool](`window.sameDocument = true`))
 	require.NoError(t, err)
 	require.Equal(t, "running", textOf(t, ctx, row+`[data-field="state"]`))
