@@ -50,6 +50,7 @@ var commands = map[string]command{
 	"pause":          {"pause RUN: a running run waits after its current batch", controlCommand("pause")},
 	"resume":         {"resume RUN: a paused run goes on", controlCommand("run")},
 	"cancel":         {"cancel RUN: a running run stops after its current batch, for good", controlCommand("cancel")},
+	"serve":          {"serve: a read-only web page of the runs with live progress, and Prometheus /metrics", serveCommand},
 	"show":           {"show RUN: one run and its audit events", showCommand},
 	"ack":            {"ack RUN --reason ...: record why a run's changed rows differ from its dry-run (verify then passes)", ackCommand},
 	"audit":          {"audit verify: recompute the audit hash chain", auditCommand},
