@@ -92,6 +92,9 @@ func run(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "version") {
+		return printVersion(b, stdout)
+	}
 	cmd, rest := "", args
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, rest = args[0], args[1:]
@@ -108,6 +111,9 @@ func run(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer)
 	case "revert":
 		return revertCommand(ctx, b, m, rest, stdout, stderr)
 	case "help":
+		if len(rest) > 0 { // help CMD is CMD --help
+			return run(ctx, b, []string{rest[0], "--help"}, stdout, stderr)
+		}
 		topUsage(b, stdout)
 		return nil
 	default:
@@ -128,6 +134,8 @@ Usage:
   %[1]s verify           rerun the checks and reconcile changed rows with the dry-run
   %[1]s revert --run RUN [--execute]
                          write back the before-images of a run (reversible backfills)
+  %[1]s help [COMMAND]   this help, or a command's
+  %[1]s --version        name, code version, source commit, Go version, run signature
 
 Run "%[1]s COMMAND --help" for a command's flags.
 `, b.Name, wrapScope(b))
@@ -141,12 +149,13 @@ func wrapScope(b Binary) string {
 	return m.Scope
 }
 
-// newFlags builds a command's flag set with a --help that prints usage.
-func newFlags(name, usage string, stderr io.Writer) *pflag.FlagSet {
+// newFlags builds a command's flag set with a --help that prints usage to
+// out (stdout: help is what was asked for, and pipes into a pager).
+func newFlags(name, usage string, out io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\n\nFlags:\n%s", usage, fs.FlagUsages())
+		fmt.Fprintf(out, "%s\n\nFlags:\n%s", usage, fs.FlagUsages())
 	}
 	return fs
 }

@@ -21,7 +21,7 @@ digest for the revert of that run (backfill approve BINARY --revert-run RUN)
 and passes the same preflight as an execution.`
 
 func revertCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("revert", fmt.Sprintf(revertUsage, b.Name), stderr)
+	fs := newFlags("revert", fmt.Sprintf(revertUsage, b.Name), stdout)
 	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	target := fs.Int64("run", 0, "the run to revert (required)")
 	write := fs.Bool("execute", false, "write the before-images back (needs approvals of the revert)")
