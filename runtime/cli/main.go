@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -30,6 +31,26 @@ func Main(b Binary, args []string, stdin io.Reader, stdout, stderr io.Writer) in
 type signals struct {
 	graceful chan struct{}
 	stop     func()
+	mu       sync.Mutex
+	say      func(string) // prints a message; a writing command routes it through its console
+}
+
+// tell prints what the signal handler does.
+func (s *signals) tell(msg string) {
+	s.mu.Lock()
+	say := s.say
+	s.mu.Unlock()
+	say(msg)
+}
+
+// sayWith routes the signal handler's messages, e.g. onto their own line
+// above the live line, or into the JSON log.
+func sayWith(ctx context.Context, say func(string)) {
+	if s, ok := ctx.Value(signalsKey{}).(*signals); ok {
+		s.mu.Lock()
+		s.say = say
+		s.mu.Unlock()
+	}
 }
 
 type signalsKey struct{}
@@ -38,7 +59,7 @@ func twoStage(stderr io.Writer) (context.Context, *signals) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	s := &signals{graceful: make(chan struct{})}
+	s := &signals{graceful: make(chan struct{}), say: func(msg string) { fmt.Fprintln(stderr, msg) }}
 	done := make(chan struct{})
 	s.stop = func() { signal.Stop(ch); close(done); cancel() }
 	go func() {
@@ -48,10 +69,10 @@ func twoStage(stderr io.Writer) (context.Context, *signals) {
 			return
 		}
 		close(s.graceful)
-		fmt.Fprintln(stderr, "Stopping after the current batch; press Ctrl-C again to stop at once.")
+		s.tell("Stopping after the current batch; press Ctrl-C again to stop at once.")
 		select {
 		case <-ch:
-			fmt.Fprintln(stderr, "Stopping now; the open batch rolls back.")
+			s.tell("Stopping now; the open batch rolls back.")
 			cancel()
 		case <-done:
 		}
@@ -176,10 +197,19 @@ func parse(fs *pflag.FlagSet, args []string) error {
 
 var errHelp = errors.New("help requested")
 
+// reportedError is an error the JSON log on stderr has already told; report
+// returns its exit code without printing it again.
+type reportedError struct{ error }
+
+func (e reportedError) Unwrap() error { return e.error }
+
 // report prints err as the operator should see it and returns the exit code.
 func report(err error, stderr io.Writer) int {
 	var refusal *bftype.Refusal
 	var usage usageError
+	if errors.As(err, new(reportedError)) {
+		stderr = io.Discard
+	}
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return int(bftype.ExitOK)
