@@ -18,7 +18,7 @@ help: ## list targets
 cli: $(CLI) ## build the operator CLI bin/backfill
 
 $(CLI): $(GOFILES) go.mod go.sum
-	$(GO) build -o $(CLI) ./cmd/backfill
+	$(GO) build -ldflags "-X github.com/runonce/backfill/cmd/backfill/internal/app.commit=$$(git rev-parse HEAD 2>/dev/null || echo unknown)" -o $(CLI) ./cmd/backfill
 
 # sqlc is pinned in its own module (tools/sqlc/go.mod) so that its large
 # dependency graph stays out of the runtime's. Its first build needs gcc and

@@ -34,6 +34,7 @@ type Refusal struct {
 	Msg    string // what is wrong, one sentence
 	Next   string // what the operator should do next, one sentence
 	Err    error  // the underlying cause, for logs; may be nil
+	RunID  int64  // the ledger's record of the refused attempt; 0 when not recorded
 }
 
 // Refuse builds a Refusal.

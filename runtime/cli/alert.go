@@ -17,14 +17,43 @@ import (
 	"time"
 )
 
-// Alert is what the alert hooks receive, as JSON.
+// Alert is what the alert hooks receive, as JSON. Text is one sentence for
+// a person: Slack and Microsoft Teams incoming webhooks show it as the
+// message (and require it); the other fields are for machines.
 type Alert struct {
-	Event    string    `json:"event"` // completed, failed, partial, interrupted, cancelled, failed_validation, stuck
-	Backfill string    `json:"backfill"`
-	RunID    int64     `json:"run_id"`
-	Digest   string    `json:"digest"`
-	Message  string    `json:"message"`
-	At       time.Time `json:"at"`
+	Text       string    `json:"text"`
+	Event      string    `json:"event"` // completed, failed, partial, interrupted, cancelled, failed_validation, stuck, refused
+	Backfill   string    `json:"backfill"`
+	RunID      int64     `json:"run_id"`
+	Digest     string    `json:"digest"`
+	StopReason string    `json:"stop_reason,omitempty"` // why a run was refused or stopped
+	Message    string    `json:"message"`
+	At         time.Time `json:"at"`
+}
+
+// sentence is the alert's Text: "backfill fix_roles run 42 completed:
+// scanned 1,000, updated 333 in 3 batches."
+func (a Alert) sentence() string {
+	what := strings.ReplaceAll(a.Event, "_", " ")
+	if a.Event == "refused" {
+		what = "was REFUSED"
+		if a.StopReason != "" {
+			what += " (" + a.StopReason + ")"
+		}
+	} else if a.Event != "completed" && a.Event != "stuck" {
+		what = "stopped: " + what
+	} else if a.Event == "stuck" {
+		what = "is stuck"
+	}
+	run := ""
+	if a.RunID != 0 {
+		run = fmt.Sprintf(" run %d", a.RunID)
+	}
+	msg := strings.TrimSuffix(a.Message, ".")
+	if msg != "" {
+		msg = ": " + msg
+	}
+	return fmt.Sprintf("Backfill %s%s %s%s.", a.Backfill, run, what, msg)
 }
 
 // alerter fires the --alert-webhook and --alert-command hooks. A failing
@@ -78,23 +107,26 @@ func (a *alerter) fire(ev Alert) {
 		return
 	}
 	ev.At = time.Now().UTC()
+	if ev.Text == "" {
+		ev.Text = ev.sentence()
+	}
 	body, _ := json.Marshal(ev)
 	a.wg.Add(1)
 	go func() {
 		defer a.wg.Done()
 		if a.webhook != "" {
 			if err := post(a.webhook, body); err != nil {
-				a.log.Warn("alert webhook failed", "event", "alert", "alert", ev.Event, "to", webhookOrigin(a.webhook),
+				a.log.Warn("alert webhook failed", "event", "alert", "run_id", ev.RunID, "alert", ev.Event, "to", webhookOrigin(a.webhook),
 					"error", a.secrets.scrub(err.Error()))
 			} else {
-				a.log.Info("alert sent", "event", "alert", "alert", ev.Event, "hook", "webhook", "to", webhookOrigin(a.webhook))
+				a.log.Info("alert sent", "event", "alert", "run_id", ev.RunID, "alert", ev.Event, "hook", "webhook", "to", webhookOrigin(a.webhook))
 			}
 		}
 		if a.command != "" {
 			if err := runHook(a.command, body, ev); err != nil {
-				a.log.Warn("alert command failed", "event", "alert", "alert", ev.Event, "error", a.secrets.scrub(err.Error()))
+				a.log.Warn("alert command failed", "event", "alert", "run_id", ev.RunID, "alert", ev.Event, "error", a.secrets.scrub(err.Error()))
 			} else {
-				a.log.Info("alert sent", "event", "alert", "alert", ev.Event, "hook", "command")
+				a.log.Info("alert sent", "event", "alert", "run_id", ev.RunID, "alert", ev.Event, "hook", "command")
 			}
 		}
 	}()

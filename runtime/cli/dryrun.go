@@ -49,10 +49,12 @@ type dryRunFlags struct {
 }
 
 func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags(b.Name, fmt.Sprintf(dryRunUsage, b.Name, bftype.ExitExpectBounds, bftype.ExitSchema, bftype.ExitTenant), stderr)
+	var top strings.Builder
+	topUsage(b, &top)
+	fs := newFlags(b.Name, top.String()+"\n"+strings.SplitN(fmt.Sprintf(dryRunUsage, b.Name, bftype.ExitExpectBounds, bftype.ExitSchema, bftype.ExitTenant), "\n\n", 2)[1], stdout)
 	var f dryRunFlags
 	fs.StringVar(&f.url, "database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
-	fs.StringVar(&f.report, "report", "", "also write the report as JSON to this file")
+	fs.StringVar(&f.report, "report", "", "also write the report as JSON to this file (-: to stdout, and the human report to stderr)")
 	fs.IntVar(&f.samples, "samples", 5, "how many before/after samples to show")
 	fs.BoolVar(&f.save, "save", false, "also save the report in the ledger (needs the backfill_runner role)")
 	fs.BoolVar(&f.execute, "execute", false, "write: run the preflight, then the batches (needs approvals; see docs/operating.md)")
@@ -77,6 +79,12 @@ func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	rep, err := dryRun(soft, b, m, f)
 	if err != nil {
 		return err
+	}
+	if f.report == "-" { // stdout carries the JSON alone, for a pipe
+		if err := json.NewEncoder(stdout).Encode(rep); err != nil {
+			return fmt.Errorf("error writing report to stdout: %w", err)
+		}
+		stdout, f.report = stderr, ""
 	}
 	render(stdout, b, m, rep)
 	if f.save {

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 	"log/slog"
@@ -35,7 +36,7 @@ type execFlags struct {
 
 func (f *execFlags) register(fs *pflag.FlagSet, name string) {
 	fs.StringVar(&f.logFile, "log-file", name+".log", "durable JSON log of the execution (appended)")
-	fs.StringVar(&f.logStderr, "log-stderr", "auto", "also write the JSON log to stderr: yes, no, or auto (yes unless stderr is a terminal)")
+	fs.StringVar(&f.logStderr, "log-stderr", "human", "what stderr carries while the run writes: human (a live line and messages) or json (the JSON log, and nothing else); the log file always gets the JSON")
 	fs.DurationVar(&f.maxRetryTime, "max-retry-time", 5*time.Minute, "stop as partial when one batch keeps failing this long")
 	fs.DurationVar(&f.targetBatch, "target-batch-time", 200*time.Millisecond, "batch duration the batch size adapts toward (never above batch.size)")
 	fs.DurationVar(&f.maxReplicaLag, "max-replication-lag", 0, "pause while a replica lags more than this (0: do not check)")
@@ -57,25 +58,29 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 		return err
 	}
 	dbURL, src := pgdb.Resolve(f.url)
-	connect := func(ctx context.Context) (*pgx.Conn, error) { return pgdb.Connect(ctx, dbURL, src, b.Name+" execute") }
+	var runID atomic.Int64
+	// Sessions are named "PGAPPNAME backfill NAME run N" once the run is
+	// known; the first one gets " run N" from the engine when the run starts.
+	connect := func(ctx context.Context) (*pgx.Conn, error) {
+		return pgdb.Connect(ctx, dbURL, src, sessionName(b.Name, runID.Load()))
+	}
 	conn, err := connect(ctx)
 	if err != nil {
 		return err
 	}
 	defer conn.Close(context.WithoutCancel(ctx))
 	op := operator(args)
-	logger, closeLog, err := openLog(f.exec.logFile, f.exec.logStderr, stderr, op)
+	logger, con, closeLog, err := openLog(f.exec, stderr, b, digest, op)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+	sayWith(ctx, con.note)
 	job := &engine.Job{Name: b.Name, Manifest: m, Digest: digest, RunSignature: b.RunSignature,
 		SourceCommit: b.SourceCommit, CodeVersion: b.CodeVersion, Statements: b.Statements, Plan: b.Plan}
 	fmt.Fprintf(stdout, "EXECUTE %s (sha256:%s)\n\nPreflight:\n", b.Name, digest)
-	live := newProgressLine(stderr)
 	alerts := newAlerter(webhook, f.exec.alertCommand, logger)
 	defer alerts.wait()
-	var runID atomic.Int64
 	dog := startWatchdog(f.exec.stuckAfter, func(idle time.Duration) {
 		logger.Warn("no progress", "event", "stuck", "run_id", runID.Load(), "idle_ms", ms(idle))
 		alerts.fire(Alert{Event: "stuck", Backfill: b.Name, RunID: runID.Load(), Digest: digest,
@@ -89,6 +94,7 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 		},
 		Started: func(id int64, resumed bool) {
 			runID.Store(id)
+			con.runID.Store(id)
 			dog.touch()
 			verb := "Started"
 			if resumed {
@@ -96,23 +102,27 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 			}
 			fmt.Fprintf(stdout, "\n%s run %d. Ctrl-C once stops after the current batch; twice stops at once.\n", verb, id)
 		},
-		Progress: func(p engine.Progress) { dog.touch(); live.update(p) },
-		Note:     func(msg string) { live.note(msg) },
-		Paused: func(id int64) {
-			live.note(fmt.Sprintf("run %d paused through the ledger; waiting for resume or cancel", id))
-		},
+		Progress: func(p engine.Progress) { dog.touch(); con.progress(p) },
+		Note:     con.note,
+		Wait:     con.wait,
+		Paused:   con.paused,
 		Stopped: func(id int64, status, msg string) {
-			live.done()
+			con.done()
 			alerts.fire(Alert{Event: status, Backfill: b.Name, RunID: id, Digest: digest, Message: msg})
 		},
 	}
 	opts := engine.Options{Logger: logger, Connect: connect, Graceful: graceful(ctx), MaxRetryTime: f.exec.maxRetryTime,
 		TargetBatchTime: f.exec.targetBatch, MaxReplicationLag: f.exec.maxReplicaLag, Lanes: f.exec.lanes}
 	res, err := engine.Execute(ctx, conn, job, op, hooks, opts)
-	live.done()
+	con.done()
 	if err != nil {
-		logger.Error("execution ended", "event", "stop", "error", err.Error())
-		return err
+		var refusal *bftype.Refusal
+		if errors.As(err, &refusal) && refusal.RunID != 0 && runID.Load() == 0 {
+			runID.Store(refusal.RunID)
+			alerts.fire(Alert{Event: "refused", Backfill: b.Name, RunID: refusal.RunID, Digest: digest, StopReason: string(refusal.Reason),
+				Message: refusal.Msg})
+		}
+		return con.ended(err, runID.Load())
 	}
 	r := res.Run
 	alerts.fire(Alert{Event: "completed", Backfill: b.Name, RunID: r.ID, Digest: digest,
@@ -126,81 +136,65 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 	return nil
 }
 
-// openLog returns a JSON logger writing to the durable log file and, unless
-// stderr is a terminal (where the live progress line is drawn instead), to
-// stderr. Every line carries the launch parameters.
-func openLog(path, toStderr string, stderr io.Writer, op engine.Operator) (*slog.Logger, func(), error) {
-	if toStderr != "auto" && toStderr != "yes" && toStderr != "no" {
-		return nil, nil, usageError{"--log-stderr must be yes, no or auto"}
+// openLog returns the JSON logger of a writing command, which appends to the
+// durable log file and, with --log-stderr json, writes to stderr too, and the
+// console that stderr is. Every line names the backfill and the digest
+// (the engine adds the run id once the run exists); the first line, launch,
+// records the arguments and who ran them, once.
+func openLog(f execFlags, stderr io.Writer, b Binary, digest string, op engine.Operator) (*slog.Logger, *console, func(), error) {
+	var asJSON bool
+	switch f.logStderr {
+	case "human", "no", "auto": // no and auto: the spellings before json and human
+	case "json", "yes":
+		asJSON = true
+	default:
+		return nil, nil, nil, usageError{"--log-stderr must be human or json"}
 	}
-	file, err := os.OpenFile(path, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
+	file, err := os.OpenFile(f.logFile, os.O_CREATE|os.O_APPEND|os.O_WRONLY, 0o640)
 	if err != nil {
-		return nil, nil, fmt.Errorf("error opening log file %q (set --log-file): %w", path, err)
+		return nil, nil, nil, fmt.Errorf("error opening log file %q (set --log-file): %w", f.logFile, err)
 	}
 	var w io.Writer = file
-	if toStderr == "yes" || (toStderr == "auto" && !isTerminal(stderr)) {
+	if asJSON {
 		w = io.MultiWriter(file, stderr)
 	}
-	logger := slog.New(slog.NewJSONHandler(w, nil)).With("args", op.Parameters["args"], "os_user", op.OSUser, "client_host", op.ClientHost)
-	return logger, func() { file.Sync(); file.Close() }, nil
+	logger := slog.New(slog.NewJSONHandler(w, nil)).With("backfill", b.Name, "digest", digest)
+	logger.Info("launched", "event", "launch", "args", op.Parameters["args"], "os_user", op.OSUser, "client_host", op.ClientHost,
+		"pid", os.Getpid(), "code_version", b.CodeVersion, "source_commit", b.SourceCommit, "run_signature", b.RunSignature)
+	return logger, newConsole(stderr, asJSON, logger), func() { file.Sync(); file.Close() }, nil
+}
+
+// ended logs how a writing command ended and returns err. With the JSON log
+// on stderr, that line is the operator's message: err comes back marked as
+// reported, so it is not printed again in prose.
+func (c *console) ended(err error, runID int64) error {
+	attrs := []any{"event", "stop", "error", err.Error()}
+	if runID != 0 {
+		attrs = append(attrs, "run_id", runID)
+	}
+	var refusal *bftype.Refusal
+	if errors.As(err, &refusal) {
+		attrs = append(attrs, "stop_reason", string(refusal.Reason), "exit_code", int(refusal.Code), "next", refusal.Next)
+	}
+	c.log.Error("execution ended", attrs...)
+	if c.json {
+		return reportedError{err}
+	}
+	return err
+}
+
+// sessionName is the application_name of a run's sessions, after the
+// operator's PGAPPNAME: "backfill NAME", then "backfill NAME run N".
+func sessionName(name string, runID int64) string {
+	if runID == 0 {
+		return "backfill " + name
+	}
+	return fmt.Sprintf("backfill %s run %d", name, runID)
 }
 
 func isTerminal(w io.Writer) bool {
 	f, ok := w.(*os.File)
 	return ok && term.IsTerminal(int(f.Fd()))
-}
-
-// progressLine draws one live line on a terminal, or a line a second otherwise.
-type progressLine struct {
-	w       io.Writer
-	tty     bool
-	started time.Time
-	last    time.Time
-	drawn   bool
-}
-
-func newProgressLine(w io.Writer) *progressLine {
-	return &progressLine{w: w, tty: isTerminal(w), started: time.Now()}
-}
-
-// progressText is the live line of a committed batch: the whole run's
-// counts against the count of its first preflight, and the rate and ETA of
-// this process's recent batches.
-func progressText(pr engine.Progress) string {
-	eta := "-"
-	if pr.ETA > 0 {
-		eta = pr.ETA.Round(time.Second).String()
-	}
-	return fmt.Sprintf("batch %d  scanned %d/%d  changed %d  skipped %d  %.0f rows/s  ETA %s",
-		pr.Batch, pr.Scanned, pr.Matched, pr.Changed, pr.Scanned-pr.Changed, pr.Rate, eta)
-}
-
-func (p *progressLine) update(pr engine.Progress) {
-	if time.Since(p.last) < 200*time.Millisecond && pr.Scanned < pr.Matched {
-		return
-	}
-	p.last = time.Now()
-	line := progressText(pr)
-	if p.tty {
-		fmt.Fprintf(p.w, "\r\033[K%s", line)
-		p.drawn = true
-		return
-	}
-	if pr.Scanned >= pr.Matched || time.Since(p.started) > time.Second {
-		fmt.Fprintln(p.w, line)
-	}
-}
-
-func (p *progressLine) note(s string) {
-	p.done()
-	fmt.Fprintln(p.w, s)
-}
-
-func (p *progressLine) done() {
-	if p.drawn {
-		fmt.Fprintln(p.w)
-		p.drawn = false
-	}
 }
 
 // operator is who runs the binary, from the operating system, never typed in.

@@ -28,7 +28,7 @@ type Info struct {
 }
 
 func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("info", "Usage: "+b.Name+" info [--json]\n\nShows what this binary is: its sha256 digest (the value reviewers\napprove), run signature, source commit, source bundle digest, what it writes (UPDATE, INSERT or DELETE,\nand the table), its risk and embedded manifest.", stderr)
+	fs := newFlags("info", "Usage: "+b.Name+" info [--json]\n\nShows what this binary is: its sha256 digest (the value reviewers\napprove), run signature, source commit, source bundle digest, what it writes (UPDATE, INSERT or DELETE,\nand the table), its risk and embedded manifest.", stdout)
 	asJSON := fs.Bool("json", false, "print as JSON")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -58,6 +58,14 @@ func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.
 	for _, s := range b.Statements {
 		fmt.Fprintf(stdout, "\n-- %s (%s)\n%s\n", s.Name, s.Role, s.SQL)
 	}
+	return nil
+}
+
+// printVersion is --version: what built this binary and what it runs. The
+// digest is in info (hashing the executable takes a moment).
+func printVersion(b Binary, w io.Writer) error {
+	fmt.Fprintf(w, "%s (backfill binary; code version %s, source commit %s, %s)\nrun signature %s\n",
+		b.Name, b.CodeVersion, b.SourceCommit, goVersion(), b.RunSignature)
 	return nil
 }
 

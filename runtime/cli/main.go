@@ -7,6 +7,7 @@ import (
 	"io"
 	"os"
 	"os/signal"
+	"sync"
 	"syscall"
 
 	"github.com/spf13/pflag"
@@ -30,6 +31,26 @@ func Main(b Binary, args []string, stdin io.Reader, stdout, stderr io.Writer) in
 type signals struct {
 	graceful chan struct{}
 	stop     func()
+	mu       sync.Mutex
+	say      func(string) // prints a message; a writing command routes it through its console
+}
+
+// tell prints what the signal handler does.
+func (s *signals) tell(msg string) {
+	s.mu.Lock()
+	say := s.say
+	s.mu.Unlock()
+	say(msg)
+}
+
+// sayWith routes the signal handler's messages, e.g. onto their own line
+// above the live line, or into the JSON log.
+func sayWith(ctx context.Context, say func(string)) {
+	if s, ok := ctx.Value(signalsKey{}).(*signals); ok {
+		s.mu.Lock()
+		s.say = say
+		s.mu.Unlock()
+	}
 }
 
 type signalsKey struct{}
@@ -38,7 +59,7 @@ func twoStage(stderr io.Writer) (context.Context, *signals) {
 	ctx, cancel := context.WithCancel(context.Background())
 	ch := make(chan os.Signal, 2)
 	signal.Notify(ch, os.Interrupt, syscall.SIGTERM)
-	s := &signals{graceful: make(chan struct{})}
+	s := &signals{graceful: make(chan struct{}), say: func(msg string) { fmt.Fprintln(stderr, msg) }}
 	done := make(chan struct{})
 	s.stop = func() { signal.Stop(ch); close(done); cancel() }
 	go func() {
@@ -48,10 +69,10 @@ func twoStage(stderr io.Writer) (context.Context, *signals) {
 			return
 		}
 		close(s.graceful)
-		fmt.Fprintln(stderr, "Stopping after the current batch; press Ctrl-C again to stop at once.")
+		s.tell("Stopping after the current batch; press Ctrl-C again to stop at once.")
 		select {
 		case <-ch:
-			fmt.Fprintln(stderr, "Stopping now; the open batch rolls back.")
+			s.tell("Stopping now; the open batch rolls back.")
 			cancel()
 		case <-done:
 		}
@@ -92,6 +113,9 @@ func run(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer)
 	if err != nil {
 		return err
 	}
+	if len(args) == 1 && (args[0] == "--version" || args[0] == "version") {
+		return printVersion(b, stdout)
+	}
 	cmd, rest := "", args
 	if len(args) > 0 && len(args[0]) > 0 && args[0][0] != '-' {
 		cmd, rest = args[0], args[1:]
@@ -108,6 +132,9 @@ func run(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer)
 	case "revert":
 		return revertCommand(ctx, b, m, rest, stdout, stderr)
 	case "help":
+		if len(rest) > 0 { // help CMD is CMD --help
+			return run(ctx, b, []string{rest[0], "--help"}, stdout, stderr)
+		}
 		topUsage(b, stdout)
 		return nil
 	default:
@@ -128,6 +155,8 @@ Usage:
   %[1]s verify           rerun the checks and reconcile changed rows with the dry-run
   %[1]s revert --run RUN [--execute]
                          write back the before-images of a run (reversible backfills)
+  %[1]s help [COMMAND]   this help, or a command's
+  %[1]s --version        name, code version, source commit, Go version, run signature
 
 Run "%[1]s COMMAND --help" for a command's flags.
 `, b.Name, wrapScope(b))
@@ -141,12 +170,13 @@ func wrapScope(b Binary) string {
 	return m.Scope
 }
 
-// newFlags builds a command's flag set with a --help that prints usage.
-func newFlags(name, usage string, stderr io.Writer) *pflag.FlagSet {
+// newFlags builds a command's flag set with a --help that prints usage to
+// out (stdout: help is what was asked for, and pipes into a pager).
+func newFlags(name, usage string, out io.Writer) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(stderr)
+	fs.SetOutput(out)
 	fs.Usage = func() {
-		fmt.Fprintf(stderr, "%s\n\nFlags:\n%s", usage, fs.FlagUsages())
+		fmt.Fprintf(out, "%s\n\nFlags:\n%s", usage, fs.FlagUsages())
 	}
 	return fs
 }
@@ -167,10 +197,19 @@ func parse(fs *pflag.FlagSet, args []string) error {
 
 var errHelp = errors.New("help requested")
 
+// reportedError is an error the JSON log on stderr has already told; report
+// returns its exit code without printing it again.
+type reportedError struct{ error }
+
+func (e reportedError) Unwrap() error { return e.error }
+
 // report prints err as the operator should see it and returns the exit code.
 func report(err error, stderr io.Writer) int {
 	var refusal *bftype.Refusal
 	var usage usageError
+	if errors.As(err, new(reportedError)) {
+		stderr = io.Discard
+	}
 	switch {
 	case err == nil, errors.Is(err, errHelp):
 		return int(bftype.ExitOK)

@@ -2,6 +2,7 @@ package cli
 
 import (
 	"context"
+	"errors"
 	"fmt"
 	"io"
 
@@ -21,7 +22,7 @@ digest for the revert of that run (backfill approve BINARY --revert-run RUN)
 and passes the same preflight as an execution.`
 
 func revertCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("revert", fmt.Sprintf(revertUsage, b.Name), stderr)
+	fs := newFlags("revert", fmt.Sprintf(revertUsage, b.Name), stdout)
 	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	target := fs.Int64("run", 0, "the run to revert (required)")
 	write := fs.Bool("execute", false, "write the before-images back (needs approvals of the revert)")
@@ -38,7 +39,7 @@ func revertCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 		return err
 	}
 	u, src := pgdb.Resolve(*url)
-	conn, err := pgdb.Connect(ctx, u, src, b.Name+" revert")
+	conn, err := pgdb.Connect(ctx, u, src, sessionName(b.Name, 0))
 	if err != nil {
 		return err
 	}
@@ -57,30 +58,39 @@ func revertCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 		return nil
 	}
 	op := operator(append([]string{"revert"}, args...))
-	logger, closeLog, err := openLog(ef.logFile, ef.logStderr, stderr, op)
+	logger, con, closeLog, err := openLog(ef, stderr, b, digest, op)
 	if err != nil {
 		return err
 	}
 	defer closeLog()
+	sayWith(ctx, con.note)
 	fmt.Fprintf(stdout, "REVERT run %d of %s (sha256:%s)\n\nPreflight:\n", *target, b.Name, digest)
-	live := newProgressLine(stderr)
+	var runID int64
 	hooks := engine.Hooks{
 		Check: func(c engine.Check) { fmt.Fprintf(stdout, "  ok  %-16s %s\n", c.Name, c.Detail) },
 		Started: func(id int64, resumed bool) {
+			runID = id
+			con.runID.Store(id)
 			verb := "Started"
 			if resumed {
 				verb = "Resumed"
 			}
 			fmt.Fprintf(stdout, "\n%s revert run %d of run %d. Ctrl-C once stops after the current batch; twice stops at once.\n", verb, id, *target)
 		},
-		Progress: live.update,
-		Stopped:  func(int64, string, string) { live.done() },
+		Progress: con.progress,
+		Note:     con.note,
+		Wait:     con.wait,
+		Paused:   con.paused,
+		Stopped:  func(int64, string, string) { con.done() },
 	}
 	res, err := engine.Revert(ctx, conn, job, *target, op, hooks, engine.Options{Logger: logger, Graceful: graceful(ctx)})
-	live.done()
+	con.done()
 	if err != nil {
-		logger.Error("revert ended", "event", "stop", "error", err.Error())
-		return err
+		var refusal *bftype.Refusal
+		if errors.As(err, &refusal) && runID == 0 {
+			runID = refusal.RunID
+		}
+		return con.ended(err, runID)
 	}
 	fmt.Fprintf(stdout, "\nCompleted revert run %d of run %d: restored %d of %d rows; %d changed since and left alone.\n",
 		res.Run.ID, *target, res.Restored, res.Images, len(res.Skipped))

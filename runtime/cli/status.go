@@ -13,7 +13,7 @@ import (
 )
 
 func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("status", "Usage: "+b.Name+" status [--database-url URL]\n\nShows this backfill's runs from the ledger: status, purpose (an execution, or\nthe revert of one), counts (scanned of the scope count of the run's first\npreflight), checkpoint and resumes.", stderr)
+	fs := newFlags("status", "Usage: "+b.Name+" status [--database-url URL]\n\nShows this backfill's runs from the ledger: status, purpose (an execution, or\nthe revert of one), counts (scanned of the scope count of the run's first\npreflight), checkpoint and resumes.", stdout)
 	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	if err := parse(fs, args); err != nil {
 		return err
@@ -64,7 +64,7 @@ func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr 
 func verifyCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("verify", "Usage: "+b.Name+" verify [--database-url URL]\n\nAfter a completed run: runs the manifest's checks again and reconciles the rows\n"+
 		"changed with the last dry-run of the run's digest saved (--save) before the run\nstarted. Exits "+fmt.Sprint(bftype.ExitValidation)+
-		" if either fails, unless an operator acknowledged that very\ndifference with: backfill ack RUN --reason \"...\".", stderr)
+		" if either fails, unless an operator acknowledged that very\ndifference with: backfill ack RUN --reason \"...\".", stdout)
 	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	if err := parse(fs, args); err != nil {
 		return err

@@ -12,6 +12,7 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+	"github.com/jackc/pgx/v5/pgconn"
 
 	"github.com/runonce/backfill/runtime/bftype"
 	"github.com/runonce/backfill/runtime/ledger"
@@ -178,6 +179,7 @@ func (r *runner) recover(ctx context.Context, err error) error {
 		return err
 	}
 	r.log.Warn("connection lost between batches, reconnecting", "event", "backoff", "error", pgdb.ErrorSentence(err))
+	r.hooks.wait("reconnect", "connection lost; reconnecting")
 	for attempt := 0; ; attempt++ {
 		if !sleep(ctx, r.opts.Graceful, backoff(attempt)) {
 			return nil // the next step sees the signal
@@ -255,6 +257,7 @@ func (r *runner) attempt(ctx context.Context, l *lane, canary bool) outcome {
 		wait := backoff(attempt - 1)
 		r.log.Warn("batch failed, retrying", "event", "backoff", "lane", l.n, "cursor", string(l.cursor), "attempt", attempt, "class", class.String(),
 			"error", pgdb.ErrorSentence(err), "wait_ms", ms(wait), "size", size)
+		r.hooks.wait(waitKind(err, class), fmt.Sprintf("attempt %d: %s", attempt, pgdb.ErrorSentence(err)))
 		if !sleep(ctx, r.opts.Graceful, wait) {
 			return outcome{fail: func() error {
 				return r.stop(ledger.StatusInterrupted, bftype.ReasonInterrupted, bftype.ExitInterrupted,
@@ -364,6 +367,7 @@ func (r *runner) obeyControl(ctx context.Context) (*Result, error) {
 		case ledger.ControlRun:
 			if announced {
 				r.log.Info("run resumed", "event", "resume")
+				r.hooks.wait("resumed", "")
 			}
 			return nil, nil
 		case ledger.ControlCancel:
@@ -400,6 +404,7 @@ func (r *runner) waitForReplicas(ctx context.Context) error {
 			return nil
 		}
 		r.log.Warn("replica lagging, waiting", "event", "throttle", "lag_ms", ms(d), "max_ms", ms(r.opts.MaxReplicationLag))
+		r.hooks.wait("replica_lag", "replica lag "+d.Round(time.Second).String())
 		if !sleep(ctx, r.opts.Graceful, time.Second) {
 			return nil // the next step sees the signal
 		}
@@ -432,6 +437,7 @@ func (r *runner) waitForHealth(ctx context.Context) error {
 			return nil
 		}
 		r.log.Warn("database unhealthy, waiting", "event", "throttle", "health", v, "max", h.Max)
+		r.hooks.wait("unhealthy", fmt.Sprintf("health %g > %g", v, h.Max))
 		if !sleep(ctx, r.opts.Graceful, time.Second) {
 			return nil // the next step sees the signal
 		}
@@ -693,4 +699,18 @@ func (r *runner) stop(status string, reason bftype.StopReason, code bftype.ExitC
 		r.hooks.Stopped(r.run.ID, status, msg)
 	}
 	return refusal
+}
+
+// waitKind names a failed batch's wait: a lock wait when the batch timed
+// out waiting for a lock (55P03), a reconnect when the connection was lost,
+// a retry otherwise.
+func waitKind(err error, class pgdb.Class) string {
+	var pgErr *pgconn.PgError
+	switch {
+	case errors.As(err, &pgErr) && pgErr.Code == "55P03":
+		return "lock_wait"
+	case class == pgdb.Reconnect:
+		return "reconnect"
+	}
+	return "retry"
 }

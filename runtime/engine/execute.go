@@ -134,9 +134,11 @@ func (p *preflight) refused(ctx context.Context, base ledger.Run, err error) err
 			"Login %s may not do what the run needs: %s.", p.id.SessionUser, pgErr.Message)
 		r.Err = err
 	}
-	if _, recErr := ledger.Refused(context.WithoutCancel(ctx), p.conn, base, string(r.Reason), r.Msg); recErr != nil {
+	id, recErr := ledger.Refused(context.WithoutCancel(ctx), p.conn, base, string(r.Reason), r.Msg)
+	if recErr != nil {
 		r.Msg += fmt.Sprintf(" (The refusal could not be recorded in the ledger: %v.)", recErr)
 	}
+	r.RunID = id
 	return r
 }
 
@@ -159,6 +161,11 @@ func startRun(ctx context.Context, conn *pgx.Conn, base ledger.Run, p *preflight
 	})
 	if err != nil {
 		return nil, false, fmt.Errorf("error starting the run: %w", err)
+	}
+	// The session says which run it serves in pg_stat_activity, after
+	// whatever name the operator gave it (PGAPPNAME).
+	if _, err := conn.Exec(ctx, "SELECT set_config('application_name', current_setting('application_name') || ' run ' || $1::bigint, false)", run.ID); err != nil {
+		return nil, false, fmt.Errorf("error naming the session after run %d: %w", run.ID, err)
 	}
 	return run, resumed, nil
 }

@@ -66,6 +66,22 @@ type Hooks struct {
 	// Note receives what the operator should know that is not an error,
 	// such as a run going on in one lane where the manifest allows more.
 	Note func(message string)
+	// Wait receives each time the run waits instead of committing: a retry,
+	// a lock wait, a reconnect, a lagging replica, an unhealthy database,
+	// and the end of a pause. The next Progress means the wait is over.
+	Wait func(Wait)
+}
+
+// Wait is one wait of a run, as it begins.
+type Wait struct {
+	Kind   string // retry, lock_wait, reconnect, replica_lag, unhealthy, resumed
+	Detail string // for a reader: "replica lag 12s", "attempt 3: deadlock detected"
+}
+
+func (h Hooks) wait(kind, detail string) {
+	if h.Wait != nil {
+		h.Wait(Wait{Kind: kind, Detail: detail})
+	}
 }
 
 func (h Hooks) check(name, detail string) {

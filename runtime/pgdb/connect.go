@@ -41,12 +41,14 @@ func Resolve(flag string) (string, Source) {
 }
 
 // Connect opens one connection. Every failure is a Refusal with one sentence.
+// The session's application_name is app after the operator's own
+// (PGAPPNAME or the URL's application_name), so a DBA sees both.
 func Connect(ctx context.Context, url string, src Source, app string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, connRefusal(src, "", fmt.Errorf("the connection string from %s is not valid: %s", src, rootCause(err)), err)
 	}
-	cfg.RuntimeParams["application_name"] = app
+	cfg.RuntimeParams["application_name"] = appName(cfg.RuntimeParams["application_name"], app)
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
@@ -56,6 +58,15 @@ func Connect(ctx context.Context, url string, src Source, app string) (*pgx.Conn
 		return nil, connRefusal(src, where, errors.New(rootCause(err)), err)
 	}
 	return conn, nil
+}
+
+// appName is the application_name of a session: the operator's name, if
+// any, then ours.
+func appName(operators, ours string) string {
+	if operators == "" {
+		return ours
+	}
+	return operators + " " + ours
 }
 
 func connRefusal(src Source, where string, msg, cause error) *bftype.Refusal {

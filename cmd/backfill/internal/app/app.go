@@ -35,6 +35,9 @@ type command struct {
 type env struct {
 	stdin          io.Reader
 	stdout, stderr io.Writer
+	// flagSet, when set, receives every flag set a command builds: the
+	// completion scripts learn each command's flags from it.
+	flagSet func(*pflag.FlagSet)
 }
 
 var commands = map[string]command{
@@ -63,14 +66,25 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
 	defer stop()
 	e := &env{stdin: stdin, stdout: stdout, stderr: stderr}
-	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || args[0] == "help" {
+	if len(args) == 0 || args[0] == "-h" || args[0] == "--help" || (args[0] == "help" && len(args) == 1) {
 		usage(stdout)
 		return exitOK
+	}
+	if args[0] == "--version" || args[0] == "version" {
+		printVersion(stdout)
+		return exitOK
+	}
+	if args[0] == "help" {
+		args = append(args[1:], "--help") // help CMD [SUB] is CMD [SUB] --help
 	}
 	cmd, ok := commands[args[0]]
 	if !ok {
 		fmt.Fprintf(stderr, "error: unknown command %q; run backfill --help\n", args[0])
 		return exitUsage
+	}
+	if g, ok := groups[args[0]]; ok && wantsGroupHelp(args[1:]) {
+		g.usage(stdout, args[0])
+		return exitOK
 	}
 	err := cmd.run(ctx, e, args[1:])
 	var u usageError
@@ -81,7 +95,7 @@ func Run(args []string, stdin io.Reader, stdout, stderr io.Writer) int {
 		fmt.Fprintf(stderr, "error: %s\n", u.msg)
 		return exitUsage
 	default:
-		fmt.Fprintf(stderr, "error: %v\n", err)
+		fmt.Fprintf(stderr, "error: %s\n", errorSentence(err))
 		return exitFailure
 	}
 }
@@ -104,15 +118,19 @@ type usageError struct{ msg string }
 
 func (e usageError) Error() string { return e.msg }
 
-// flags builds a command's flag set.
+// flags builds a command's flag set. Its --help prints to stdout, as asked
+// for output; errors go to stderr.
 func flags(e *env, name, args, about string) *pflag.FlagSet {
 	fs := pflag.NewFlagSet(name, pflag.ContinueOnError)
-	fs.SetOutput(e.stderr)
+	fs.SetOutput(e.stdout)
 	fs.Usage = func() {
-		fmt.Fprintf(e.stderr, "Usage: backfill %s %s\n\n%s\n", name, args, about)
+		fmt.Fprintf(e.stdout, "Usage: backfill %s %s\n\n%s\n", name, args, about)
 		if fs.HasFlags() {
-			fmt.Fprintf(e.stderr, "\nFlags:\n%s", fs.FlagUsages())
+			fmt.Fprintf(e.stdout, "\nFlags:\n%s", fs.FlagUsages())
 		}
+	}
+	if e.flagSet != nil {
+		e.flagSet(fs)
 	}
 	return fs
 }
@@ -126,8 +144,7 @@ func parse(fs *pflag.FlagSet, args []string, minArgs, maxArgs int) error {
 		return usageError{err.Error()}
 	}
 	if n := fs.NArg(); n < minArgs || (maxArgs >= 0 && n > maxArgs) {
-		fs.Usage()
-		return usageError{fmt.Sprintf("%s: wrong number of arguments (%d)", fs.Name(), n)}
+		return usageError{fmt.Sprintf("%s: wrong number of arguments (%d); run backfill %s --help", fs.Name(), n, fs.Name())}
 	}
 	return nil
 }

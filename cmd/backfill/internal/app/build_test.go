@@ -188,7 +188,7 @@ func TestHelpAndUsageErrors(t *testing.T) {
 		require.Contains(t, res.stdout, "  "+cmd+" ")
 		sub := runBinary(t, nil, cliBin, cmd, "--help")
 		require.Equal(t, 0, sub.code, sub.stderr)
-		require.Contains(t, sub.stderr, "Usage: backfill "+cmd)
+		require.Contains(t, sub.stdout, "Usage: backfill "+cmd)
 	}
 }
 

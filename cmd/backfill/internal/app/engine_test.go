@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"fmt"
 	"net/http"
 	"net/http/httptest"
 	"os/exec"
@@ -76,7 +77,7 @@ func approvedSlowTarget(t *testing.T, edits ...edit2) *target {
 func TestTerminatedConnectionIsRetriedAndTheRunCompletes(t *testing.T) {
 	t.Parallel()
 	x := approvedSlowTarget(t)
-	s := x.start()
+	s := x.start("--log-stderr", "json")
 	x.waitFor(runningBatches, "true")
 	pgtest.Exec(t, x.db, "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = 't_runner_"+x.suffix+"'")
 	require.Equal(t, 0, s.wait(t), tail(s.stderr.String()))
@@ -208,26 +209,53 @@ func TestFailingCheckFailsTheRun(t *testing.T) {
 	x.requireRefused(x.execute(x.bin), before, bftype.ExitAlreadyDone, bftype.ReasonAlreadyDone, "failed its checks after its last batch")
 }
 
+// With --log-stderr json, stderr is the JSON log and nothing else; every
+// line names the backfill and its digest, every line from the run's start
+// (and the end of a refused attempt) its run id, and only the launch line
+// the arguments. Without it, stderr is for people: no JSON.
 func TestJSONLogCarriesTheRunIDOnEveryRunLine(t *testing.T) {
 	t.Parallel()
 	x := newTarget(t)
+	refused := runBinary(t, nil, x.bin, "--execute", "--database-url", x.runner, "--log-stderr", "json")
+	require.Equal(t, int(bftype.ExitNotApproved), refused.code)
+	refusedID := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'refused'")
+	require.NotContains(t, refused.stderr, "REFUSED (", "the JSON line says it; no prose on a JSON stderr")
+	require.Contains(t, refused.stderr, `"event":"stop","error":`)
+	require.Contains(t, refused.stderr, `"run_id":`+refusedID+`,"stop_reason":"not_approved","exit_code":`)
+
 	x.approve("alice", x.bin)
 	x.approve("bob", x.bin)
-	res := x.execute(x.bin)
-	require.Equal(t, 0, res.code)
-	var runLines int
+	res := runBinary(t, nil, x.bin, "--execute", "--database-url", x.runner, "--log-stderr", "json")
+	require.Equal(t, 0, res.code, res.stderr)
+	run := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'completed'")
+	digest := pgtest.Query(t, x.db, "SELECT digest FROM backfill.runs WHERE status = 'completed'")
+	var runLines, launches int
+	started := false
 	for _, line := range strings.Split(strings.TrimSpace(res.stderr), "\n") {
-		if !strings.HasPrefix(line, "{") {
-			continue
-		}
-		require.Contains(t, line, `"args":["--execute","--database-url",`)
+		var fields map[string]any
+		require.NoError(t, json.Unmarshal([]byte(line), &fields), "not a JSON line on stderr: %q", line)
+		require.Equal(t, "fix_roles", fields["backfill"], line)
+		require.Equal(t, digest, fields["digest"], line)
 		require.Contains(t, line, `"time":"`)
-		if strings.Contains(line, `"event":"batch"`) || strings.Contains(line, `"event":"finish"`) {
-			require.Contains(t, line, `"run_id":`)
+		if fields["event"] == "launch" {
+			launches++
+			require.Contains(t, line, `"args":["--execute","--database-url",`)
+			require.Contains(t, line, `"run_signature":"`)
+		} else {
+			require.NotContains(t, line, `"args"`, "the arguments are on the launch line only")
+		}
+		started = started || fields["event"] == "start"
+		if started {
+			require.Equal(t, run, fmt.Sprint(fields["run_id"]), line)
 			runLines++
 		}
 	}
+	require.Equal(t, 1, launches)
 	require.Greater(t, runLines, 2)
+
+	human := x.execute(x.bin) // refused: already completed
+	require.NotContains(t, human.stderr, "{", "JSON on a human stderr")
+	require.Contains(t, human.stderr, "REFUSED (already_completed)")
 }
 
 // tail keeps failure messages short: the last lines of a log.
@@ -239,12 +267,12 @@ func tail(s string) string {
 func TestAlertsFireAndAFailingHookNeverStopsTheRun(t *testing.T) {
 	t.Parallel()
 	var mu sync.Mutex
-	var events []string
+	var events, texts []string
 	srv := httptest.NewServer(http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		var a struct{ Event string }
+		var a struct{ Event, Text string }
 		_ = json.NewDecoder(r.Body).Decode(&a)
 		mu.Lock()
-		events = append(events, a.Event)
+		events, texts = append(events, a.Event), append(texts, a.Text)
 		mu.Unlock()
 	}))
 	defer srv.Close()
@@ -255,7 +283,7 @@ func TestAlertsFireAndAFailingHookNeverStopsTheRun(t *testing.T) {
 	}
 
 	x := approvedSlowTarget(t)
-	s := x.start("--alert-webhook", srv.URL, "--alert-command", "echo hook broke >&2; exit 3", "--stuck-after", "1s")
+	s := x.start("--alert-webhook", srv.URL, "--alert-command", "echo hook broke >&2; exit 3", "--stuck-after", "1s", "--log-stderr", "json")
 	x.waitFor(runningBatches, "true")
 	id := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'running'")
 	x.cli("pause", id, "--database-url", x.runner)
@@ -274,6 +302,19 @@ func TestAlertsFireAndAFailingHookNeverStopsTheRun(t *testing.T) {
 	res := runBinary(t, nil, y.bin, "--execute", "--database-url", y.runner, "--alert-webhook", srv.URL)
 	require.Equal(t, int(bftype.ExitPartial), res.code)
 	require.Equal(t, "stuck,completed,failed", got())
+
+	// So does a refusal, with its stop reason, through the environment's webhook.
+	z := newTarget(t)
+	res = runBinary(t, []string{"BACKFILL_ALERT_WEBHOOK=" + srv.URL}, z.bin, "--execute", "--database-url", z.runner)
+	require.Equal(t, int(bftype.ExitNotApproved), res.code)
+	require.Equal(t, "stuck,completed,failed,refused", got())
+	refused := pgtest.Query(t, z.db, "SELECT id FROM backfill.runs WHERE status = 'refused'")
+	mu.Lock()
+	defer mu.Unlock()
+	// Text is the one sentence Slack and Teams show.
+	require.Regexp(t, `^Backfill fix_roles run \d+ is stuck: no batch committed for \d+s\.$`, texts[0])
+	require.Regexp(t, `^Backfill fix_roles run \d+ completed: scanned 1,000, updated 333 in \d+ batches\.$`, texts[1])
+	require.Regexp(t, `^Backfill fix_roles run `+refused+` was REFUSED \(not_approved\): .+\.$`, texts[3])
 }
 
 func TestStatusAndVerifyReconcileWithTheSavedDryRun(t *testing.T) {
@@ -319,7 +360,7 @@ func TestStatusAndVerifyReconcileWithTheSavedDryRun(t *testing.T) {
 func TestHealthQueryPausesBatchesUntilItRecovers(t *testing.T) {
 	t.Parallel()
 	x := approvedSlowTarget(t, edit2{"checks:\n", "health: {query: \"SELECT count(*) FROM app_settings WHERE key = 'hold'\", max: 0}\nchecks:\n"})
-	s := x.start()
+	s := x.start("--log-stderr", "json")
 	x.waitFor(runningBatches, "true")
 	pgtest.Exec(t, x.db, "INSERT INTO app_settings VALUES ('hold', 'x')")
 	time.Sleep(500 * time.Millisecond) // let the batch in flight commit
@@ -380,4 +421,21 @@ func TestHealthQueryRunsReadOnly(t *testing.T) {
 	require.Equal(t, "failed:batch_failed", x.lastRun())
 	require.Equal(t, "false", pgtest.Query(t, x.db, "SELECT is_called FROM health_probe"), "the health query wrote")
 	require.Equal(t, before, x.state())
+}
+
+// A run's sessions keep the operator's PGAPPNAME and add the backfill and
+// the run id, so a DBA reading pg_stat_activity sees both.
+func TestSessionsAreNamedAfterTheRun(t *testing.T) {
+	t.Parallel()
+	x := approvedSlowTarget(t)
+	cmd := exec.Command(x.bin, "--execute", "--database-url", x.runner)
+	cmd.Env, cmd.Dir = append(cleanEnv(), "PGAPPNAME=nightly-job"), t.TempDir()
+	require.NoError(t, cmd.Start())
+	done := make(chan int, 1)
+	go func() { done <- exitCode(cmd.Wait()) }()
+	x.waitFor(runningBatches, "true")
+	id := pgtest.Query(t, x.db, "SELECT id FROM backfill.runs WHERE status = 'running'")
+	require.Equal(t, "nightly-job backfill fix_roles run "+id, pgtest.Query(t, x.db,
+		"SELECT string_agg(DISTINCT application_name, ',') FROM pg_stat_activity WHERE usename = 't_runner_"+x.suffix+"'"))
+	require.Equal(t, 0, <-done)
 }

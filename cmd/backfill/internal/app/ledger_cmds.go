@@ -16,10 +16,6 @@ import (
 
 func ledgerCommand(ctx context.Context, e *env, args []string) error {
 	if len(args) == 0 || args[0] != "init" {
-		if len(args) > 0 && (args[0] == "--help" || args[0] == "-h") {
-			fmt.Fprintf(e.stderr, "Usage: backfill ledger init --environment NAME [--database-url URL]\n")
-			return nil
-		}
 		return usageError{"usage: backfill ledger init --environment NAME [--database-url URL]"}
 	}
 	fs := flags(e, "ledger init", "--environment NAME", "Creates or migrates the ledger (schema backfill) in the target database, with the\n"+
