@@ -8,7 +8,7 @@
 # roles a bad release left wrong, builds the fix_roles binary, shows its
 # dry-run, sets up the ledger with two approvers and a runner, shows the
 # refusals, approves, executes, refuses a rerun and lists the runs. The logins
-# it creates (demo_alice, demo_bob, demo_runner) have the password "demo".
+# it creates (demo_alice, demo_bob, demo_runner, demo_audrey) have the password "demo".
 set -euo pipefail
 
 cd "$(dirname "$0")/../.."
@@ -68,7 +68,7 @@ psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
 DO $$
 DECLARE r text[];
 BEGIN
-    FOREACH r SLICE 1 IN ARRAY ARRAY[['demo_alice', 'backfill_approver'], ['demo_bob', 'backfill_approver'], ['demo_runner', 'backfill_runner']] LOOP
+    FOREACH r SLICE 1 IN ARRAY ARRAY[['demo_alice', 'backfill_approver'], ['demo_bob', 'backfill_approver'], ['demo_runner', 'backfill_runner'], ['demo_audrey', 'backfill_observer']] LOOP
         BEGIN
             EXECUTE format('CREATE ROLE %I LOGIN PASSWORD %L', r[1], 'demo');
         EXCEPTION WHEN duplicate_object THEN NULL;
@@ -133,3 +133,11 @@ tar -xzOf "$ARCHIVE" "fix_roles-run-$RUN/REPORT.md" | sed -n '1,12p'
 step "Done"
 echo "The dry-run report is in dist/fix_roles/dry-run.json; run $RUN of fix_roles completed once;"
 echo "its archive is $ARCHIVE (REPORT.md inside says who ran what, when, why and what changed)."
+# The observer page: make demo SERVE=1 serves it on this database until Ctrl-C.
+SERVE_ADDR=127.0.0.1:${SERVE_PORT:-8080}
+if [[ ${SERVE:-} == 1 ]]; then
+	step "The observer page (read-only, as demo_audrey): http://$SERVE_ADDR/ (and /metrics); Ctrl-C ends the demo"
+	exec bin/backfill serve --listen "$SERVE_ADDR" --database-url "$(as demo_audrey)"
+fi
+echo "Watch runs on a web page: bin/backfill serve --listen $SERVE_ADDR --database-url \"$(as demo_audrey)\""
+echo "serves http://$SERVE_ADDR/ (run make demo SERVE=1 to keep this demo's database and the page up until Ctrl-C)."
