@@ -99,7 +99,7 @@ func TestLockHeldPastTheLockTimeoutIsRetriedUntilReleased(t *testing.T) {
 	// Hold every in-scope user past the 100ms lock timeout.
 	_, err = tx.Exec(ctx, "SELECT id FROM users WHERE id > 500 FOR UPDATE")
 	require.NoError(t, err)
-	s := x.start()
+	s := x.start("--log-stderr", "json")
 	// Release only once the run has waited on the lock (however long start-up
 	// takes on a loaded machine), and after a few of its 100ms timeouts.
 	x.waitFor("SELECT count(*) > 0 FROM pg_stat_activity WHERE usename = 't_runner_"+x.suffix+"' AND wait_event_type = 'Lock'", "true")

@@ -33,7 +33,7 @@ func TestRevertRestoresExactlyTheRowsTheRunChanged(t *testing.T) {
 
 	preview := runBinary(t, nil, x.bin, "revert", "--run", run, "--database-url", x.runner)
 	require.Equal(t, 0, preview.code, preview.stderr)
-	require.Contains(t, preview.stdout, "would be restored        332")
+	require.Contains(t, preview.stdout, "would be restored                332")
 	require.Contains(t, preview.stdout, `key 3: changed since the run (role), now {"role":"admin"}`)
 
 	// Not approved for the revert (the execute approvals do not count).
