@@ -28,10 +28,14 @@ type Info struct {
 }
 
 func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("info", "Usage: "+b.Name+" info [--json]\n\nShows what this binary is: its sha256 digest (the value reviewers\napprove), run signature, source commit, source bundle digest, what it writes (UPDATE, INSERT or DELETE,\nand the table), its risk and embedded manifest.", stdout)
-	asJSON := fs.Bool("json", false, "print as JSON")
+	fs := newFlags("info", "Usage: "+b.Name+" info [--output text|json]\n\nShows what this binary is: its sha256 digest (the value reviewers\napprove), run signature, source commit, source bundle digest, what it writes (UPDATE, INSERT or DELETE,\nand the table), its risk and embedded manifest.", stdout)
+	output := OutputFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	asJSON, err := output()
+	if err != nil {
+		return usageError{err.Error()}
 	}
 	digest, err := Digest()
 	if err != nil {
@@ -39,7 +43,7 @@ func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.
 	}
 	info := Info{Name: b.Name, Digest: digest, RunSignature: b.RunSignature, SourceCommit: b.SourceCommit,
 		SourceDigest: b.SourceDigest, CodeVersion: b.CodeVersion, GoVersion: goVersion(), Manifest: m, ManifestText: b.Manifest, Statements: b.Statements, Apply: b.Apply}
-	if *asJSON {
+	if asJSON {
 		enc := json.NewEncoder(stdout)
 		enc.SetIndent("", "  ")
 		return enc.Encode(info)

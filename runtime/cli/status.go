@@ -13,10 +13,15 @@ import (
 )
 
 func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr io.Writer) error {
-	fs := newFlags("status", "Usage: "+b.Name+" status [--database-url URL]\n\nShows this backfill's runs from the ledger: status, purpose (an execution, or\nthe revert of one), counts (scanned of the scope count of the run's first\npreflight), checkpoint and resumes.", stdout)
+	fs := newFlags("status", "Usage: "+b.Name+" status [--database-url URL] [--output text|json]\n\nShows this backfill's runs from the ledger: status, purpose (an execution, or\nthe revert of one), counts (scanned of the scope count of the run's first\npreflight), checkpoint and resumes.", stdout)
 	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
+	output := OutputFlag(fs)
 	if err := parse(fs, args); err != nil {
 		return err
+	}
+	asJSON, err := output()
+	if err != nil {
+		return usageError{err.Error()}
 	}
 	u, src := pgdb.Resolve(*url)
 	conn, err := pgdb.Connect(ctx, u, src, b.Name+" status")
@@ -31,13 +36,28 @@ func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr 
 	if err != nil {
 		return err
 	}
-	if len(runs) == 0 {
+	if len(runs) == 0 && !asJSON {
 		fmt.Fprintf(stdout, "%s has not run in this database (run signature %s).\n", b.Name, b.RunSignature[:12])
 		return nil
 	}
 	purposes, err := Purposes(ctx, conn, runs)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		type statusRun struct {
+			ledger.Run
+			Purpose string `json:"purpose"`
+		}
+		out := struct {
+			Backfill     string      `json:"backfill"`
+			RunSignature string      `json:"run_signature"`
+			Runs         []statusRun `json:"runs"`
+		}{Backfill: b.Name, RunSignature: b.RunSignature, Runs: []statusRun{}}
+		for _, r := range runs {
+			out.Runs = append(out.Runs, statusRun{Run: r, Purpose: purposes[r.ID]})
+		}
+		return WriteJSON(stdout, out)
 	}
 	for _, r := range runs {
 		if r.Status == ledger.StatusRefused {

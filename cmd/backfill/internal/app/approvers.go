@@ -3,6 +3,7 @@ package app
 import (
 	"context"
 	"fmt"
+	"github.com/runonce/backfill/runtime/cli"
 	"text/tabwriter"
 	"time"
 
@@ -60,8 +61,13 @@ func approversAdd(ctx context.Context, e *env, args []string) error {
 func approversList(ctx context.Context, e *env, args []string) error {
 	fs := flags(e, "approvers list", "", "Lists trusted and revoked approver keys.")
 	url := dbFlag(fs)
+	output := cli.OutputFlag(fs)
 	if err := parse(fs, args, 0, 0); err != nil {
 		return err
+	}
+	asJSON, err := output()
+	if err != nil {
+		return usageError{err.Error()}
 	}
 	conn, err := connect(ctx, *url)
 	if err != nil {
@@ -71,6 +77,9 @@ func approversList(ctx context.Context, e *env, args []string) error {
 	list, err := ledger.Approvers(ctx, conn)
 	if err != nil {
 		return err
+	}
+	if asJSON {
+		return writeJSONTo(e, list)
 	}
 	w := tabwriter.NewWriter(e.stdout, 0, 2, 2, ' ', 0)
 	fmt.Fprintln(w, "NAME\tLOGIN\tKEY ID\tADDED BY\tADDED\tREVOKED")

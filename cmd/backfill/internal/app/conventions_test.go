@@ -116,3 +116,37 @@ func TestDryRunReportToStdout(t *testing.T) {
 	require.Contains(t, res.stderr, "DRY-RUN of fix_roles")
 	require.NoFileExists(t, dir+"/-")
 }
+
+// Every list and status command prints JSON with --output json (and
+// --json), and refuses another --output value as a usage error.
+func TestOutputJSONOnEveryListAndStatusCommand(t *testing.T) {
+	t.Parallel()
+	x, run := executed(t)
+	for _, c := range []struct {
+		bin  string
+		args []string
+		key  string
+	}{
+		{cliBin, []string{"runs", "--database-url", x.observer}, ""},
+		{cliBin, []string{"show", run, "--database-url", x.observer}, "run"},
+		{cliBin, []string{"approvers", "list", "--database-url", x.observer}, ""},
+		{cliBin, []string{"audit", "verify", "--database-url", x.observer}, "verified"},
+		{x.bin, []string{"status", "--database-url", x.observer}, "runs"},
+		{x.bin, []string{"info"}, "digest"},
+	} {
+		for _, flag := range [][]string{{"--output", "json"}, {"--json"}} {
+			res := runBinary(t, nil, c.bin, append(c.args, flag...)...)
+			require.Equal(t, 0, res.code, "%v %v: %s", c.args, flag, res.stderr)
+			var v any
+			require.NoError(t, json.Unmarshal([]byte(res.stdout), &v), "%v %v: %s", c.args, flag, res.stdout)
+			if c.key != "" {
+				require.Contains(t, v.(map[string]any), c.key, "%v", c.args)
+			} else {
+				require.NotEmpty(t, v.([]any), "%v", c.args)
+			}
+		}
+		res := runBinary(t, nil, c.bin, append(c.args, "--output", "yaml")...)
+		require.Equal(t, 2, res.code, "%v --output yaml: %s", c.args, res.stderr)
+		require.Contains(t, res.stderr, `--output must be text or json, not "yaml"`)
+	}
+}

@@ -47,9 +47,13 @@ func runsCommand(ctx context.Context, e *env, args []string) error {
 	fs := flags(e, "runs", "", "Lists the runs recorded in the ledger, newest first (needs any backfill_* role).")
 	url := dbFlag(fs)
 	limit := fs.Int("limit", 50, "how many runs to list")
-	asJSON := fs.Bool("json", false, "print as JSON")
+	output := cli.OutputFlag(fs)
 	if err := parse(fs, args, 0, 0); err != nil {
 		return err
+	}
+	asJSON, err := output()
+	if err != nil {
+		return usageError{err.Error()}
 	}
 	conn, err := connect(ctx, *url)
 	if err != nil {
@@ -60,7 +64,7 @@ func runsCommand(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSONTo(e, runs)
 	}
 	purposes, err := cli.Purposes(ctx, conn, runs)
@@ -83,9 +87,13 @@ func runsCommand(ctx context.Context, e *env, args []string) error {
 func showCommand(ctx context.Context, e *env, args []string) error {
 	fs := flags(e, "show", "RUN", "Shows one run: its record and its audit events.")
 	url := dbFlag(fs)
-	asJSON := fs.Bool("json", false, "print as JSON")
+	output := cli.OutputFlag(fs)
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
+	}
+	asJSON, err := output()
+	if err != nil {
+		return usageError{err.Error()}
 	}
 	id, err := strconv.ParseInt(fs.Arg(0), 10, 64)
 	if err != nil {
@@ -108,7 +116,7 @@ func showCommand(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if *asJSON {
+	if asJSON {
 		return writeJSONTo(e, map[string]any{"run": run, "events": events})
 	}
 	w := tabwriter.NewWriter(e.stdout, 0, 2, 2, ' ', 0)
@@ -164,8 +172,13 @@ func auditCommand(ctx context.Context, e *env, args []string) error {
 	}
 	fs := flags(e, "audit verify", "", "Recomputes the hash chain of the audit log and names the first broken link.")
 	url := dbFlag(fs)
+	output := cli.OutputFlag(fs)
 	if err := parse(fs, args[1:], 0, 0); err != nil {
 		return err
+	}
+	asJSON, err := output()
+	if err != nil {
+		return usageError{err.Error()}
 	}
 	conn, err := connect(ctx, *url)
 	if err != nil {
@@ -176,12 +189,25 @@ func auditCommand(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	if err := ledger.VerifyChain(events, ledger.GenesisHash); err != nil {
-		return err
-	}
+	broken := ledger.VerifyChain(events, ledger.GenesisHash)
 	head := ledger.GenesisHash
 	if len(events) > 0 {
 		head = events[len(events)-1].Hash
+	}
+	if asJSON {
+		out := map[string]any{"verified": broken == nil, "events": len(events), "head": head}
+		if broken != nil {
+			out["error"] = broken.Error()
+		}
+		if err := writeJSONTo(e, out); err != nil {
+			return err
+		}
+	}
+	if broken != nil {
+		return broken
+	}
+	if asJSON {
+		return nil
 	}
 	fmt.Fprintf(e.stdout, "audit chain verified: %d events, head %s\n", len(events), head)
 	return nil
