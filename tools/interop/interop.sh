@@ -50,6 +50,7 @@ BIN=dist/fix_roles/fix_roles
 export COSIGN_PASSWORD=interop BACKFILL_KEY_PASSWORD=interop
 passed=0
 for COSIGN in "$@"; do
+	COSIGN=$(realpath "$COSIGN")
 	version=$("$COSIGN" version 2>&1 | sed -n 's/^GitVersion:[[:space:]]*//p')
 	major=${version#v}
 	major=${major%%.*}
@@ -59,7 +60,7 @@ for COSIGN in "$@"; do
 	psql -X -q -v ON_ERROR_STOP=1 -d "$SERVER" -c "CREATE ROLE $who LOGIN" -c "GRANT backfill_approver TO $who"
 	dir=$WORK/$who
 	mkdir -p "$dir"
-	(cd "$dir" && "$COSIGN" generate-key-pair >/dev/null 2>&1)
+	(cd "$dir" && "$COSIGN" generate-key-pair >/dev/null)
 	bin/backfill approvers add "$who" --key "$dir/cosign.pub" --login "$who" --database-url "$DB" >/dev/null
 	stmt=$dir/stmt.json
 	bin/backfill approval statement "$BIN" --approver "$who" --reason "interop $version" --environment interop >"$stmt"
@@ -98,10 +99,20 @@ for COSIGN in "$@"; do
 		bin/backfill approval sign "$stmt" --key "$dir/cosign.key" --format cosign >"$dir/ours.bundle"
 		"$COSIGN" verify-blob --key "$dir/cosign.pub" --bundle "$dir/ours.bundle" --insecure-ignore-tlog=true "$stmt"
 	fi
+	# A trusted root with no authorities: the key is the only trust, and
+	# cosign fetches nothing for a sigstore bundle.
+	echo '{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}' >"$dir/offline_root.json"
 	bin/backfill approval sign "$stmt" --key "$dir/cosign.key" --format sigstore >"$dir/ours.sigstore.json"
-	"$COSIGN" verify-blob --key "$dir/cosign.pub" --bundle "$dir/ours.sigstore.json" --new-bundle-format --insecure-ignore-tlog=true "$stmt"
+	"$COSIGN" verify-blob --key "$dir/cosign.pub" --bundle "$dir/ours.sigstore.json" --new-bundle-format \
+		--insecure-ignore-tlog=true --trusted-root "$dir/offline_root.json" "$stmt"
+	# And the bundle `approve --bundle` writes, with the statement it signed.
+	bin/backfill approve "$BIN" --key "$dir/cosign.key" --reason "interop $version, our CLI" --database-url "$(url "$who")" \
+		--bundle "$dir/approve.sigstore.json" --statement-out "$dir/approve.json" >/dev/null
+	passed=$((passed + 1))
+	"$COSIGN" verify-blob --key "$dir/cosign.pub" --bundle "$dir/approve.sigstore.json" --new-bundle-format \
+		--insecure-ignore-tlog=true --trusted-root "$dir/offline_root.json" "$dir/approve.json"
 done
 stored=$(psql -X -At -d "$DB" -c "SELECT count(*) FROM backfill.approvals")
 ((stored == passed)) || fail "$passed submissions accepted but $stored approvals stored"
 echo
-echo "interop: OK: $passed approvals signed with cosign and stored; cosign verified the bundles our CLI writes"
+echo "interop: OK: $passed approvals (cosign-signed, and one by approve --bundle per version) verified and stored; cosign verified every bundle our CLI writes"
