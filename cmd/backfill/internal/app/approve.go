@@ -296,8 +296,10 @@ func approvalStatement(ctx context.Context, e *env, args []string) error {
 }
 
 func approvalSign(e *env, args []string) error {
-	fs := flags(e, "approval sign", "STATEMENT --key NAME.key", "Signs a statement file offline and prints the signature as cosign sign-blob does\n"+
-		"(base64 DER ECDSA over SHA-256 of the file). Needs no database: sign on a\nmachine that holds your key, then submit from one that reaches the ledger.")
+	fs := flags(e, "approval sign", "STATEMENT --key NAME.key [--format signature|sigstore|cosign|dsse]", "Signs a statement file offline and prints the signature as cosign sign-blob does\n"+
+		"(base64 DER ECDSA over SHA-256 of the file), or with --format a sigstore bundle\n"+
+		"of it or a DSSE envelope of the statement. Needs no database: sign on a machine\n"+
+		"that holds your key, then submit from one that reaches the ledger.")
 	keyPath := fs.String("key", "", "your private key (ours or cosign's cosign.key)")
 	format := fs.String("format", "signature", "what to print: signature (base64), sigstore (bundle, cosign --new-bundle-format), cosign (cosign 2.x bundle) or dsse (in-toto envelope)")
 	if err := parse(fs, args, 1, 1); err != nil {
