@@ -69,28 +69,41 @@ for COSIGN in "$@"; do
 		bin/backfill approval submit "$stmt" --signature "$1" --database-url "$(url "$who")" || fail "cosign $version: submit of $1"
 		passed=$((passed + 1))
 	}
-	# The commands of docs/reviewing.md, section 6.2.
+	# A trusted root with no authorities: the key is the only trust, and
+	# cosign 3.x (and 2.x for a sigstore bundle) fetches no public root.
+	echo '{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}' >"$dir/offline_root.json"
+	# The commands of docs/reviewing.md, section 6, step 2.
 	if ((major >= 3)); then
-		step "cosign $version: sign-blob --bundle (new bundle format, the 3.x default)"
-		"$COSIGN" sign-blob --key "$dir/cosign.key" --tlog-upload=false --use-signing-config=false --bundle "$dir/stmt.sigstore.json" "$stmt" >/dev/null
+		step "cosign $version: a signing config with no services (nothing is uploaded)"
+		(cd "$dir" && "$COSIGN" signing-config create --out offline-signing.json)
+		step "cosign $version: sign-blob --signing-config --bundle (a sigstore bundle)"
+		"$COSIGN" sign-blob --key "$dir/cosign.key" --signing-config "$dir/offline-signing.json" \
+			--trusted-root "$dir/offline_root.json" --bundle "$dir/stmt.sigstore.json" "$stmt"
 		submit "$dir/stmt.sigstore.json"
-		step "cosign $version: sign-blob --new-bundle-format=false (a plain signature)"
-		"$COSIGN" sign-blob --key "$dir/cosign.key" --tlog-upload=false --use-signing-config=false --new-bundle-format=false "$stmt" >"$dir/stmt.sig"
+		step "cosign $version: attest-blob --statement --signing-config --bundle (a DSSE envelope in a sigstore bundle)"
+		"$COSIGN" attest-blob --key "$dir/cosign.key" --signing-config "$dir/offline-signing.json" \
+			--trusted-root "$dir/offline_root.json" --statement "$stmt" --bundle "$dir/stmt.att.sigstore.json"
+		submit "$dir/stmt.att.sigstore.json"
+		step "cosign $version: the deprecated 2.x forms (a plain signature, a bare DSSE envelope)"
+		"$COSIGN" sign-blob --key "$dir/cosign.key" --use-signing-config=false --tlog-upload=false --new-bundle-format=false "$stmt" >"$dir/stmt.sig"
 		submit "$dir/stmt.sig"
+		"$COSIGN" attest-blob --key "$dir/cosign.key" --use-signing-config=false --tlog-upload=false --new-bundle-format=false \
+			--statement "$stmt" --output-signature "$dir/stmt.dsse"
+		submit "$dir/stmt.dsse"
 	else
 		step "cosign $version: sign-blob (a plain signature)"
 		"$COSIGN" sign-blob --key "$dir/cosign.key" --tlog-upload=false "$stmt" >"$dir/stmt.sig"
 		submit "$dir/stmt.sig"
 		step "cosign $version: sign-blob --bundle (the 2.x bundle)"
-		"$COSIGN" sign-blob --key "$dir/cosign.key" --tlog-upload=false --bundle "$dir/stmt.bundle" "$stmt" >/dev/null
+		"$COSIGN" sign-blob --key "$dir/cosign.key" --tlog-upload=false --bundle "$dir/stmt.bundle" "$stmt"
 		submit "$dir/stmt.bundle"
-		step "cosign $version: sign-blob --new-bundle-format --bundle"
-		"$COSIGN" sign-blob --key "$dir/cosign.key" --tlog-upload=false --new-bundle-format --bundle "$dir/stmt.sigstore.json" "$stmt" >/dev/null
+		step "cosign $version: sign-blob --new-bundle-format --bundle (a sigstore bundle)"
+		"$COSIGN" sign-blob --key "$dir/cosign.key" --tlog-upload=false --new-bundle-format --bundle "$dir/stmt.sigstore.json" "$stmt"
 		submit "$dir/stmt.sigstore.json"
+		step "cosign $version: attest-blob --statement (a DSSE envelope)"
+		"$COSIGN" attest-blob --key "$dir/cosign.key" --tlog-upload=false --statement "$stmt" --output-signature "$dir/stmt.dsse"
+		submit "$dir/stmt.dsse"
 	fi
-	step "cosign $version: attest-blob --statement (a DSSE envelope)"
-	"$COSIGN" attest-blob --key "$dir/cosign.key" --tlog-upload=false --new-bundle-format=false --statement "$stmt" --output-signature "$dir/stmt.dsse" >/dev/null
-	submit "$dir/stmt.dsse"
 
 	step "cosign $version verifies the bundles our CLI writes (approval sign --format)"
 	bin/backfill approval sign "$stmt" --key "$dir/cosign.key" >"$dir/ours.sig"
@@ -99,9 +112,6 @@ for COSIGN in "$@"; do
 		bin/backfill approval sign "$stmt" --key "$dir/cosign.key" --format cosign >"$dir/ours.bundle"
 		"$COSIGN" verify-blob --key "$dir/cosign.pub" --bundle "$dir/ours.bundle" --insecure-ignore-tlog=true "$stmt"
 	fi
-	# A trusted root with no authorities: the key is the only trust, and
-	# cosign fetches nothing for a sigstore bundle.
-	echo '{"mediaType":"application/vnd.dev.sigstore.trustedroot+json;version=0.1"}' >"$dir/offline_root.json"
 	bin/backfill approval sign "$stmt" --key "$dir/cosign.key" --format sigstore >"$dir/ours.sigstore.json"
 	"$COSIGN" verify-blob --key "$dir/cosign.pub" --bundle "$dir/ours.sigstore.json" --new-bundle-format \
 		--insecure-ignore-tlog=true --trusted-root "$dir/offline_root.json" "$stmt"
