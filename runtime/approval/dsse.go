@@ -3,6 +3,7 @@ package approval
 import (
 	"bytes"
 	"crypto"
+	"encoding/base64"
 	"encoding/json"
 	"fmt"
 	"strings"
@@ -84,8 +85,13 @@ func verifyEnvelope(pubPEM, statement []byte, envelope string) error {
 	if err != nil {
 		return fmt.Errorf("error loading public key: %w", err)
 	}
-	wrapped := sigdsse.WrapVerifier(v, sigdsse.WithExpectedPayloadType(InTotoPayloadType))
-	if err := wrapped.VerifySignature(strings.NewReader(envelope), nil); err != nil {
+	sig, err := base64.StdEncoding.DecodeString(env.Signatures[0].Sig)
+	if err != nil {
+		return fmt.Errorf("the DSSE envelope's signature is not base64: %w", err)
+	}
+	// The envelope's keyid is a hint we ignore: the registered key decides.
+	pae := ssldsse.PAE(env.PayloadType, payload)
+	if err := v.VerifySignature(bytes.NewReader(sig), bytes.NewReader(pae)); err != nil {
 		return fmt.Errorf("signature does not verify: %w", err)
 	}
 	return nil
