@@ -266,6 +266,7 @@ func approvalStatement(ctx context.Context, e *env, args []string) error {
 		"  backfill approval statement dist/x/x --approver alice --reason '...' > stmt.json\n"+
 		"  cosign sign-blob --key cosign.key --tlog-upload=false stmt.json > stmt.sig\n"+
 		"  backfill approval submit stmt.json --signature stmt.sig\n"+
+		"(cosign 3.x, bundles and DSSE envelopes: docs/reviewing.md, section 6; never\nlet cosign upload the statement to a public transparency log.)\n"+
 		"Without --environment it reads the ledger's environment from the database.")
 	url := dbFlag(fs)
 	approver := fs.String("approver", "", "your approver name in the ledger")
