@@ -8,7 +8,7 @@ SQLC  := $(BIN)/sqlc
 CLI   := $(BIN)/backfill
 GOFILES := $(shell find . -name '*.go' -not -path './dist/*' -not -path './tools/*' 2>/dev/null)
 
-.PHONY: all cli sqlc generate verify new backfill archive demo test bench schema vet clean help
+.PHONY: all cli sqlc generate verify new backfill archive demo test bench interop schema vet clean help
 
 all: cli ## build bin/backfill (the default)
 
@@ -70,3 +70,17 @@ clean: ## remove bin/ and dist/
 
 bench: $(CLI) ## side-by-side benchmark (2,000,000 rows; several minutes; not part of make test)
 	tools/withpg.sh --try-local BENCH_DATABASE_URL -- $(GO) run ./tools/bench $(BENCH_ARGS)
+
+# cosign, pinned, for `make interop` only: never a dependency of the module.
+# Each build takes several minutes on two cores (a large dependency graph).
+COSIGN2 := $(BIN)/cosign-v2.6.5/cosign
+COSIGN3 := $(BIN)/cosign-v3.1.3/cosign
+
+$(COSIGN2):
+	GOBIN=$(dir $@) $(GO) install github.com/sigstore/cosign/v2/cmd/cosign@v2.6.5
+
+$(COSIGN3):
+	GOBIN=$(dir $@) $(GO) install github.com/sigstore/cosign/v3/cmd/cosign@v3.1.3
+
+interop: $(SQLC) $(CLI) $(COSIGN2) $(COSIGN3) ## sign with cosign 2.x and 3.x as docs/reviewing.md says, submit to a throwaway ledger (not part of make test)
+	tools/withpg.sh --try-local DATABASE_URL -- tools/interop/interop.sh $(COSIGN2) $(COSIGN3)

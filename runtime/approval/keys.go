@@ -78,9 +78,13 @@ func Sign(sv signature.SignerVerifier, message []byte) (string, error) {
 	return base64.StdEncoding.EncodeToString(sig), nil
 }
 
-// Verify checks a signature (base64 as cosign writes it, or raw DER) over
-// message with a PEM public key.
+// Verify checks a signature over message with a PEM public key: base64 as
+// cosign sign-blob writes it (or raw DER), or a DSSE envelope whose payload
+// is message (IsEnvelope).
 func Verify(pubPEM []byte, message []byte, sig string) error {
+	if IsEnvelope(sig) {
+		return verifyEnvelope(pubPEM, message, sig)
+	}
 	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
 	if err != nil {
 		return fmt.Errorf("error reading public key: %w", err)

@@ -1,7 +1,8 @@
 // Package approval builds, signs and verifies approvals: in-toto Statements
 // about one binary digest, signed with ECDSA P-256 through sigstore in the
 // same format as `cosign sign-blob` (base64 of an ASN.1 DER signature over
-// the SHA-256 of the statement file), so reviewers may sign with our CLI or
+// the SHA-256 of the statement file), or as a DSSE envelope of the statement
+// (`cosign attest-blob --statement`), so reviewers may sign with our CLI or
 // with cosign keys they already have.
 package approval
 

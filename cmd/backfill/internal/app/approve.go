@@ -15,6 +15,7 @@ import (
 	"github.com/sigstore/sigstore/pkg/signature"
 	"github.com/spf13/pflag"
 
+	"github.com/runonce/backfill/cmd/backfill/internal/sigformat"
 	"github.com/runonce/backfill/runtime/approval"
 	"github.com/runonce/backfill/runtime/ledger"
 )
@@ -96,12 +97,18 @@ func approveCommand(ctx context.Context, e *env, args []string) error {
 		"(run signature, environment, expiry, reason, approver), signs it with your key and\nstores it in the ledger. Run it as the database login your key is registered to.")
 	url := dbFlag(fs)
 	keyPath := fs.String("key", "", "your private key (ours or cosign's cosign.key)")
+	bundlePath := fs.String("bundle", "", "also write the signature as a sigstore bundle to FILE (cosign verify-blob --bundle FILE)")
+	stmtPath := fs.String("statement-out", "", "also write the signed statement to FILE (what cosign verify-blob checks)")
+	bundleFormat := fs.String("bundle-format", "sigstore", "the --bundle file's format: sigstore (protobuf-specs v0.3, cosign --new-bundle-format) or cosign (cosign 2.x --bundle)")
 	sf := addStatementFlags(fs)
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
 	}
 	if *keyPath == "" || sf.reason == "" {
 		return usageError{"approve needs --key and --reason (every approval records why)"}
+	}
+	if err := checkBundleFormat(*bundleFormat); err != nil {
+		return err
 	}
 	subj, err := inspectBinary(ctx, fs.Arg(0))
 	if err != nil {
@@ -136,7 +143,44 @@ func approveCommand(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	return store(ctx, e, conn, stmt, sig)
+	if err := store(ctx, e, conn, stmt, sig); err != nil {
+		return err
+	}
+	if *stmtPath != "" {
+		if err := os.WriteFile(*stmtPath, stmt, 0o644); err != nil {
+			return fmt.Errorf("error writing statement %q: %w", *stmtPath, err)
+		}
+	}
+	if *bundlePath == "" {
+		return nil
+	}
+	return writeBundle(*bundlePath, *bundleFormat, stmt, sig, pub)
+}
+
+func checkBundleFormat(format string) error {
+	if format != "sigstore" && format != "cosign" {
+		return usageError{fmt.Sprintf("--bundle-format is sigstore or cosign, not %q", format)}
+	}
+	return nil
+}
+
+// writeBundle writes the signature of stmt as a bundle in format.
+func writeBundle(path, format string, stmt []byte, sig string, pub []byte) error {
+	out, err := encodeBundle(format, stmt, sig, pub)
+	if err != nil {
+		return err
+	}
+	if err := os.WriteFile(path, out, 0o644); err != nil {
+		return fmt.Errorf("error writing bundle %q: %w", path, err)
+	}
+	return nil
+}
+
+func encodeBundle(format string, stmt []byte, sig string, pub []byte) ([]byte, error) {
+	if format == "cosign" {
+		return sigformat.WriteCosignBundle(sig)
+	}
+	return sigformat.WriteSigstoreBundle(stmt, sig, pub)
 }
 
 func approverByKey(ctx context.Context, conn *pgx.Conn, keyID string) (string, error) {
@@ -220,8 +264,9 @@ func approvalCommand(ctx context.Context, e *env, args []string) error {
 func approvalStatement(ctx context.Context, e *env, args []string) error {
 	fs := flags(e, "approval statement", "BINARY --approver NAME --reason TEXT [--environment ENV]", "Prints the in-toto statement approving BINARY, to sign with another tool:\n"+
 		"  backfill approval statement dist/x/x --approver alice --reason '...' > stmt.json\n"+
-		"  cosign sign-blob --key cosign.key stmt.json > stmt.sig\n"+
+		"  cosign sign-blob --key cosign.key --tlog-upload=false stmt.json > stmt.sig\n"+
 		"  backfill approval submit stmt.json --signature stmt.sig\n"+
+		"(cosign 3.x, bundles and DSSE envelopes: docs/reviewing.md, section 6; never\nlet cosign upload the statement to a public transparency log.)\n"+
 		"Without --environment it reads the ledger's environment from the database.")
 	url := dbFlag(fs)
 	approver := fs.String("approver", "", "your approver name in the ledger")
@@ -252,14 +297,22 @@ func approvalStatement(ctx context.Context, e *env, args []string) error {
 }
 
 func approvalSign(e *env, args []string) error {
-	fs := flags(e, "approval sign", "STATEMENT --key NAME.key", "Signs a statement file offline and prints the signature as cosign sign-blob does\n"+
-		"(base64 DER ECDSA over SHA-256 of the file). Needs no database: sign on a\nmachine that holds your key, then submit from one that reaches the ledger.")
+	fs := flags(e, "approval sign", "STATEMENT --key NAME.key [--format signature|sigstore|cosign|dsse]", "Signs a statement file offline and prints the signature as cosign sign-blob does\n"+
+		"(base64 DER ECDSA over SHA-256 of the file), or with --format a sigstore bundle\n"+
+		"of it or a DSSE envelope of the statement. Needs no database: sign on a machine\n"+
+		"that holds your key, then submit from one that reaches the ledger.")
 	keyPath := fs.String("key", "", "your private key (ours or cosign's cosign.key)")
+	format := fs.String("format", "signature", "what to print: signature (base64), sigstore (bundle, cosign --new-bundle-format), cosign (cosign 2.x bundle) or dsse (in-toto envelope)")
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
 	}
 	if *keyPath == "" {
 		return usageError{"approval sign needs --key"}
+	}
+	if *format != "signature" && *format != "dsse" {
+		if err := checkBundleFormat(*format); err != nil {
+			return usageError{fmt.Sprintf("--format is signature, sigstore, cosign or dsse, not %q", *format)}
+		}
 	}
 	stmt, err := readFile(fs.Arg(0))
 	if err != nil {
@@ -272,19 +325,40 @@ func approvalSign(e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	sig, err := approval.Sign(signer, stmt)
+	out, err := signAs(*format, signer, stmt)
 	if err != nil {
 		return err
 	}
-	fmt.Fprintln(e.stdout, sig)
-	return nil
+	_, err = e.stdout.Write(out)
+	return err
+}
+
+// signAs signs stmt and encodes the signature in format.
+func signAs(format string, signer signature.SignerVerifier, stmt []byte) ([]byte, error) {
+	if format == "dsse" {
+		env, err := approval.SignEnvelope(signer, stmt)
+		return append(env, '\n'), err
+	}
+	sig, err := approval.Sign(signer, stmt)
+	if err != nil || format == "signature" {
+		return []byte(sig + "\n"), err
+	}
+	pub, err := approval.PublicKeyPEM(signer)
+	if err != nil {
+		return nil, err
+	}
+	return encodeBundle(format, stmt, sig, pub)
 }
 
 func approvalSubmit(ctx context.Context, e *env, args []string) error {
-	fs := flags(e, "approval submit", "STATEMENT --signature SIG", "Stores a statement signed elsewhere (cosign sign-blob, or any tool writing base64\n"+
-		"DER ECDSA over SHA-256 of the file). The signature is checked against the\napprover's trusted key first. Run it as the approver's database login.")
+	fs := flags(e, "approval submit", "STATEMENT --signature FILE", "Stores a statement signed elsewhere. FILE is any of: a plain signature (cosign\n"+
+		"sign-blob, openssl: base64 or DER ECDSA over SHA-256 of the file); a sigstore\n"+
+		"bundle (cosign sign-blob --bundle, 2.x or --new-bundle-format); a DSSE envelope\n"+
+		"(cosign attest-blob --statement). It is checked offline against the approver's\n"+
+		"trusted key first (transparency-log entries are ignored). Run it as the\napprover's database login.")
 	url := dbFlag(fs)
-	sigPath := fs.String("signature", "", "the signature file")
+	sigPath := fs.String("signature", "", "the signature, bundle or DSSE envelope file")
+	fs.StringVar(sigPath, "bundle", "", "same as --signature")
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
 	}
@@ -299,7 +373,7 @@ func approvalSubmit(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	sig, err := approval.NormalizeSignature(rawSig)
+	sig, _, err := sigformat.Decode(rawSig, stmt)
 	if err != nil {
 		return fmt.Errorf("error reading %q: %w", *sigPath, err)
 	}

@@ -51,10 +51,12 @@ func BinaryFile(name string) string { return "binary/" + name }
 
 // StatementFile is the path of an approval's signed statement; SignatureFile
 // is its signature. Together with KeyFile they verify with
-// `cosign verify-blob --key KEY --signature SIG STATEMENT`.
+// `cosign verify-blob --key KEY --signature SIG --insecure-ignore-tlog=true
+// STATEMENT`, except for an approval submitted as a DSSE envelope, whose
+// SignatureFile is that envelope (approval.IsEnvelope).
 func StatementFile(id int64) string { return "approvals/" + strconv.FormatInt(id, 10) + ".json" }
 
-// SignatureFile is the path of an approval's base64 signature.
+// SignatureFile is the path of an approval's signature: base64, or a DSSE envelope.
 func SignatureFile(id int64) string { return "approvals/" + strconv.FormatInt(id, 10) + ".sig" }
 
 // DryRunFile is the path of a dry-run report, its jsonb text exactly.
