@@ -1,6 +1,7 @@
 package bftype
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"sort"
@@ -108,7 +109,11 @@ func DiffParams(want, got json.RawMessage) string {
 	sort.Strings(sorted)
 	show := func(m map[string]json.RawMessage, n string) string {
 		if raw, ok := m[n]; ok {
-			return string(raw)
+			var buf bytes.Buffer
+			if json.Compact(&buf, raw) != nil {
+				return string(raw)
+			}
+			return buf.String()
 		}
 		return "(none)"
 	}

@@ -2,6 +2,7 @@ package bftype
 
 import (
 	"errors"
+	"os"
 	"testing"
 
 	"github.com/stretchr/testify/require"
@@ -50,4 +51,26 @@ func TestDiffParams(t *testing.T) {
 	require.Empty(t, DiffParams(nil, []byte(`{}`)))
 	require.Equal(t, `cutoff is "2026-08-01" here but "2025-01-01" there`, DiffParams([]byte(`{"cutoff":"2026-08-01"}`), []byte(`{"cutoff":"2025-01-01"}`)))
 	require.Equal(t, `cutoff is "2026-08-01" here but (none) there`, DiffParams([]byte(`{"cutoff":"2026-08-01"}`), nil))
+}
+
+func TestParamsFromArgs(t *testing.T) {
+	t.Parallel()
+	specs := map[string]ParamSpec{
+		"cutoff":  {Type: ParamDate, Doc: "d", Required: true},
+		"tenants": {Type: ParamTextArray, Doc: "t", Required: true},
+	}
+	file := t.TempDir() + "/p.yaml"
+	require.NoError(t, os.WriteFile(file, []byte("cutoff: 2025-01-01\ntenants: [globex, acme]\n"), 0o600))
+	v, err := ParamsFromArgs(specs, []string{"cutoff=2026-08-01"}, file)
+	require.NoError(t, err)
+	require.Equal(t, `{"cutoff":"2026-08-01","tenants":["acme","globex"]}`, string(v.JSON()))
+	json := t.TempDir() + "/p.json"
+	require.NoError(t, os.WriteFile(json, []byte(`{"cutoff": "2025-01-01", "tenants": "acme"}`), 0o600))
+	v, err = ParamsFromArgs(specs, nil, json)
+	require.NoError(t, err)
+	require.Equal(t, "cutoff=2025-01-01 tenants=acme", v.String())
+	_, err = ParamsFromArgs(specs, []string{"cutoff=2026-08-01", "cutoff=2026-08-02"}, json)
+	require.ErrorContains(t, err, "parameter cutoff: given twice")
+	_, err = ParamsFromArgs(specs, []string{"cutoff"}, json)
+	require.ErrorContains(t, err, "write NAME=VALUE")
 }

@@ -46,6 +46,7 @@ type dryRunFlags struct {
 	save    bool
 	execute bool
 	exec    execFlags
+	params  paramFlags
 }
 
 func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
@@ -59,9 +60,15 @@ func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	fs.BoolVar(&f.save, "save", false, "also save the report in the ledger (needs the backfill_runner role)")
 	fs.BoolVar(&f.execute, "execute", false, "write: run the preflight, then the batches (needs approvals; see docs/operating.md)")
 	f.exec.register(fs, b.Name)
+	f.params.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	values, err := f.params.resolve(m)
+	if err != nil {
+		return err
+	}
+	b.Plan = b.Plan.WithParams(values)
 	if f.exec.lanes < 0 {
 		return usageError{"--lanes must not be negative"}
 	}
@@ -143,7 +150,7 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 		return nil, err
 	}
 	rep := &bftype.Report{
-		Backfill: b.Name, Apply: b.Apply, Digest: digest, RunSignature: b.RunSignature, SourceCommit: b.SourceCommit,
+		Backfill: b.Name, Apply: b.Apply, Digest: digest, RunSignature: b.RunSignature, Params: b.Plan.Params(), SourceCommit: b.SourceCommit,
 		Database: server.Database, Server: server.Address + " (PostgreSQL " + server.Version + ")",
 		StartedAt: time.Now().UTC(), Expect: m.Expect, BatchSize: m.Batch.Size, Statements: b.Statements,
 		KeyName: b.Plan.Names().Key, CursorName: b.Plan.Names().Cursor, LimitName: b.Plan.Names().Limit, Start: b.Plan.Start(),
