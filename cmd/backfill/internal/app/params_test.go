@@ -16,7 +16,7 @@ import (
 // early are the rows created before 2025-01-01 in this test: users 1 to 30,
 // ten of which (every third) hold a role their latest grant disagrees with.
 const (
-	earlyState = `SELECT md5(string_agg(u.id || ':' || u.role || ':' || u.xmin, ',' ORDER BY u.id)) FROM users u WHERE id <= 30`
+	earlyState     = `SELECT md5(string_agg(u.id || ':' || u.role || ':' || u.xmin, ',' ORDER BY u.id)) FROM users u WHERE id <= 30`
 	wrongRoleCount = `SELECT count(*) FROM users u WHERE u.role IS DISTINCT FROM (SELECT g.role FROM role_grants g WHERE g.user_id = u.id
 		ORDER BY g.granted_at DESC, g.id DESC LIMIT 1)`
 )
