@@ -36,6 +36,11 @@ this binary's own digest, that this run has not completed, the lock, the
 schema and the expected counts, refusing with its own exit code unless all
 hold; then it applies the batches. docs/operating.md lists the exit codes.
 
+A backfill that declares parameters (see info) needs their values, for the
+dry-run and --execute alike: --param NAME=VALUE (repeatable) or
+--params-file FILE; a missing or bad value exits %[5]d naming it. An
+execution needs approvals of exactly those values, and runs once per values.
+
 The connection comes from --database-url, else DATABASE_URL, else the libpq
 PG* variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, ...).`
 
@@ -52,7 +57,7 @@ type dryRunFlags struct {
 func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
 	var top strings.Builder
 	topUsage(b, &top)
-	fs := newFlags(b.Name, top.String()+"\n"+strings.SplitN(fmt.Sprintf(dryRunUsage, b.Name, bftype.ExitExpectBounds, bftype.ExitSchema, bftype.ExitTenant), "\n\n", 2)[1], stdout)
+	fs := newFlags(b.Name, top.String()+"\n"+strings.SplitN(fmt.Sprintf(dryRunUsage, b.Name, bftype.ExitExpectBounds, bftype.ExitSchema, bftype.ExitTenant, bftype.ExitUsage), "\n\n", 2)[1], stdout)
 	var f dryRunFlags
 	fs.StringVar(&f.url, "database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	fs.StringVar(&f.report, "report", "", "also write the report as JSON to this file (-: to stdout, and the human report to stderr)")

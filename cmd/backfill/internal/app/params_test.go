@@ -54,6 +54,8 @@ func TestParamsRunOncePerApprovedValues(t *testing.T) {
 		require.Equal(t, int(bftype.ExitUsage), res.code, "%v: %s%s", c.args, res.stdout, res.stderr)
 		require.Contains(t, res.stderr, c.msg)
 	}
+	help := runBinary(t, nil, bin, "--help")
+	require.Contains(t, help.stdout, "Parameters (--param NAME=VALUE or --params-file FILE; approvals pin them):")
 	info := runBinary(t, nil, bin, "info")
 	require.Contains(t, info.stdout, "parameters     cutoff (date, required, min 2020-01-01, max 2030-12-31): users created before this day (UTC) are in scope")
 
