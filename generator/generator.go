@@ -20,6 +20,7 @@ import (
 	"github.com/runonce/backfill/generator/emit"
 	"github.com/runonce/backfill/generator/inspect"
 	"github.com/runonce/backfill/generator/manifest"
+	"github.com/runonce/backfill/generator/model"
 )
 
 // CodeVersion is the version of the generator and runtime. It is part of
@@ -81,7 +82,11 @@ func GenerateLayout(l Layout) (map[string][]byte, error) {
 		return nil, err
 	}
 	pkg := module + "/" + filepath.ToSlash(l.Dir)
-	b, err := inspect.Load(l.Root, l.Name, pkg+"/db", pkg)
+	var params []model.Param
+	for _, n := range m.ParamNames() {
+		params = append(params, model.Param{Name: n, Type: m.Params[n].Type})
+	}
+	b, err := inspect.Load(l.Root, l.Name, pkg+"/db", pkg, params)
 	if err != nil {
 		return nil, err
 	}

@@ -51,6 +51,36 @@ type emitter struct {
 func (e emitter) row() *jen.Statement    { return jen.Qual(e.b.DBImport, e.b.Row) }
 func (e emitter) change() *jen.Statement { return jen.Qual(e.b.PkgImport, e.b.Change) }
 func (e emitter) dbNew() *jen.Statement  { return jen.Qual(e.b.DBImport, "New").Call(jen.Id("tx")) }
+
+// paramsArg is the parameter values argument of Count and Page: named p
+// when the query binds declared parameters, blank otherwise.
+func (e emitter) paramsArg(fields []model.ParamField) jen.Code {
+	name := "_"
+	if len(fields) > 0 {
+		name = "p"
+	}
+	return jen.Id(name).Qual(e.bftype, "ParamValues")
+}
+
+// countArgs are the arguments of CountScope: ctx, and its params struct
+// when it binds declared parameters.
+func (e emitter) countArgs() []jen.Code {
+	args := []jen.Code{jen.Id("ctx")}
+	if e.b.CountParams != "" {
+		args = append(args, jen.Qual(e.b.DBImport, e.b.CountParams).Values(e.paramValues(e.b.CountFields, jen.Dict{})))
+	}
+	return args
+}
+
+// paramValues adds to d each declared parameter a query binds, read from p
+// as the Go type sqlc gave it.
+func (e emitter) paramValues(fields []model.ParamField, d jen.Dict) jen.Dict {
+	for _, f := range fields {
+		d[jen.Id(f.Field)] = jen.Id("p").Dot(f.Accessor).Call(jen.Lit(f.Param))
+	}
+	return d
+}
+
 func (e emitter) ctxTx() jen.Code {
 	return jen.List(jen.Id("ctx").Qual("context", "Context"), jen.Id("tx").Qual(e.plan, "DBTX"))
 }
@@ -129,14 +159,14 @@ func (e emitter) spec() []jen.Code {
 	key := jen.Id(b.Cursor.Type)
 	return []jen.Code{doc("spec binds the sqlc queries and the transform to the runtime.",
 		jen.Var().Id("spec").Op("=").Qual(e.plan, "Spec").Types(e.row(), e.change(), key).Values(jen.Dict{
-			jen.Id("Count"): jen.Func().Params(e.ctxTx()).Params(jen.Int64(), jen.Error()).Block(
-				jen.Return(e.dbNew().Dot("CountScope").Call(jen.Id("ctx")))),
-			jen.Id("Page"): jen.Func().Params(e.ctxTx(), jen.Id("after").Id(b.Cursor.Type), jen.Id("limit").Int()).
+			jen.Id("Count"): jen.Func().Params(e.ctxTx(), e.paramsArg(b.CountFields)).Params(jen.Int64(), jen.Error()).Block(
+				jen.Return(e.dbNew().Dot("CountScope").Call(e.countArgs()...))),
+			jen.Id("Page"): jen.Func().Params(e.ctxTx(), e.paramsArg(b.PageFields), jen.Id("after").Id(b.Cursor.Type), jen.Id("limit").Int()).
 				Params(jen.Index().Add(e.row()), jen.Error()).Block(
-				jen.Return(e.dbNew().Dot("ScopePage").Call(jen.Id("ctx"), jen.Qual(b.DBImport, b.PageParams).Values(jen.Dict{
+				jen.Return(e.dbNew().Dot("ScopePage").Call(jen.Id("ctx"), jen.Qual(b.DBImport, b.PageParams).Values(e.paramValues(b.PageFields, jen.Dict{
 					jen.Id(b.Cursor.ParamField): jen.Id("after"),
 					jen.Id(b.LimitField):        jen.Id(b.LimitType).Call(jen.Id("limit")),
-				})))),
+				}))))),
 			jen.Id("Key"): jen.Func().Params(jen.Id("row").Add(e.row())).Id(b.Cursor.Type).Block(
 				jen.Return(jen.Id("row").Dot(b.Cursor.RowField))),
 			jen.Id("Start"): start(b.Cursor.Type),

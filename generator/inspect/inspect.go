@@ -54,7 +54,8 @@ func (e *ShapeError) Error() string {
 
 // Load loads the sqlc package dbPath and the transform package pkgPath of
 // backfill name, in the module at root, and returns the shape of its model.
-func Load(root, name, dbPath, pkgPath string) (*model.Backfill, error) {
+// params are the manifest's declared parameters.
+func Load(root, name, dbPath, pkgPath string, params []model.Param) (*model.Backfill, error) {
 	cfg := &packages.Config{Dir: root, Mode: packages.NeedName | packages.NeedTypes | packages.NeedSyntax | packages.NeedTypesInfo | packages.NeedImports}
 	pkgs, err := packages.Load(cfg, dbPath, pkgPath)
 	if err != nil {
@@ -71,7 +72,7 @@ func Load(root, name, dbPath, pkgPath string) (*model.Backfill, error) {
 	if db == nil || pkg == nil || db.Types == nil || pkg.Types == nil {
 		return nil, fmt.Errorf("error loading packages of backfill %q: %s and %s must both exist (run sqlc generate first)", name, dbPath, pkgPath)
 	}
-	b, err := Shape(name, db.Types, pkg.Types)
+	b, err := Shape(name, db.Types, pkg.Types, params...)
 	if err != nil {
 		return nil, err
 	}
@@ -86,11 +87,11 @@ func Load(root, name, dbPath, pkgPath string) (*model.Backfill, error) {
 	return b, nil
 }
 
-// Shape derives the model from type-checked packages.
-func Shape(name string, db, pkg *types.Package) (*model.Backfill, error) {
+// Shape derives the model from type-checked packages and the declared parameters.
+func Shape(name string, db, pkg *types.Package, params ...model.Param) (*model.Backfill, error) {
 	s := &shaper{name: name, db: db, pkg: pkg}
-	b := &model.Backfill{Name: name, DBImport: db.Path(), PkgImport: pkg.Path(), Transform: TransformFunc}
-	steps := []func(*model.Backfill) error{s.count, s.page, s.apply, s.kind, s.transform, s.fields, s.revert, s.statements}
+	b := &model.Backfill{Name: name, DBImport: db.Path(), PkgImport: pkg.Path(), Transform: TransformFunc, Params: params}
+	steps := []func(*model.Backfill) error{s.count, s.page, s.paramsUsed, s.apply, s.kind, s.transform, s.fields, s.revert, s.statements}
 	for _, step := range steps {
 		if err := step(b); err != nil {
 			return nil, err
@@ -127,14 +128,31 @@ func (s *shaper) method(name, annotation string) (*types.Signature, error) {
 		"the query set has no query named %s; it needs \"-- name: %s %s\"", name, name, annotation)
 }
 
-func (s *shaper) count(*model.Backfill) error {
+func (s *shaper) count(b *model.Backfill) error {
 	sig, err := s.method(CountMethod, ":one")
 	if err != nil {
 		return err
 	}
-	if sig.Params().Len() != 1 || !returns(sig, "int64") {
-		return s.fail("write it as SELECT count(*) ... with the scope's filters and no parameters",
-			"query %s must take no parameters and return one bigint count; sqlc made it %s", CountMethod, sig)
+	if !returns(sig, "int64") || sig.Params().Len() > 2 {
+		return s.fail("write it as SELECT count(*) ... with the scope's filters, binding only declared parameters",
+			"query %s must return one bigint count; sqlc made it %s", CountMethod, sig)
+	}
+	if sig.Params().Len() == 1 {
+		return nil
+	}
+	params := structParam(sig)
+	if params == nil {
+		return s.fail("set query_parameter_limit: 0 for this backfill in sqlc.yaml",
+			"query %s must take its parameters as a params struct; sqlc made it %s", CountMethod, sig)
+	}
+	b.CountParams = params.Obj().Name()
+	st := params.Underlying().(*types.Struct)
+	for i := range st.NumFields() {
+		f, err := s.paramField(b, CountMethod, st.Field(i))
+		if err != nil {
+			return err
+		}
+		b.CountFields = append(b.CountFields, f)
 	}
 	return nil
 }
@@ -162,12 +180,15 @@ func (s *shaper) page(b *model.Backfill) error {
 
 func (s *shaper) cursor(b *model.Backfill, params *types.Named, hint string) error {
 	st := params.Underlying().(*types.Struct)
-	if st.NumFields() != 2 {
-		return s.fail(hint, "query %s must have exactly two parameters, a cursor After<Key> and %s; it has %d", PageMethod, limitField, st.NumFields())
-	}
 	for i := range st.NumFields() {
 		f := st.Field(i)
 		switch {
+		case declares(b.Params, Snake(f.Name())):
+			pf, err := s.paramField(b, PageMethod, f)
+			if err != nil {
+				return err
+			}
+			b.PageFields = append(b.PageFields, pf)
 		case f.Name() == limitField:
 			if t := f.Type().String(); t != "int32" && t != "int64" {
 				return s.fail(hint, "the %s parameter of %s must be an integer, not %s", limitField, PageMethod, t)
@@ -177,7 +198,8 @@ func (s *shaper) cursor(b *model.Backfill, params *types.Named, hint string) err
 			row := strings.TrimPrefix(f.Name(), cursorPrefix)
 			b.Cursor = model.Cursor{ParamField: f.Name(), RowField: row, Type: f.Type().String(), Display: Snake(row), ParamName: Snake(f.Name())}
 		default:
-			return s.fail(hint, "parameter %s of %s is neither the cursor After<Key> nor %s", f.Name(), PageMethod, limitField)
+			return s.fail(hint+", and declare any other parameter under params: in backfill.yaml",
+				"parameter %s of %s is neither the cursor After<Key>, %s, nor a declared parameter", Snake(f.Name()), PageMethod, limitField)
 		}
 	}
 	if b.LimitField == "" || b.Cursor.ParamField == "" {

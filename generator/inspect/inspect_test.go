@@ -36,7 +36,7 @@ func Transform(row db.ScopePageRow) (Change, bool) { return Change{ID: row.ID, R
 `
 
 // check type-checks the two sources in memory and runs Shape on them.
-func check(t *testing.T, dbSrc, pkgSrc string) (*model.Backfill, error) {
+func check(t *testing.T, dbSrc, pkgSrc string, params ...model.Param) (*model.Backfill, error) {
 	t.Helper()
 	fset := token.NewFileSet()
 	std := importer.ForCompiler(fset, "gc", nil)
@@ -47,7 +47,7 @@ func check(t *testing.T, dbSrc, pkgSrc string) (*model.Backfill, error) {
 		}
 		return std.Import(path)
 	}))
-	return Shape("fix", db, pkg)
+	return Shape("fix", db, pkg, params...)
 }
 
 type importerFunc func(string) (*types.Package, error)
@@ -116,20 +116,30 @@ func TestShapeErrorsNameTheProblem(t *testing.T) {
 	cases := []struct {
 		name     string
 		db, pkg  [][2]string // replacements in baseDB and baseTransform
+		params   []model.Param
 		wantErrs []string
 	}{
 		{name: "no count query", db: [][2]string{{"func (q *Queries) CountScope", "func (q *Queries) CountAll"}},
 			wantErrs: []string{`the query set has no query named CountScope; it needs "-- name: CountScope :one"`}},
 		{name: "count with a parameter", db: [][2]string{{"CountScope(ctx context.Context)", "CountScope(ctx context.Context, since int64)"}},
-			wantErrs: []string{"query CountScope must take no parameters and return one bigint count"}},
+			wantErrs: []string{"query CountScope must take its parameters as a params struct"}},
+		{name: "count binds an undeclared parameter", db: [][2]string{{"CountScope(ctx context.Context)", "CountScope(ctx context.Context, arg CountScopeParams)"}, {"type Queries struct{}", "type Queries struct{}; type CountScopeParams struct { Cutoff string }"}},
+			wantErrs: []string{"query CountScope binds parameter cutoff, which backfill.yaml does not declare"}},
+		{name: "page binds an undeclared parameter", db: [][2]string{{"AfterID int64; Limit int32", "AfterID int64; Cutoff string; Limit int32"}},
+			wantErrs: []string{"parameter cutoff of ScopePage is neither the cursor After<Key>, Limit, nor a declared parameter"}},
+		{name: "parameter of another type", db: [][2]string{{"AfterID int64; Limit int32", "AfterID int64; Cutoff string; Limit int32"}},
+			params:   []model.Param{{Name: "cutoff", Type: "date"}},
+			wantErrs: []string{"parameter cutoff of ScopePage is declared date, but sqlc typed it string", "sqlc.arg(cutoff)::date"}},
+		{name: "declared parameter unused", params: []model.Param{{Name: "cutoff", Type: "date"}},
+			wantErrs: []string{"parameter cutoff is declared in backfill.yaml but query CountScope does not use it"}},
 		{name: "count not a number", db: [][2]string{{"CountScope(ctx context.Context) (int64, error) { return 0, nil }", "CountScope(ctx context.Context) (string, error) { return \"\", nil }"}},
-			wantErrs: []string{"query CountScope must take no parameters"}},
+			wantErrs: []string{"query CountScope must return one bigint count"}},
 		{name: "no page query", db: [][2]string{{"func (q *Queries) ScopePage", "func (q *Queries) ListPage"}},
 			wantErrs: []string{"no query named ScopePage", ":many"}},
 		{name: "page without limit", db: [][2]string{{"AfterID int64; Limit int32", "AfterID int64; Size int32"}},
-			wantErrs: []string{"parameter Size of ScopePage is neither the cursor After<Key> nor Limit"}},
+			wantErrs: []string{"parameter size of ScopePage is neither the cursor After<Key>, Limit"}},
 		{name: "page with offset", db: [][2]string{{"AfterID int64; Limit int32", "AfterID int64; Limit int32; Offset int32"}},
-			wantErrs: []string{"query ScopePage must have exactly two parameters"}},
+			wantErrs: []string{"parameter offset of ScopePage is neither the cursor After<Key>, Limit"}},
 		{name: "cursor without a key column", db: [][2]string{{"ScopePageRow struct { ID int64;", "ScopePageRow struct { UserID int64;"}}, pkg: [][2]string{{"Change{ID: row.ID", "Change{ID: row.UserID"}},
 			wantErrs: []string{"the rows of ScopePage must have a field ID of type int64 to match the cursor AfterID"}},
 		{name: "cursor of another type", db: [][2]string{{"AfterID int64", "AfterID int32"}},
@@ -164,7 +174,7 @@ func TestShapeErrorsNameTheProblem(t *testing.T) {
 	for _, c := range cases {
 		t.Run(c.name, func(t *testing.T) {
 			t.Parallel()
-			_, err := check(t, replace(t, baseDB, c.db), replace(t, baseTransform, c.pkg))
+			_, err := check(t, replace(t, baseDB, c.db), replace(t, baseTransform, c.pkg), c.params...)
 			require.Error(t, err)
 			var shape *ShapeError
 			require.ErrorAs(t, err, &shape)
@@ -244,4 +254,19 @@ func TestPlainColumns(t *testing.T) {
 	for _, bad := range []string{"SELECT u.id, u.role::text FROM users u", "SELECT id, upper(role) FROM users", "SELECT id, role || '' FROM users", "SELECT * FROM users", "DELETE FROM users"} {
 		require.Error(t, plainColumns(bad), bad)
 	}
+}
+
+func TestShapeParams(t *testing.T) {
+	t.Parallel()
+	db := replace(t, baseDB, [][2]string{
+		{"AfterID int64; Limit int32", "AfterID int64; Since int64; Tenants []string; Limit int32"},
+		{"CountScope(ctx context.Context)", "CountScope(ctx context.Context, arg CountScopeParams)"},
+		{"type Queries struct{}", "type Queries struct{}; type CountScopeParams struct { Since int64; Tenants []string }"},
+	})
+	b, err := check(t, db, baseTransform, model.Param{Name: "since", Type: "bigint"}, model.Param{Name: "tenants", Type: "text[]"})
+	require.NoError(t, err)
+	require.Equal(t, "CountScopeParams", b.CountParams)
+	want := []model.ParamField{{Field: "Since", Param: "since", Accessor: "Int64"}, {Field: "Tenants", Param: "tenants", Accessor: "TextArray"}}
+	require.Equal(t, want, b.CountFields)
+	require.Equal(t, want, b.PageFields)
 }

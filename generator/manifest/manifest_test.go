@@ -55,6 +55,16 @@ type errorCase struct {
 
 // errorCases are shared by TestParseErrors and the FuzzParse seed corpus.
 var errorCases = []errorCase{
+	// Parameters.
+	{"param unknown type", appendLines("params:", "  cutoff: {type: datetime, doc: d}"), 12, `type must be one of`},
+	{"param without doc", appendLines("params:", "  cutoff: {type: date}"), 12, `doc is required`},
+	{"param bad min", appendLines("params:", "  cutoff: {type: date, doc: d, min: 2026-13-01}"), 12, `min: "2026-13-01" is not a date`},
+	{"param min after max", appendLines("params:", "  n: {type: bigint, doc: d, min: 5, max: 1}"), 12, `min (5) is after max (1)`},
+	{"param allowed on date", appendLines("params:", "  cutoff: {type: date, doc: d, allowed: [x]}"), 12, `allowed applies to text`},
+	{"param optional without default", appendLines("params:", "  cutoff: {type: date, doc: d, required: false}"), 12, `required: false needs a default`},
+	{"param default not allowed", appendLines("params:", "  t: {type: 'text[]', doc: d, default: 'acme,x', allowed: [acme]}"), 12, `default: "x" is not in allowed`},
+	{"param bad name", appendLines("params:", "  Cutoff: {type: date, doc: d}"), 12, `a parameter name is lower case`},
+	{"param unknown key", appendLines("params:", "  cutoff: {type: date, doc: d, maximum: 1}"), 12, `unknown key "maximum" in param`},
 	// Strict decoding.
 	{"unknown top-level key", appendLines("color: blue"), 11, `unknown key "color" in manifest`},
 	{"unknown batch key", appendLines("batch: {size: 10, sise: 3}"), 11, `unknown key "sise" in batch`},
@@ -441,4 +451,19 @@ func FuzzParse(f *testing.F) {
 // bounds returns the Bounds {min, max}.
 func bounds(lo, hi int64) Bounds {
 	return Bounds{Min: &lo, Max: &hi}
+}
+
+func TestParseParams(t *testing.T) {
+	t.Parallel()
+	m, err := Parse("backfill.yaml", []byte(appendLines("params:",
+		"  cutoff: {type: date, doc: created before, min: 2020-01-01, max: 2030-12-31, required: true}",
+		"  tenants: {type: 'text[]', doc: which tenants, allowed: [acme, globex], default: 'acme,globex'}",
+		"  n: {type: bigint, doc: how many, min: 1}")))
+	require.NoError(t, err)
+	require.Equal(t, []string{"cutoff", "n", "tenants"}, m.ParamNames())
+	require.True(t, m.Params["cutoff"].Required)
+	require.True(t, m.Params["n"].Required)
+	require.False(t, m.Params["tenants"].Required)
+	require.Equal(t, "2020-01-01", m.Params["cutoff"].Min)
+	require.Contains(t, string(m.JSON()), `"params": {`)
 }

@@ -6,26 +6,48 @@ package model
 
 // Backfill is everything needed to emit one backfill's wiring.
 type Backfill struct {
-	Name         string // the backfill's name, e.g. fix_roles
-	DBImport     string // import path of the sqlc-generated package
-	PkgImport    string // import path of the transform package
-	Row          string // scope row type name in the sqlc package
-	Change       string // change type name in the transform package
-	Transform    string // transform function name
-	PageParams   string // page params type name in the sqlc package
-	ApplyParams  string // apply params type name in the sqlc package
-	Cursor       Cursor
-	TenantField  string // the row's string field Tenant, if it has one
-	LimitField   string // the page params field bound to LIMIT
-	LimitType    string // its Go type: int32 or int64
-	Apply        Apply  // what the Apply statement does, read from its SQL
-	ApplyFields  []ApplyField
-	DiffFields   []DiffField
-	Statements   []Statement
-	Revert       *Revert // the RevertRead query, when the query set has one
-	ManifestJSON string  // canonical JSON of backfill.yaml
-	RunSignature string  // hex sha256 over the inputs, see signature.go
+	Name        string // the backfill's name, e.g. fix_roles
+	DBImport    string // import path of the sqlc-generated package
+	PkgImport   string // import path of the transform package
+	Row         string // scope row type name in the sqlc package
+	Change      string // change type name in the transform package
+	Transform   string // transform function name
+	PageParams  string // page params type name in the sqlc package
+	ApplyParams string // apply params type name in the sqlc package
+	Cursor      Cursor
+	TenantField string // the row's string field Tenant, if it has one
+	LimitField  string // the page params field bound to LIMIT
+	LimitType   string // its Go type: int32 or int64
+	Apply       Apply  // what the Apply statement does, read from its SQL
+	ApplyFields []ApplyField
+	DiffFields  []DiffField
+	Statements  []Statement
+	Revert      *Revert // the RevertRead query, when the query set has one
+	// Params are the manifest's declared parameters in name order.
+	Params []Param
+	// CountParams is the CountScope params type name; empty when it takes none.
+	CountParams  string
+	CountFields  []ParamField // CountScope params fields bound to declared parameters
+	PageFields   []ParamField // ScopePage params fields bound to declared parameters
+	ManifestJSON string       // canonical JSON of backfill.yaml
+	RunSignature string       // hex sha256 over the inputs, see signature.go
 	CodeVersion  string
+}
+
+// Param is one declared parameter: its name (as in sqlc.arg(name)) and its
+// manifest type (date, timestamptz, text, bigint, integer, boolean, text[]).
+type Param struct {
+	Name string
+	Type string
+}
+
+// ParamField is one field of a query's params struct bound to a declared
+// parameter, and the bftype.ParamValues accessor that gives its Go type
+// (e.g. Date for pgtype.Date).
+type ParamField struct {
+	Field    string // e.g. Cutoff
+	Param    string // e.g. cutoff
+	Accessor string // e.g. Date
 }
 
 // Cursor is the keyset key: a row field and the page parameter it binds.

@@ -1,11 +1,13 @@
 package approval
 
 import (
+	"encoding/json"
 	"fmt"
 	"sort"
 	"strings"
 	"time"
 
+	"github.com/runonce/backfill/runtime/bftype"
 	"github.com/runonce/backfill/runtime/ledger"
 )
 
@@ -18,10 +20,11 @@ type Want struct {
 	RunSignature string
 	Environment  string
 	Purpose      string
-	Required     int       // distinct approvers needed
-	NeedReason   bool      // every counted approval must give a reason
-	Operator     string    // the executing database login; never counts
-	Now          time.Time // for expiry
+	Params       json.RawMessage // canonical parameter values; nil or {}: none
+	Required     int             // distinct approvers needed
+	NeedReason   bool            // every counted approval must give a reason
+	Operator     string          // the executing database login; never counts
+	Now          time.Time       // for expiry
 }
 
 // Counted is an approval that holds.
@@ -122,6 +125,8 @@ func check(a ledger.Approval, keys map[string]ledger.Approver, w Want) (ledger.A
 		return key, "it approves environment " + p.Environment + ", not " + w.Environment
 	case p.Purpose != w.Purpose:
 		return key, "it approves " + p.Purpose + ", not " + w.Purpose
+	case bftype.DiffParams(w.Params, p.Params) != "":
+		return key, "it approves other parameter values: " + bftype.DiffParams(w.Params, p.Params)
 	case !w.Now.Before(p.ExpiresAt):
 		return key, "it expired at " + p.ExpiresAt.Format(time.RFC3339)
 	case p.IssuedAt.After(w.Now.Add(5 * time.Minute)):

@@ -61,14 +61,18 @@ type Subject struct {
 
 // Predicate is what the approver asserts about the subject.
 type Predicate struct {
-	Backfill     string    `json:"backfill"`
-	RunSignature string    `json:"run_signature"`
-	Environment  string    `json:"environment"`
-	Purpose      string    `json:"purpose"`
-	Approver     string    `json:"approver"`
-	Reason       string    `json:"reason"`
-	IssuedAt     time.Time `json:"issued_at"`
-	ExpiresAt    time.Time `json:"expires_at"`
+	Backfill     string `json:"backfill"`
+	RunSignature string `json:"run_signature"`
+	Environment  string `json:"environment"`
+	Purpose      string `json:"purpose"`
+	// Params are the exact parameter values approved, canonical JSON
+	// (bftype.ParamValues.JSON); absent for a backfill without parameters,
+	// so statements made before parameters existed stay valid.
+	Params    json.RawMessage `json:"params,omitempty"`
+	Approver  string          `json:"approver"`
+	Reason    string          `json:"reason"`
+	IssuedAt  time.Time       `json:"issued_at"`
+	ExpiresAt time.Time       `json:"expires_at"`
 }
 
 // Request is what an approver fills in.
@@ -78,6 +82,7 @@ type Request struct {
 	RunSignature string
 	Environment  string
 	Purpose      string
+	Params       json.RawMessage // canonical parameter values; nil or {}: none
 	Approver     string
 	Reason       string
 	Now          time.Time
@@ -111,7 +116,7 @@ func New(r Request) ([]byte, error) {
 		Subject:       []Subject{{Name: r.Backfill, Digest: map[string]string{"sha256": r.Digest}}},
 		PredicateType: PredicateType,
 		Predicate: Predicate{Backfill: r.Backfill, RunSignature: r.RunSignature, Environment: r.Environment,
-			Purpose: r.Purpose, Approver: r.Approver, Reason: r.Reason, IssuedAt: now, ExpiresAt: now.Add(r.TTL)},
+			Purpose: r.Purpose, Params: pinned(r.Params), Approver: r.Approver, Reason: r.Reason, IssuedAt: now, ExpiresAt: now.Add(r.TTL)},
 	}
 	out, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
@@ -139,3 +144,11 @@ func Parse(data []byte) (*Statement, error) {
 
 // Digest is the approved binary's sha256.
 func (s *Statement) Digest() string { return s.Subject[0].Digest["sha256"] }
+
+// pinned is the parameter values a statement records: none for {}.
+func pinned(params json.RawMessage) json.RawMessage {
+	if len(params) == 0 || string(params) == "{}" || string(params) == "null" {
+		return nil
+	}
+	return params
+}

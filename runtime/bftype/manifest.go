@@ -21,6 +21,8 @@ type Manifest struct {
 	Batch      Batch   `json:"batch"`
 	Checks     []Check `json:"checks"`
 	Health     *Health `json:"health,omitempty"`
+	// Params are the declared parameters, by name; see ParamSpec.
+	Params map[string]ParamSpec `json:"params,omitempty"`
 }
 
 // RiskText is the risk as a reviewer reads it: "high", or "medium (reason:

@@ -192,8 +192,11 @@ type Report struct {
 	// upsert and table. A report saved before they were recorded has none,
 	// and reads as an update.
 	Apply
-	Digest       string          `json:"digest"`
-	RunSignature string          `json:"run_signature"`
+	Digest       string `json:"digest"`
+	RunSignature string `json:"run_signature"`
+	// Params are the parameter values the dry-run bound, canonical; a run
+	// reconciles only with a report of the same values.
+	Params       ParamValues     `json:"params,omitempty"`
 	SourceCommit string          `json:"source_commit"`
 	Database     string          `json:"database"`
 	Server       string          `json:"server"`

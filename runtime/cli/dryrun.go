@@ -36,6 +36,11 @@ this binary's own digest, that this run has not completed, the lock, the
 schema and the expected counts, refusing with its own exit code unless all
 hold; then it applies the batches. docs/operating.md lists the exit codes.
 
+A backfill that declares parameters (see info) needs their values, for the
+dry-run and --execute alike: --param NAME=VALUE (repeatable) or
+--params-file FILE; a missing or bad value exits %[5]d naming it. An
+execution needs approvals of exactly those values, and runs once per values.
+
 The connection comes from --database-url, else DATABASE_URL, else the libpq
 PG* variables (PGHOST, PGPORT, PGDATABASE, PGUSER, PGPASSWORD, ...).`
 
@@ -46,12 +51,13 @@ type dryRunFlags struct {
 	save    bool
 	execute bool
 	exec    execFlags
+	params  paramFlags
 }
 
 func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
 	var top strings.Builder
 	topUsage(b, &top)
-	fs := newFlags(b.Name, top.String()+"\n"+strings.SplitN(fmt.Sprintf(dryRunUsage, b.Name, bftype.ExitExpectBounds, bftype.ExitSchema, bftype.ExitTenant), "\n\n", 2)[1], stdout)
+	fs := newFlags(b.Name, top.String()+"\n"+strings.SplitN(fmt.Sprintf(dryRunUsage, b.Name, bftype.ExitExpectBounds, bftype.ExitSchema, bftype.ExitTenant, bftype.ExitUsage), "\n\n", 2)[1], stdout)
 	var f dryRunFlags
 	fs.StringVar(&f.url, "database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	fs.StringVar(&f.report, "report", "", "also write the report as JSON to this file (-: to stdout, and the human report to stderr)")
@@ -59,9 +65,15 @@ func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	fs.BoolVar(&f.save, "save", false, "also save the report in the ledger (needs the backfill_runner role)")
 	fs.BoolVar(&f.execute, "execute", false, "write: run the preflight, then the batches (needs approvals; see docs/operating.md)")
 	f.exec.register(fs, b.Name)
+	f.params.register(fs)
 	if err := parse(fs, args); err != nil {
 		return err
 	}
+	values, err := f.params.resolve(m)
+	if err != nil {
+		return err
+	}
+	b.Plan = b.Plan.WithParams(values)
 	if f.exec.lanes < 0 {
 		return usageError{"--lanes must not be negative"}
 	}
@@ -143,7 +155,7 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 		return nil, err
 	}
 	rep := &bftype.Report{
-		Backfill: b.Name, Apply: b.Apply, Digest: digest, RunSignature: b.RunSignature, SourceCommit: b.SourceCommit,
+		Backfill: b.Name, Apply: b.Apply, Digest: digest, RunSignature: b.RunSignature, Params: b.Plan.Params(), SourceCommit: b.SourceCommit,
 		Database: server.Database, Server: server.Address + " (PostgreSQL " + server.Version + ")",
 		StartedAt: time.Now().UTC(), Expect: m.Expect, BatchSize: m.Batch.Size, Statements: b.Statements,
 		KeyName: b.Plan.Names().Key, CursorName: b.Plan.Names().Cursor, LimitName: b.Plan.Names().Limit, Start: b.Plan.Start(),

@@ -42,7 +42,7 @@ type probe struct {
 func itemsPlan(pr *probe) plan.Plan {
 	var once sync.Once
 	return plan.New(plan.Spec[item, item, int64]{
-		Count: func(ctx context.Context, db plan.DBTX) (int64, error) {
+		Count: func(ctx context.Context, db plan.DBTX, _ bftype.ParamValues) (int64, error) {
 			if pr.beforeCount != nil {
 				if err := pr.beforeCount(ctx); err != nil {
 					return 0, err
@@ -56,7 +56,7 @@ func itemsPlan(pr *probe) plan.Plan {
 			pr.mu.Unlock()
 			return n, err
 		},
-		Page: func(ctx context.Context, db plan.DBTX, after int64, limit int) ([]item, error) {
+		Page: func(ctx context.Context, db plan.DBTX, _ bftype.ParamValues, after int64, limit int) ([]item, error) {
 			if pr.firstPage != nil {
 				once.Do(pr.firstPage)
 			}

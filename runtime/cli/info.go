@@ -57,6 +57,13 @@ func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.
 	fmt.Fprintf(stdout, "scope          %s\n", m.Scope)
 	fmt.Fprintf(stdout, "risk           %s\n", m.RiskText())
 	fmt.Fprintf(stdout, "writes         %s (a run and its dry-run count the rows it will %s)\n", b.Apply.Statement(), b.Apply.Verb())
+	for i, p := range describeParams(m) {
+		label := ""
+		if i == 0 {
+			label = "parameters"
+		}
+		fmt.Fprintf(stdout, "%-14s %s\n", label, p)
+	}
 	fmt.Fprintf(stdout, "\nmanifest:\n%s\n", b.Manifest)
 	fmt.Fprintf(stdout, "statements:\n")
 	for _, s := range b.Statements {

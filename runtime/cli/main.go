@@ -160,6 +160,12 @@ Usage:
 
 Run "%[1]s COMMAND --help" for a command's flags.
 `, b.Name, wrapScope(b))
+	if m, err := bftype.DecodeManifest([]byte(b.Manifest)); err == nil && len(m.Params) > 0 {
+		fmt.Fprintf(w, "\nParameters (--param NAME=VALUE or --params-file FILE; approvals pin them):\n")
+		for _, p := range describeParams(m) {
+			fmt.Fprintf(w, "  %s\n", p)
+		}
+	}
 }
 
 func wrapScope(b Binary) string {

@@ -22,6 +22,9 @@ func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
 	}
 	fmt.Fprintf(w, "  binary         sha256:%s\n", r.Digest)
 	fmt.Fprintf(w, "  run signature  %s\n", r.RunSignature)
+	if len(r.Params) > 0 {
+		fmt.Fprintf(w, "  parameters     %s\n", r.Params)
+	}
 	fmt.Fprintf(w, "  source commit  %s\n", r.SourceCommit)
 	fmt.Fprintf(w, "  database       %s on %s\n", r.Database, r.Server)
 	fmt.Fprintf(w, "  scope          %s\n", m.Scope)

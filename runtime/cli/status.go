@@ -86,7 +86,13 @@ func verifyCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 		"changed with the last dry-run of the run's digest saved (--save) before the run\nstarted. Exits "+fmt.Sprint(bftype.ExitValidation)+
 		" if either fails, unless an operator acknowledged that very\ndifference with: backfill ack RUN --reason \"...\".", stdout)
 	url := fs.String("database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
+	var pf paramFlags
+	pf.register(fs)
 	if err := parse(fs, args); err != nil {
+		return err
+	}
+	values, err := pf.resolve(m)
+	if err != nil {
 		return err
 	}
 	u, src := pgdb.Resolve(*url)
@@ -98,13 +104,17 @@ func verifyCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	if _, err := ledger.Check(ctx, conn); err != nil {
 		return err
 	}
-	run, err := ledger.Completed(ctx, conn, b.RunSignature, "execute")
+	run, err := ledger.Completed(ctx, conn, b.RunSignature, "execute", values.JSON())
 	if err != nil {
 		return err
 	}
 	if run == nil {
+		with := ""
+		if len(values) > 0 {
+			with = " with parameters " + values.String()
+		}
 		return bftype.Refuse(bftype.ReasonValidation, bftype.ExitValidation, "Run it with --execute first.",
-			"%s has no completed run to verify in this database.", b.Name)
+			"%s has no completed run%s to verify in this database.", b.Name, with)
 	}
 	if err := engine.Validate(ctx, conn, m); err != nil {
 		return err

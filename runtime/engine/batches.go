@@ -521,7 +521,7 @@ type Reconciliation struct {
 // compare with that same dry-run.
 func Reconcile(ctx context.Context, q ledger.Querier, run *ledger.Run) (Reconciliation, error) {
 	rec := Reconciliation{Changed: run.Changed}
-	d, err := ledger.DryRunBefore(ctx, q, run.Digest, run.StartedAt)
+	d, err := ledger.DryRunBefore(ctx, q, run.Digest, run.StartedAt, run.Params)
 	if err != nil || d == nil {
 		return rec, err
 	}

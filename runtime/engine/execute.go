@@ -117,7 +117,7 @@ func (p *preflight) runRecord(op Operator) ledger.Run {
 	env := p.env
 	return ledger.Run{Backfill: p.job.Name, Digest: p.job.Digest, RunSignature: p.job.RunSignature, Purpose: p.purpose,
 		OSUser: op.OSUser, ClientHost: op.ClientHost, CodeVersion: p.job.CodeVersion, SourceCommit: p.job.SourceCommit,
-		Environment: &env, Parameters: params}
+		Environment: &env, Parameters: params, Params: p.job.params()}
 }
 
 // refused records a refusal in the ledger and returns it. A permission error

@@ -7,6 +7,7 @@
 package engine
 
 import (
+	"encoding/json"
 	"time"
 
 	"github.com/runonce/backfill/runtime/bftype"
@@ -23,6 +24,15 @@ type Job struct {
 	CodeVersion  string
 	Statements   []bftype.Statement
 	Plan         plan.Plan
+}
+
+// params are the canonical JSON of the parameter values the plan binds:
+// what approvals must pin and what the run-once key includes.
+func (j *Job) params() json.RawMessage {
+	if j.Plan == nil {
+		return json.RawMessage("{}")
+	}
+	return j.Plan.Params().JSON()
 }
 
 // Operator says who runs the job and how it was launched.

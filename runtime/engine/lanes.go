@@ -74,7 +74,7 @@ func (r *runner) planLanes(ctx context.Context) ([]ledger.Lane, []*pgx.Conn, err
 	if !r.job.Plan.Splittable() {
 		return oneLane("lanes need an integer key")
 	}
-	d, err := ledger.LatestDryRun(ctx, r.conn, r.job.Digest)
+	d, err := ledger.LatestDryRun(ctx, r.conn, r.job.Digest, r.job.params())
 	if err != nil {
 		return nil, nil, err
 	}

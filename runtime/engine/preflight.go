@@ -95,7 +95,7 @@ func (p *preflight) checkApprovals(ctx context.Context, now time.Time) error {
 	m := p.job.Manifest
 	p.verdict = approval.Evaluate(approvals, approvers, approval.Want{
 		Backfill: p.job.Name, Digest: p.job.Digest, RunSignature: p.job.RunSignature, Environment: p.env,
-		Purpose: p.purpose, Required: approval.Required(m.Risk), NeedReason: m.Risk == "high",
+		Purpose: p.purpose, Params: p.job.params(), Required: approval.Required(m.Risk), NeedReason: m.Risk == "high",
 		Operator: p.id.SessionUser, Now: now,
 	})
 	if !p.verdict.Enough() {
@@ -109,7 +109,7 @@ func (p *preflight) checkApprovals(ctx context.Context, now time.Time) error {
 // checkRunOnce refuses a signature that already completed and finds the
 // unfinished run to resume.
 func (p *preflight) checkRunOnce(ctx context.Context) error {
-	done, err := ledger.Ended(ctx, p.conn, p.job.RunSignature, p.purpose)
+	done, err := ledger.Ended(ctx, p.conn, p.job.RunSignature, p.purpose, p.job.params())
 	if err != nil {
 		return err
 	}
@@ -123,11 +123,16 @@ func (p *preflight) checkRunOnce(ctx context.Context) error {
 			ledger.StatusCancelled:        "was cancelled by an operator",
 			ledger.StatusFailedValidation: "failed its checks after its last batch",
 		}[done.Status]
+		if values := p.job.Plan.Params(); len(values) > 0 {
+			return refuse(bftype.ReasonAlreadyDone, bftype.ExitAlreadyDone,
+				"A backfill runs once per parameter values; to change more rows, run it with new values that reviewers approve (--param).",
+				"Run %d of this backfill (signature %s) with parameters %s %s at %s.", done.ID, p.job.RunSignature[:12], values, how, when.Format(time.RFC3339))
+		}
 		return refuse(bftype.ReasonAlreadyDone, bftype.ExitAlreadyDone,
 			"A backfill runs once; to change more rows, write and approve a new one.",
 			"Run %d of this backfill (signature %s) %s at %s.", done.ID, p.job.RunSignature[:12], how, when.Format(time.RFC3339))
 	}
-	p.resuming, err = ledger.Unfinished(ctx, p.conn, p.job.RunSignature, p.purpose)
+	p.resuming, err = ledger.Unfinished(ctx, p.conn, p.job.RunSignature, p.purpose, p.job.params())
 	if err != nil || p.resuming == nil {
 		return err
 	}
@@ -205,7 +210,7 @@ func (p *preflight) schemaDetail() string {
 // of this binary (the schema changed since) from one no saved dry-run
 // prepared (the query is what to fix).
 func (p *preflight) schemaRefusal(ctx context.Context, bad []Unprepared) error {
-	d, err := ledger.LatestDryRun(ctx, p.conn, p.job.Digest)
+	d, err := ledger.LatestDryRun(ctx, p.conn, p.job.Digest, p.job.params())
 	if err != nil {
 		return err
 	}

@@ -2,6 +2,7 @@ package ledger
 
 import (
 	"context"
+	"encoding/json"
 	"fmt"
 	"time"
 
@@ -10,19 +11,22 @@ import (
 
 // Approval is a signed statement stored in the ledger.
 type Approval struct {
-	ID           int64     `json:"id"`
-	Backfill     string    `json:"backfill"`
-	Digest       string    `json:"digest"`
-	RunSignature string    `json:"run_signature"`
-	Environment  string    `json:"environment"`
-	Purpose      string    `json:"purpose"`
-	Approver     string    `json:"approver"`
-	Reason       string    `json:"reason"`
-	ExpiresAt    time.Time `json:"expires_at"`
-	Statement    string    `json:"statement"`
-	Signature    string    `json:"signature"`
-	SubmittedBy  string    `json:"submitted_by"`
-	SubmittedAt  time.Time `json:"submitted_at"`
+	ID           int64  `json:"id"`
+	Backfill     string `json:"backfill"`
+	Digest       string `json:"digest"`
+	RunSignature string `json:"run_signature"`
+	Environment  string `json:"environment"`
+	Purpose      string `json:"purpose"`
+	Approver     string `json:"approver"`
+	Reason       string `json:"reason"`
+	// Params are the parameter values the statement pins, canonical JSON;
+	// {} (or absent, in an older archive) for a backfill without parameters.
+	Params      json.RawMessage `json:"params,omitempty"`
+	ExpiresAt   time.Time       `json:"expires_at"`
+	Statement   string          `json:"statement"`
+	Signature   string          `json:"signature"`
+	SubmittedBy string          `json:"submitted_by"`
+	SubmittedAt time.Time       `json:"submitted_at"`
 }
 
 // AddApproval stores an approval; the database checks that the submitting
@@ -30,9 +34,10 @@ type Approval struct {
 func AddApproval(ctx context.Context, q Querier, a Approval) (int64, error) {
 	var id int64
 	err := q.QueryRow(ctx, `INSERT INTO backfill.approvals
-		(backfill, digest, run_signature, environment, purpose, approver, reason, expires_at, statement, signature)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10) RETURNING id`,
-		a.Backfill, a.Digest, a.RunSignature, a.Environment, a.Purpose, a.Approver, a.Reason, a.ExpiresAt, a.Statement, a.Signature).Scan(&id)
+		(backfill, digest, run_signature, environment, purpose, approver, reason, expires_at, statement, signature, params)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11::jsonb, '{}')) RETURNING id`,
+		a.Backfill, a.Digest, a.RunSignature, a.Environment, a.Purpose, a.Approver, a.Reason, a.ExpiresAt, a.Statement, a.Signature,
+		nullJSON(a.Params)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("error storing approval by %q: %w", a.Approver, err)
 	}
@@ -51,14 +56,23 @@ func ApprovalsByID(ctx context.Context, q Querier, ids []int64) ([]Approval, err
 
 func approvals(ctx context.Context, q Querier, where string, arg any) ([]Approval, error) {
 	rows, err := q.Query(ctx, `SELECT id, backfill, digest, run_signature, environment, purpose, approver, reason,
-		expires_at, statement, signature, submitted_by, submitted_at FROM backfill.approvals `+where+` ORDER BY id`, arg)
+		expires_at, statement, signature, submitted_by, submitted_at, params FROM backfill.approvals `+where+` ORDER BY id`, arg)
 	if err != nil {
 		return nil, fmt.Errorf("error reading approvals: %w", err)
 	}
 	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Approval, error) {
 		var a Approval
 		err := r.Scan(&a.ID, &a.Backfill, &a.Digest, &a.RunSignature, &a.Environment, &a.Purpose, &a.Approver, &a.Reason,
-			&a.ExpiresAt, &a.Statement, &a.Signature, &a.SubmittedBy, &a.SubmittedAt)
+			&a.ExpiresAt, &a.Statement, &a.Signature, &a.SubmittedBy, &a.SubmittedAt, &a.Params)
 		return a, err
 	})
+}
+
+// nullJSON is raw as a query argument: nil when empty, so the column's
+// default applies.
+func nullJSON(raw json.RawMessage) any {
+	if len(raw) == 0 {
+		return nil
+	}
+	return string(raw)
 }

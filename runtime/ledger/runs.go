@@ -32,7 +32,10 @@ type Run struct {
 	Status       string          `json:"status"`
 	StopReason   *string         `json:"stop_reason"`
 	Message      *string         `json:"message"`
-	Parameters   json.RawMessage `json:"parameters"`
+	Parameters   json.RawMessage `json:"parameters"` // how the operator launched it (args)
+	// Params are the canonical values of the backfill's declared parameters,
+	// part of the run-once key; {} for a backfill without parameters.
+	Params       json.RawMessage `json:"params"`
 	OSUser       string          `json:"os_user"`
 	DBUser       string          `json:"db_user"`
 	ClientHost   string          `json:"client_host"`
@@ -53,13 +56,13 @@ type Run struct {
 
 const runColumns = `id, backfill, digest, run_signature, purpose, status, stop_reason, message, parameters, os_user, db_user,
 	client_host, code_version, source_commit, environment, approval_ids, matched, scanned, changed, batches, cursor, resumes,
-	started_at, updated_at, finished_at`
+	started_at, updated_at, finished_at, params`
 
 func scanRun(r pgx.CollectableRow) (Run, error) {
 	var x Run
 	err := r.Scan(&x.ID, &x.Backfill, &x.Digest, &x.RunSignature, &x.Purpose, &x.Status, &x.StopReason, &x.Message,
 		&x.Parameters, &x.OSUser, &x.DBUser, &x.ClientHost, &x.CodeVersion, &x.SourceCommit, &x.Environment, &x.ApprovalIDs,
-		&x.Matched, &x.Scanned, &x.Changed, &x.Batches, &x.Cursor, &x.Resumes, &x.StartedAt, &x.UpdatedAt, &x.FinishedAt)
+		&x.Matched, &x.Scanned, &x.Changed, &x.Batches, &x.Cursor, &x.Resumes, &x.StartedAt, &x.UpdatedAt, &x.FinishedAt, &x.Params)
 	return x, err
 }
 
@@ -88,30 +91,34 @@ func GetRun(ctx context.Context, q Querier, id int64) (*Run, error) {
 	return &runs[0], nil
 }
 
-// Completed returns the completed run of a signature and purpose, or nil.
-func Completed(ctx context.Context, q Querier, signature, purpose string) (*Run, error) {
-	runs, err := queryRuns(ctx, q, "WHERE run_signature = $1 AND purpose = $2 AND status = 'completed'", signature, purpose)
+// Completed returns the completed run of a signature, purpose and parameter
+// values (canonical JSON; nil: {}), or nil.
+func Completed(ctx context.Context, q Querier, signature, purpose string, params json.RawMessage) (*Run, error) {
+	runs, err := queryRuns(ctx, q, "WHERE run_signature = $1 AND purpose = $2 AND params = $3::jsonb AND status = 'completed'",
+		signature, purpose, paramsArg(params))
 	if err != nil || len(runs) == 0 {
 		return nil, err
 	}
 	return &runs[0], nil
 }
 
-// Ended returns the latest run of a signature and purpose that ended for
-// good (completed, cancelled, or failed its checks after the last batch),
-// or nil. Such a signature never runs again.
-func Ended(ctx context.Context, q Querier, signature, purpose string) (*Run, error) {
-	runs, err := queryRuns(ctx, q, `WHERE run_signature = $1 AND purpose = $2 AND status IN ('completed', 'cancelled', 'failed_validation')
-		ORDER BY id DESC LIMIT 1`, signature, purpose)
+// Ended returns the latest run of a signature, purpose and parameter values
+// that ended for good (completed, cancelled, or failed its checks after the
+// last batch), or nil. Such a signature never runs again with those values.
+func Ended(ctx context.Context, q Querier, signature, purpose string, params json.RawMessage) (*Run, error) {
+	runs, err := queryRuns(ctx, q, `WHERE run_signature = $1 AND purpose = $2 AND params = $3::jsonb
+		AND status IN ('completed', 'cancelled', 'failed_validation') ORDER BY id DESC LIMIT 1`, signature, purpose, paramsArg(params))
 	if err != nil || len(runs) == 0 {
 		return nil, err
 	}
 	return &runs[0], nil
 }
 
-// Unfinished returns the run of a signature and purpose that can be resumed, or nil.
-func Unfinished(ctx context.Context, q Querier, signature, purpose string) (*Run, error) {
-	runs, err := queryRuns(ctx, q, "WHERE run_signature = $1 AND purpose = $2 AND status IN ('running', 'failed', 'interrupted', 'partial')", signature, purpose)
+// Unfinished returns the run of a signature, purpose and parameter values
+// that can be resumed, or nil.
+func Unfinished(ctx context.Context, q Querier, signature, purpose string, params json.RawMessage) (*Run, error) {
+	runs, err := queryRuns(ctx, q, `WHERE run_signature = $1 AND purpose = $2 AND params = $3::jsonb
+		AND status IN ('running', 'failed', 'interrupted', 'partial')`, signature, purpose, paramsArg(params))
 	if err != nil || len(runs) == 0 {
 		return nil, err
 	}
@@ -121,7 +128,7 @@ func Unfinished(ctx context.Context, q Querier, signature, purpose string) (*Run
 // Start records a new running run, or marks an unfinished one running again
 // as a resume. The caller holds the run's lock.
 func Start(ctx context.Context, q Querier, r Run) (*Run, bool, error) {
-	prev, err := Unfinished(ctx, q, r.RunSignature, r.Purpose)
+	prev, err := Unfinished(ctx, q, r.RunSignature, r.Purpose, r.Params)
 	if err != nil {
 		return nil, false, err
 	}
@@ -133,7 +140,7 @@ func Start(ctx context.Context, q Querier, r Run) (*Run, bool, error) {
 			return nil, false, fmt.Errorf("error resuming run %d: %w", prev.ID, err)
 		}
 		if err := Append(ctx, q, prev.ID, "resumed", map[string]any{"from_status": prev.Status, "cursor": prev.Cursor,
-			"os_user": r.OSUser, "client_host": r.ClientHost, "parameters": r.Parameters}); err != nil {
+			"os_user": r.OSUser, "client_host": r.ClientHost, "parameters": r.Parameters, "params": paramsArg(r.Params)}); err != nil {
 			return nil, false, err
 		}
 		got, err := GetRun(ctx, q, prev.ID)
@@ -145,7 +152,7 @@ func Start(ctx context.Context, q Querier, r Run) (*Run, bool, error) {
 	}
 	if err := Append(ctx, q, id, "started", map[string]any{"backfill": r.Backfill, "digest": r.Digest,
 		"run_signature": r.RunSignature, "purpose": r.Purpose, "os_user": r.OSUser, "client_host": r.ClientHost,
-		"approval_ids": r.ApprovalIDs, "parameters": r.Parameters}); err != nil {
+		"approval_ids": r.ApprovalIDs, "parameters": r.Parameters, "params": paramsArg(r.Params)}); err != nil {
 		return nil, false, err
 	}
 	got, err := GetRun(ctx, q, id)
@@ -159,10 +166,10 @@ func insertRun(ctx context.Context, q Querier, r Run, status string) (int64, err
 	}
 	var id int64
 	err := q.QueryRow(ctx, `INSERT INTO backfill.runs (backfill, digest, run_signature, purpose, status, stop_reason, message,
-		parameters, os_user, client_host, code_version, source_commit, environment, approval_ids, matched)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, '{}'::bigint[]), $15) RETURNING id`,
+		parameters, os_user, client_host, code_version, source_commit, environment, approval_ids, matched, params)
+		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, '{}'::bigint[]), $15, $16::jsonb) RETURNING id`,
 		r.Backfill, r.Digest, r.RunSignature, r.Purpose, status, r.StopReason, r.Message, params, r.OSUser, r.ClientHost,
-		r.CodeVersion, r.SourceCommit, r.Environment, r.ApprovalIDs, r.Matched).Scan(&id)
+		r.CodeVersion, r.SourceCommit, r.Environment, r.ApprovalIDs, r.Matched, paramsArg(r.Params)).Scan(&id)
 	if err != nil {
 		return 0, fmt.Errorf("error recording run of %s: %w", r.Backfill, err)
 	}
@@ -181,7 +188,7 @@ func Refused(ctx context.Context, q Querier, r Run, reason, message string) (int
 		return 0, fmt.Errorf("error finishing refused run: %w", err)
 	}
 	return id, Append(ctx, q, id, "refused", map[string]any{"backfill": r.Backfill, "digest": r.Digest,
-		"stop_reason": reason, "message": message, "os_user": r.OSUser, "client_host": r.ClientHost})
+		"stop_reason": reason, "message": message, "os_user": r.OSUser, "client_host": r.ClientHost, "params": paramsArg(r.Params)})
 }
 
 // Progress records a committed batch on its run and returns the batch's
@@ -383,10 +390,12 @@ type DryRun struct {
 // LatestDryRun returns the newest dry-run report saved for a digest, or nil.
 // A report of a dry-run that read a database other than the manifest's
 // target (off_target) describes that database, so it is never the one.
-func LatestDryRun(ctx context.Context, q Querier, digest string) (*DryRun, error) {
+// Only a report of the same parameter values (canonical JSON; nil: none) counts.
+func LatestDryRun(ctx context.Context, q Querier, digest string, params json.RawMessage) (*DryRun, error) {
 	var d DryRun
 	err := q.QueryRow(ctx, `SELECT id, digest, report, created_by, created_at FROM backfill.dry_runs
-		WHERE digest = $1 AND (report->>'off_target') IS DISTINCT FROM 'true' ORDER BY id DESC LIMIT 1`, digest).Scan(&d.ID, &d.Digest, &d.Report, &d.CreatedBy, &d.CreatedAt)
+		WHERE digest = $1 AND (report->>'off_target') IS DISTINCT FROM 'true' AND `+sameParams+` ORDER BY id DESC LIMIT 1`,
+		digest, paramsArg(params)).Scan(&d.ID, &d.Digest, &d.Report, &d.CreatedBy, &d.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
@@ -400,10 +409,11 @@ func LatestDryRun(ctx context.Context, q Querier, digest string) (*DryRun, error
 // reconciled with: the last one saved for the digest before the run began,
 // or nil. A dry-run saved during or after the run describes the data the run
 // left behind, not what it planned to change, so it never counts.
-func DryRunBefore(ctx context.Context, q Querier, digest string, started time.Time) (*DryRun, error) {
+// Only a report of the run's parameter values counts.
+func DryRunBefore(ctx context.Context, q Querier, digest string, started time.Time, params json.RawMessage) (*DryRun, error) {
 	var d DryRun
 	err := q.QueryRow(ctx, `SELECT id, digest, report, created_by, created_at FROM backfill.dry_runs
-		WHERE digest = $1 AND created_at < $2 ORDER BY created_at DESC, id DESC LIMIT 1`, digest, started).
+		WHERE digest = $1 AND created_at < $3 AND `+sameParams+` ORDER BY created_at DESC, id DESC LIMIT 1`, digest, paramsArg(params), started).
 		Scan(&d.ID, &d.Digest, &d.Report, &d.CreatedBy, &d.CreatedAt)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
@@ -465,3 +475,15 @@ func LaneDone(ctx context.Context, q Querier, runID int64, lane int) error {
 	}
 	return nil
 }
+
+// paramsArg is canonical parameter values as a jsonb argument: {} when none.
+func paramsArg(params json.RawMessage) json.RawMessage {
+	if len(params) == 0 || string(params) == "null" {
+		return json.RawMessage("{}")
+	}
+	return params
+}
+
+// sameParams matches a saved dry-run report whose parameter values ($2) are
+// a run's; a report without params bound none.
+const sameParams = `coalesce(report->'params', '{}'::jsonb) = $2::jsonb`

@@ -9,6 +9,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // gappyRows are n rows with keys that skip, so bounds fall between keys too.
@@ -152,8 +154,10 @@ func TestNextInRefusesPagesOutOfKeyOrder(t *testing.T) {
 	t.Parallel()
 	rows := []row{{ID: 5}, {ID: 3}, {ID: 9}}
 	p := New(Spec[row, change, int64]{
-		Page: func(_ context.Context, _ DBTX, after int64, limit int) ([]row, error) { return rows, nil },
-		Key:  func(r row) int64 { return r.ID },
+		Page: func(_ context.Context, _ DBTX, _ bftype.ParamValues, after int64, limit int) ([]row, error) {
+			return rows, nil
+		},
+		Key: func(r row) int64 { return r.ID },
 		Transform: func(r row) (change, bool) {
 			return change{}, false
 		},
@@ -168,8 +172,10 @@ func TestNextInRefusesPagesOutOfKeyOrder(t *testing.T) {
 func TestTextKeysAreNotSplittable(t *testing.T) {
 	t.Parallel()
 	p := New(Spec[row, change, string]{
-		Page: func(context.Context, DBTX, string, int) ([]row, error) { return []row{{ID: 1}}, nil },
-		Key:  func(r row) string { return fmt.Sprint(r.ID) },
+		Page: func(context.Context, DBTX, bftype.ParamValues, string, int) ([]row, error) {
+			return []row{{ID: 1}}, nil
+		},
+		Key: func(r row) string { return fmt.Sprint(r.ID) },
 		Transform: func(r row) (change, bool) {
 			return change{}, false
 		},

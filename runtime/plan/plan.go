@@ -39,6 +39,11 @@ type Plan interface {
 	Reversible() bool
 	// Revert writes before-images back where rows still hold what a run wrote.
 	Revert(ctx context.Context, db DBTX, items []UndoItem, write bool) (*RevertResult, error)
+	// WithParams is the plan with its queries binding the parameter values v
+	// (resolved and canonical); a plan without them binds none.
+	WithParams(v bftype.ParamValues) Plan
+	// Params are the parameter values the plan binds.
+	Params() bftype.ParamValues
 }
 
 // Batch is one keyset page with its planned changes.
@@ -85,9 +90,16 @@ func (b *Batch) Images(ctx context.Context, db DBTX) ([]UndoItem, error) { retur
 func (b *Batch) Params() []bftype.Param { return b.params() }
 
 // New erases a Spec's types.
-func New[R, C any, K Key](s Spec[R, C, K]) Plan { return &typed[R, C, K]{s} }
+func New[R, C any, K Key](s Spec[R, C, K]) Plan { return &typed[R, C, K]{s: s} }
 
-type typed[R, C any, K Key] struct{ s Spec[R, C, K] }
+type typed[R, C any, K Key] struct {
+	s Spec[R, C, K]
+	v bftype.ParamValues
+}
+
+func (p *typed[R, C, K]) WithParams(v bftype.ParamValues) Plan { return &typed[R, C, K]{s: p.s, v: v} }
+
+func (p *typed[R, C, K]) Params() bftype.ParamValues { return p.v }
 
 func (p *typed[R, C, K]) Names() Names { return p.s.Names }
 
@@ -97,7 +109,7 @@ func (p *typed[R, C, K]) Start() json.RawMessage {
 }
 
 func (p *typed[R, C, K]) Count(ctx context.Context, db DBTX) (int64, error) {
-	n, err := p.s.Count(ctx, db)
+	n, err := p.s.Count(ctx, db, p.v)
 	if err != nil {
 		return 0, fmt.Errorf("error counting rows in scope: %w", err)
 	}
@@ -192,7 +204,7 @@ func (p *typed[R, C, K]) Splittable() bool {
 // page runs the scope's page query: up to size rows after the cursor.
 func (p *typed[R, C, K]) page(ctx context.Context, db DBTX, cursor K, size int) ([]R, time.Duration, error) {
 	began := time.Now()
-	rows, err := p.s.Page(ctx, db, cursor, size)
+	rows, err := p.s.Page(ctx, db, p.v, cursor, size)
 	if err != nil {
 		return nil, 0, fmt.Errorf("error reading page after key %v: %w", cursor, err)
 	}

@@ -27,8 +27,8 @@ type change struct {
 // transform, the rest change. limits records the LIMIT of every page read.
 func memSpec(rows []row, limits *[]int) Spec[row, change, int64] {
 	return Spec[row, change, int64]{
-		Count: func(context.Context, DBTX) (int64, error) { return int64(len(rows)), nil },
-		Page: func(_ context.Context, _ DBTX, after int64, limit int) ([]row, error) {
+		Count: func(context.Context, DBTX, bftype.ParamValues) (int64, error) { return int64(len(rows)), nil },
+		Page: func(_ context.Context, _ DBTX, _ bftype.ParamValues, after int64, limit int) ([]row, error) {
 			*limits = append(*limits, limit)
 			i := sort.Search(len(rows), func(i int) bool { return rows[i].ID > after })
 			return append([]row(nil), rows[i:min(len(rows), i+limit)]...), nil

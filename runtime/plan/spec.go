@@ -35,10 +35,12 @@ type Names struct {
 // Spec is what generated wiring supplies for one backfill: R is the scope
 // row, C the change and K the key the pages are ordered by.
 type Spec[R, C any, K Key] struct {
-	// Count returns the number of rows in scope.
-	Count func(ctx context.Context, db DBTX) (int64, error)
-	// Page returns up to limit rows in scope with a key after the cursor, in key order.
-	Page func(ctx context.Context, db DBTX, after K, limit int) ([]R, error)
+	// Count returns the number of rows in scope, binding the run's
+	// parameter values p.
+	Count func(ctx context.Context, db DBTX, p bftype.ParamValues) (int64, error)
+	// Page returns up to limit rows in scope with a key after the cursor, in
+	// key order, binding the run's parameter values p.
+	Page func(ctx context.Context, db DBTX, p bftype.ParamValues, after K, limit int) ([]R, error)
 	// Key returns a row's key.
 	Key func(row R) K
 	// Start is a cursor before every key.

@@ -159,7 +159,7 @@ var spec = plan.Spec[db.ScopePageRow, fix_roles.Change, int64]{
 	ChangeKey: func(c fix_roles.Change) int64 {
 		return c.ID
 	},
-	Count: func(ctx context.Context, tx plan.DBTX) (int64, error) {
+	Count: func(ctx context.Context, tx plan.DBTX, _ bftype.ParamValues) (int64, error) {
 		return db.New(tx).CountScope(ctx)
 	},
 	Current: func(ctx context.Context, tx plan.DBTX, keys []int64) (map[int64]map[string]json.RawMessage, error) {
@@ -193,7 +193,7 @@ var spec = plan.Spec[db.ScopePageRow, fix_roles.Change, int64]{
 		Key:    "id",
 		Limit:  "limit",
 	},
-	Page: func(ctx context.Context, tx plan.DBTX, after int64, limit int) ([]db.ScopePageRow, error) {
+	Page: func(ctx context.Context, tx plan.DBTX, _ bftype.ParamValues, after int64, limit int) ([]db.ScopePageRow, error) {
 		return db.New(tx).ScopePage(ctx, db.ScopePageParams{
 			AfterID: after,
 			Limit:   int32(limit),

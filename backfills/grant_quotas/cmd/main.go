@@ -151,7 +151,7 @@ var spec = plan.Spec[db.ScopePageRow, grant_quotas.Change, int64]{
 	ChangeKey: func(c grant_quotas.Change) int64 {
 		return c.ID
 	},
-	Count: func(ctx context.Context, tx plan.DBTX) (int64, error) {
+	Count: func(ctx context.Context, tx plan.DBTX, _ bftype.ParamValues) (int64, error) {
 		return db.New(tx).CountScope(ctx)
 	},
 	Current: func(ctx context.Context, tx plan.DBTX, keys []int64) (map[int64]map[string]json.RawMessage, error) {
@@ -185,7 +185,7 @@ var spec = plan.Spec[db.ScopePageRow, grant_quotas.Change, int64]{
 		Key:    "id",
 		Limit:  "limit",
 	},
-	Page: func(ctx context.Context, tx plan.DBTX, after int64, limit int) ([]db.ScopePageRow, error) {
+	Page: func(ctx context.Context, tx plan.DBTX, _ bftype.ParamValues, after int64, limit int) ([]db.ScopePageRow, error) {
 		return db.New(tx).ScopePage(ctx, db.ScopePageParams{
 			AfterID: after,
 			Limit:   int32(limit),

@@ -1,10 +1,12 @@
 package app
 
 import (
+	"bytes"
 	"context"
 	"crypto/sha256"
 	"encoding/hex"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"os"
 	"os/exec"
@@ -17,12 +19,15 @@ import (
 
 	"github.com/runonce/backfill/cmd/backfill/internal/sigformat"
 	"github.com/runonce/backfill/runtime/approval"
+	"github.com/runonce/backfill/runtime/bftype"
 	"github.com/runonce/backfill/runtime/ledger"
 )
 
 // subject is the binary under approval.
 type subject struct {
 	Name, Digest, RunSignature string
+	// Params are the parameters its manifest declares.
+	Params map[string]bftype.ParamSpec
 }
 
 // inspectBinary hashes a backfill binary and reads its run signature from
@@ -46,6 +51,9 @@ func inspectBinary(ctx context.Context, path string) (*subject, error) {
 		Name         string `json:"name"`
 		Digest       string `json:"digest"`
 		RunSignature string `json:"run_signature"`
+		Manifest     struct {
+			Params map[string]bftype.ParamSpec `json:"params"`
+		} `json:"manifest"`
 	}
 	if err := json.Unmarshal(out, &info); err != nil {
 		return nil, fmt.Errorf("error reading %s info --json: %w", path, err)
@@ -53,7 +61,7 @@ func inspectBinary(ctx context.Context, path string) (*subject, error) {
 	if info.Digest != digest {
 		return nil, fmt.Errorf("%s reports digest %s but the file hashes to %s; it changed while being read", path, info.Digest, digest)
 	}
-	return &subject{Name: info.Name, Digest: digest, RunSignature: info.RunSignature}, nil
+	return &subject{Name: info.Name, Digest: digest, RunSignature: info.RunSignature, Params: info.Manifest.Params}, nil
 }
 
 // loadSigner loads a private key, asking for its password as needed.
@@ -70,6 +78,8 @@ type statementFlags struct {
 	reason, environment, purpose string
 	expires                      time.Duration
 	revertRun                    int64
+	params                       []string
+	paramsFile                   string
 }
 
 func addStatementFlags(fs *pflag.FlagSet) *statementFlags {
@@ -78,6 +88,8 @@ func addStatementFlags(fs *pflag.FlagSet) *statementFlags {
 	fs.DurationVar(&f.expires, "expires", 24*time.Hour, "how long the approval stays valid (at most 720h)")
 	fs.StringVar(&f.environment, "environment", "", "environment approved (default: the ledger's)")
 	fs.Int64Var(&f.revertRun, "revert-run", 0, "approve reverting this run instead of executing")
+	fs.StringArrayVar(&f.params, "param", nil, "approve the run with this parameter value, NAME=VALUE (repeatable; every declared parameter without a default)")
+	fs.StringVar(&f.paramsFile, "params-file", "", "read the approved parameter values from this JSON or YAML map")
 	return f
 }
 
@@ -93,7 +105,7 @@ func ledgerEnvironment(ctx context.Context, conn *pgx.Conn) (string, error) {
 }
 
 func approveCommand(ctx context.Context, e *env, args []string) error {
-	fs := flags(e, "approve", "BINARY --key NAME.key --reason TEXT [--expires 24h]", "Approves a backfill binary: hashes it, builds an in-toto statement about its sha256\n"+
+	fs := flags(e, "approve", "BINARY --key NAME.key --reason TEXT [--expires 24h] [--param NAME=VALUE ...]", "Approves a backfill binary: hashes it, builds an in-toto statement about its sha256\n"+
 		"(run signature, environment, expiry, reason, approver), signs it with your key and\nstores it in the ledger. Run it as the database login your key is registered to.")
 	url := dbFlag(fs)
 	keyPath := fs.String("key", "", "your private key (ours or cosign's cosign.key)")
@@ -207,8 +219,33 @@ func buildStatement(ctx context.Context, conn *pgx.Conn, subj *subject, sf *stat
 			return nil, err
 		}
 	}
+	params, err := sf.approvedParams(subj)
+	if err != nil {
+		return nil, err
+	}
 	return approval.New(approval.Request{Backfill: subj.Name, Digest: subj.Digest, RunSignature: subj.RunSignature,
-		Environment: envName, Purpose: sf.purposeName(), Approver: approver, Reason: sf.reason, Now: time.Now(), TTL: sf.expires})
+		Environment: envName, Purpose: sf.purposeName(), Params: params, Approver: approver, Reason: sf.reason, Now: time.Now(), TTL: sf.expires})
+}
+
+// approvedParams are the canonical parameter values the statement pins: the
+// values given, checked against the binary's declared parameters. A revert
+// binds none (it writes back before-images), so it takes none.
+func (sf *statementFlags) approvedParams(subj *subject) (json.RawMessage, error) {
+	if sf.revertRun > 0 {
+		if len(sf.params) > 0 || sf.paramsFile != "" {
+			return nil, usageError{"a revert approval takes no --param: it approves writing back one run's before-images"}
+		}
+		return nil, nil
+	}
+	v, err := bftype.ParamsFromArgs(subj.Params, sf.params, sf.paramsFile)
+	var pe *bftype.ParamError
+	if errors.As(err, &pe) {
+		return nil, usageError{pe.Error()}
+	}
+	if err != nil {
+		return nil, err
+	}
+	return v.JSON(), nil
 }
 
 // store verifies a signed statement against the approver's trusted key and
@@ -237,13 +274,25 @@ func store(ctx context.Context, e *env, conn *pgx.Conn, stmt []byte, sig string)
 	p := s.Predicate
 	id, err := ledger.AddApproval(ctx, conn, ledger.Approval{Backfill: p.Backfill, Digest: s.Digest(), RunSignature: p.RunSignature,
 		Environment: p.Environment, Purpose: p.Purpose, Approver: p.Approver, Reason: p.Reason, ExpiresAt: p.ExpiresAt,
-		Statement: string(stmt), Signature: sig})
+		Statement: string(stmt), Signature: sig, Params: compactJSON(p.Params)})
 	if err != nil {
 		return err
 	}
 	fmt.Fprintf(e.stdout, "approval %d by %s of %s sha256:%s for %s (%s), expires %s\n", id, p.Approver, p.Backfill,
 		s.Digest(), p.Environment, p.Purpose, p.ExpiresAt.Format(time.RFC3339))
+	if len(p.Params) > 0 {
+		fmt.Fprintf(e.stdout, "approved parameters: %s\n", compactJSON(p.Params))
+	}
 	return nil
+}
+
+// compactJSON is raw without the statement's indentation; nil stays nil.
+func compactJSON(raw json.RawMessage) json.RawMessage {
+	var buf bytes.Buffer
+	if len(raw) == 0 || json.Compact(&buf, raw) != nil {
+		return raw
+	}
+	return buf.Bytes()
 }
 
 func approvalCommand(ctx context.Context, e *env, args []string) error {

@@ -180,7 +180,12 @@ func (a *Archive) reportWho(w *strings.Builder, run *ledger.Run) {
 		params.Reset()
 		params.Write(run.Parameters)
 	}
-	fmt.Fprintf(w, "\n- launch parameters: `%s`\n\n", params.String())
+	fmt.Fprintf(w, "\n- launch parameters: `%s`\n", params.String())
+	var values bytes.Buffer
+	if len(run.Params) > 0 && json.Compact(&values, run.Params) == nil && values.String() != "{}" {
+		fmt.Fprintf(w, "- parameter values (approved, and part of the run-once key): `%s`\n", values.String())
+	}
+	fmt.Fprintln(w)
 }
 
 // revertOf reads a revert run's purpose ("revert:N") as the run it reverts.

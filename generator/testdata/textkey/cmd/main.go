@@ -110,7 +110,7 @@ var spec = plan.Spec[db.ScopePageRow, textkey.Change, string]{
 		}
 	},
 	ChangeKey: nil,
-	Count: func(ctx context.Context, tx plan.DBTX) (int64, error) {
+	Count: func(ctx context.Context, tx plan.DBTX, _ bftype.ParamValues) (int64, error) {
 		return db.New(tx).CountScope(ctx)
 	},
 	Current:   nil,
@@ -126,7 +126,7 @@ var spec = plan.Spec[db.ScopePageRow, textkey.Change, string]{
 		Key:    "email",
 		Limit:  "limit",
 	},
-	Page: func(ctx context.Context, tx plan.DBTX, after string, limit int) ([]db.ScopePageRow, error) {
+	Page: func(ctx context.Context, tx plan.DBTX, _ bftype.ParamValues, after string, limit int) ([]db.ScopePageRow, error) {
 		return db.New(tx).ScopePage(ctx, db.ScopePageParams{
 			AfterEmail: after,
 			Limit:      int64(limit),
