@@ -34,6 +34,7 @@ type Manifest struct {
 	Batch      Batch   `yaml:"batch" json:"batch"`
 	Checks     []Check `yaml:"checks" json:"checks"`
 	Health     *Health `yaml:"health,omitempty" json:"health,omitempty"`
+	Report     *Report `yaml:"report,omitempty" json:"report,omitempty"`
 }
 
 // Health is a database health query; batches wait while its single numeric
@@ -287,7 +288,7 @@ func child(n *yaml.Node, key string) (int, *yaml.Node) {
 }
 
 func (m *Manifest) validate(l lines) error {
-	checks := []func(lines) error{m.validateHeader, m.validateExpect, m.validateTarget, m.validateBatch, m.validateChecks, m.validateHealth}
+	checks := []func(lines) error{m.validateHeader, m.validateExpect, m.validateTarget, m.validateBatch, m.validateChecks, m.validateHealth, m.validateReport}
 	for _, check := range checks {
 		if err := check(l); err != nil {
 			return err
