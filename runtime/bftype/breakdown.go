@@ -90,6 +90,9 @@ const (
 	ClassSetOnly      = "(not read) -> value"
 )
 
+// Classes are the classes in the order reports print them.
+var Classes = []string{ClassNullToValue, ClassValueToNull, ClassValueToValue, ClassSetOnly, ClassSame}
+
 // ClassOf is the class of a transition from -> to (JSON texts; from empty:
 // not read).
 func ClassOf(from, to string) string {

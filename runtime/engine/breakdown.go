@@ -144,3 +144,51 @@ func spotMatch(s bftype.Spot, current map[string]json.RawMessage) bool {
 	}
 	return true
 }
+
+// Verdict is one word on a spot check after a run.
+func (s SpotResult) Verdict() string {
+	switch {
+	case s.Unread != "":
+		return "cannot read: " + s.Unread
+	case !s.Predicted.InScope && s.Current == nil:
+		return "not in scope, no such row"
+	case !s.Predicted.InScope:
+		return "not in scope (the run did not touch it)"
+	case !s.Predicted.Change:
+		return "in scope, predicted unchanged"
+	case s.Match:
+		return "as predicted"
+	}
+	return "MISMATCH"
+}
+
+// Lines are a spot check's fields: predicted before -> after, and now.
+func (s SpotResult) Lines() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range s.Predicted.Diffs {
+		seen[d.Field] = true
+		before := string(d.Before)
+		if d.Before == nil {
+			before = "(not read)"
+		}
+		out = append(out, fmt.Sprintf("%-16s predicted %s -> %s, now %s", d.Field, before, d.After, nowText(s, d.Field)))
+	}
+	for _, f := range slices.Sorted(maps.Keys(s.Current)) {
+		if !seen[f] {
+			out = append(out, fmt.Sprintf("%-16s now %s", f, s.Current[f]))
+		}
+	}
+	return out
+}
+
+func nowText(s SpotResult, field string) string {
+	if s.Current == nil {
+		return "(no row)"
+	}
+	v, ok := s.Current[field]
+	if !ok {
+		return "(not read)"
+	}
+	return string(v)
+}
