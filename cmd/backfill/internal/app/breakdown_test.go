@@ -28,9 +28,10 @@ func TestDryRunBreaksDownByTenantAndRunReconcilesPerGroup(t *testing.T) {
 	require.Equal(t, 0, res.code, res.stdout+res.stderr)
 	for _, want := range []string{
 		"Per tenant (report.group_by; 3 groups):",
-		`  "acme"        333          333          0`,
-		`  "globex"      334           34        300`,
-		`  "initech"     333            0        333`,
+		"  tenant       matched  will update  unchanged",
+		`  "acme"           333          333          0`,
+		`  "globex"         334           34        300`,
+		`  "initech"        333            0        333`,
 		"role: from -> to (367 rows changed, 1 distinct):",
 		`    "member" -> "editor"  367`,
 		"Spot checks (report.spot_check and --spot):",
@@ -67,14 +68,14 @@ func TestDryRunBreaksDownByTenantAndRunReconcilesPerGroup(t *testing.T) {
 	require.Equal(t, "34", pgtest.Query(t, x.db,
 		`SELECT sum((payload->'groups'->>'"globex"')::int) FROM backfill.audit_events WHERE kind = 'batch'`))
 
-	res = runBinary(t, nil, x.bin, "verify", "--database-url", x.observer)
+	res = runBinary(t, nil, x.bin, "verify", "--database-url", x.runner)
 	require.Equal(t, 0, res.code, res.stdout+res.stderr)
 	for _, want := range []string{
 		"reconcile: updated 367 rows, as dry-run 1 planned",
-		"reconcile per group:", `  "acme"          333        333  match`, `  "globex"         34         34  match`, `  "initech"         0          0  match`,
+		"reconcile per group:", `  "acme"           333        333  match`, `  "globex"          34         34  match`, `  "initech"          0          0  match`,
 		"spot checks (dry-run prediction, then the row now):",
 		`  id=3  as predicted`, `      role             predicted "member" -> "editor", now "editor"`,
-		`  id=2  in scope, predicted unchanged`, `      role             now "editor"`,
+		`  id=2  in scope, predicted unchanged`, `      role             now "viewer"`,
 		`  id=1100  not in scope (the run did not touch it)`,
 	} {
 		require.Contains(t, res.stdout, want)
@@ -82,7 +83,7 @@ func TestDryRunBreaksDownByTenantAndRunReconcilesPerGroup(t *testing.T) {
 
 	// Someone changes a spot-checked row after the run: verify shows it.
 	pgtest.Exec(t, x.db, "UPDATE users SET role = 'viewer' WHERE id = 4")
-	res = runBinary(t, nil, x.bin, "verify", "--database-url", x.observer)
+	res = runBinary(t, nil, x.bin, "verify", "--database-url", x.runner)
 	require.Contains(t, res.stdout, "  id=4  MISMATCH")
 	require.Contains(t, res.stdout, `predicted "member" -> "editor", now "viewer"`)
 
