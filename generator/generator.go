@@ -13,7 +13,9 @@ import (
 	"os"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"sort"
+	"strings"
 
 	"golang.org/x/mod/modfile"
 
@@ -102,6 +104,9 @@ func GenerateLayout(l Layout) (map[string][]byte, error) {
 	}
 	if len(m.Target.Tenants) > 0 && b.TenantField == "" {
 		return nil, fmt.Errorf("backfill %q: target.tenants is set, so the rows of ScopePage must have a text column tenant (a Tenant string field) to check against it", l.Name)
+	}
+	if b.GroupFields, err = groupFields(l.Name, m, b.RowFields); err != nil {
+		return nil, err
 	}
 	b.ManifestJSON, b.RunSignature, b.CodeVersion = string(m.JSON()), sig, CodeVersion
 	main, err := emit.Main(module, b)
@@ -193,4 +198,24 @@ func sortedKeys(m map[string][]byte) []string {
 	}
 	sort.Strings(keys)
 	return keys
+}
+
+// groupFields finds the report.group_by columns among the scope row's fields.
+func groupFields(name string, m *manifest.Manifest, row []model.RowField) ([]model.RowField, error) {
+	if m.Report == nil {
+		return nil, nil
+	}
+	var out []model.RowField
+	for _, g := range m.Report.GroupBy {
+		i := slices.IndexFunc(row, func(f model.RowField) bool { return f.Display == g })
+		if i < 0 {
+			names := make([]string, len(row))
+			for j, f := range row {
+				names[j] = f.Display
+			}
+			return nil, fmt.Errorf("backfill %q: report.group_by names %q, which is not a column of the ScopePage rows (%s)", name, g, strings.Join(names, ", "))
+		}
+		out = append(out, row[i])
+	}
+	return out, nil
 }

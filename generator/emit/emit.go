@@ -177,6 +177,7 @@ func (e emitter) spec() []jen.Code {
 			}),
 			jen.Id("Transform"): jen.Qual(b.PkgImport, b.Transform),
 			jen.Id("Tenant"):    e.tenant(),
+			jen.Id("Group"):     e.group(),
 			jen.Id("Diff"):      jen.Id("diff"),
 			jen.Id("Apply"): jen.Func().Params(e.ctxTx(), jen.Id("changes").Index().Add(e.change())).Params(jen.Int64(), jen.Error()).Block(
 				jen.List(jen.Id("tag"), jen.Err()).Op(":=").Id("tx").Dot("Exec").Call(jen.Id("ctx"), jen.Id("applySQL"), jen.Id("applyArgs").Call(jen.Id("changes")).Op("...")),
@@ -304,6 +305,19 @@ func (e emitter) tenant() jen.Code {
 		return jen.Nil()
 	}
 	return jen.Func().Params(jen.Id("row").Add(e.row())).String().Block(jen.Return(jen.Id("row").Dot(e.b.TenantField)))
+}
+
+// group reads a row's report.group_by values, for the dry-run's breakdown
+// and the per-group counts of a run's batches.
+func (e emitter) group() jen.Code {
+	if len(e.b.GroupFields) == 0 {
+		return jen.Nil()
+	}
+	values := make([]jen.Code, len(e.b.GroupFields))
+	for i, f := range e.b.GroupFields {
+		values[i] = jen.Id("row").Dot(f.Name)
+	}
+	return jen.Func().Params(jen.Id("row").Add(e.row())).Index().Any().Block(jen.Return(jen.Index().Any().Values(values...)))
 }
 
 func (e emitter) paramList() []jen.Code {

@@ -172,6 +172,10 @@ func (s *shaper) page(b *model.Backfill) error {
 		return s.fail("select named columns", "query %s must return rows of a struct type, not %s", PageMethod, rows.Elem())
 	}
 	b.Row, b.PageParams = s.row.Obj().Name(), params.Obj().Name()
+	st := s.row.Underlying().(*types.Struct)
+	for i := range st.NumFields() {
+		b.RowFields = append(b.RowFields, model.RowField{Name: st.Field(i).Name(), Display: Snake(st.Field(i).Name())})
+	}
 	if t := field(s.row, tenantField); t != nil && t.Type().String() == "string" {
 		b.TenantField = tenantField
 	}

@@ -36,6 +36,7 @@ type Manifest struct {
 	Health     *Health `yaml:"health,omitempty" json:"health,omitempty"`
 	// Params are the declared parameters, by name (see params.go).
 	Params map[string]Param `yaml:"params,omitempty" json:"params,omitempty"`
+	Report *Report          `yaml:"report,omitempty" json:"report,omitempty"`
 }
 
 // Health is a database health query; batches wait while its single numeric
@@ -289,7 +290,7 @@ func child(n *yaml.Node, key string) (int, *yaml.Node) {
 }
 
 func (m *Manifest) validate(l lines) error {
-	checks := []func(lines) error{m.validateHeader, m.validateExpect, m.validateTarget, m.validateBatch, m.validateChecks, m.validateHealth, m.validateParams}
+	checks := []func(lines) error{m.validateHeader, m.validateExpect, m.validateTarget, m.validateBatch, m.validateChecks, m.validateHealth, m.validateParams, m.validateReport}
 	for _, check := range checks {
 		if err := check(l); err != nil {
 			return err

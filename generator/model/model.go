@@ -15,10 +15,12 @@ type Backfill struct {
 	PageParams  string // page params type name in the sqlc package
 	ApplyParams string // apply params type name in the sqlc package
 	Cursor      Cursor
-	TenantField string // the row's string field Tenant, if it has one
-	LimitField  string // the page params field bound to LIMIT
-	LimitType   string // its Go type: int32 or int64
-	Apply       Apply  // what the Apply statement does, read from its SQL
+	TenantField string     // the row's string field Tenant, if it has one
+	RowFields   []RowField // every field of the scope row, in order
+	GroupFields []RowField // the report.group_by columns, in the manifest's order
+	LimitField  string     // the page params field bound to LIMIT
+	LimitType   string     // its Go type: int32 or int64
+	Apply       Apply      // what the Apply statement does, read from its SQL
 	ApplyFields []ApplyField
 	DiffFields  []DiffField
 	Statements  []Statement
@@ -135,4 +137,11 @@ type Statement struct {
 	Role   string // count, page or apply
 	Method string // the sqlc method name
 	SQL    string
+}
+
+// RowField is a field of the scope row: its Go name and its snake_case
+// column name, as report.group_by names it.
+type RowField struct {
+	Name    string
+	Display string
 }

@@ -23,6 +23,7 @@ type Manifest struct {
 	Health     *Health `json:"health,omitempty"`
 	// Params are the declared parameters, by name; see ParamSpec.
 	Params map[string]ParamSpec `json:"params,omitempty"`
+	Report *ReportSpec          `json:"report,omitempty"`
 }
 
 // RiskText is the risk as a reviewer reads it: "high", or "medium (reason:

@@ -236,6 +236,12 @@ type Report struct {
 	// target.tenants, by tenant in key order: a real run stops at the first
 	// batch that reads one.
 	OutsideTenants []TenantRows `json:"outside_tenants,omitempty"`
+	// Breakdown counts the scope per report.group_by group; Transitions
+	// are the from -> to tables of the fields the changes set; Spots are
+	// the report.spot_check and --spot keys (see breakdown.go).
+	Breakdown   *Breakdown         `json:"breakdown,omitempty"`
+	Transitions []FieldTransitions `json:"transitions,omitempty"`
+	Spots       []Spot             `json:"spot_checks,omitempty"`
 }
 
 // Estimate is how a dry-run predicts the time of --execute, part by part,

@@ -3,6 +3,7 @@ package cli
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"os"
@@ -48,6 +49,7 @@ type dryRunFlags struct {
 	url     string
 	report  string
 	samples int
+	spots   []string
 	save    bool
 	execute bool
 	exec    execFlags
@@ -62,6 +64,7 @@ func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	fs.StringVar(&f.url, "database-url", "", "PostgreSQL connection URL (default: DATABASE_URL, then PG* variables)")
 	fs.StringVar(&f.report, "report", "", "also write the report as JSON to this file (-: to stdout, and the human report to stderr)")
 	fs.IntVar(&f.samples, "samples", 5, "how many before/after samples to show")
+	fs.StringArrayVar(&f.spots, "spot", nil, "also show the before/after of the row with this key, whether or not it is a sample (repeatable; adds to the manifest's report.spot_check)")
 	fs.BoolVar(&f.save, "save", false, "also save the report in the ledger (needs the backfill_runner role)")
 	fs.BoolVar(&f.execute, "execute", false, "write: run the preflight, then the batches (needs approvals; see docs/operating.md)")
 	f.exec.register(fs, b.Name)
@@ -89,6 +92,9 @@ func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	soft, cancel := softContext(ctx)
 	defer cancel()
 	rep, err := dryRun(soft, b, m, f)
+	if bad := (*plan.BadSpotKey)(nil); errors.As(err, &bad) {
+		return usageError{bad.Error()}
+	}
 	if err != nil {
 		return err
 	}
@@ -180,7 +186,7 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 		}
 		began := time.Now()
 		t, err = b.Plan.Scan(ctx, tx, plan.ScanOpts{Page: dryRunPage(m.Batch.Size), Batch: m.Batch.Size, Canary: canarySize(m), Samples: f.samples,
-			Tenants: m.Target.Tenants})
+			Tenants: m.Target.Tenants, GroupBy: groupBy(m), Spots: spotKeys(m, f.spots)})
 		if err != nil {
 			count.abandon()
 			return err
@@ -329,6 +335,34 @@ func tally(rep *bftype.Report, t *plan.Tally) {
 	rep.FirstApplyBatch = t.FirstApplyBatch
 	rep.SplitKeys = t.SplitKeys
 	rep.OutsideTenants = t.OutsideTenants
+	rep.Breakdown = t.Breakdown
+	rep.Transitions = t.Transitions
+	rep.Spots = t.Spots
+}
+
+// groupBy is the manifest's report.group_by.
+func groupBy(m *bftype.Manifest) []string {
+	if m.Report == nil {
+		return nil
+	}
+	return m.Report.GroupBy
+}
+
+// spotKeys are the manifest's report.spot_check keys and then the --spot
+// ones. A --spot value that is not JSON (abc rather than "abc") is a string.
+func spotKeys(m *bftype.Manifest, flags []string) []json.RawMessage {
+	var keys []json.RawMessage
+	if m.Report != nil {
+		keys = append(keys, m.Report.SpotCheck...)
+	}
+	for _, f := range flags {
+		if json.Valid([]byte(f)) {
+			keys = append(keys, json.RawMessage(f))
+		} else {
+			keys = append(keys, bftype.JSON(f))
+		}
+	}
+	return keys
 }
 
 func violations(rep *bftype.Report) []string {

@@ -37,7 +37,10 @@ func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
 	if r.Counts.WillChange == 0 {
 		fmt.Fprintf(w, "\n%s\n  0 CHANGES: a real run %s; nothing in scope needs it.\n%s\n", banner, r.Apply.Will(0), banner)
 	}
+	renderBreakdown(w, r)
+	renderTransitions(w, r)
 	renderSamples(w, r)
+	renderSpots(w, r)
 	renderETA(w, r)
 	renderSQL(w, r)
 	if len(r.Violations) > 0 {

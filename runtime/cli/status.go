@@ -125,10 +125,17 @@ func verifyCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 		return err
 	}
 	fmt.Fprintln(stdout, reconcileSentence(b.Apply, rec))
+	renderGroupReconcile(stdout, rec.Groups)
+	spots, err := engine.SpotCheck(ctx, conn, b.Plan, rec.PlannedSpots)
+	if err != nil {
+		return err
+	}
+	renderSpotResults(stdout, b.Plan.Names().Key, spots)
 	if rec.DryRunID != 0 && !rec.Match && rec.Ack == nil {
 		return bftype.Refuse(bftype.ReasonValidation, bftype.ExitValidation,
 			fmt.Sprintf("Find out what changed the data between the dry-run and the run; once it is explained, record why with: backfill ack %d --reason \"...\" (as a runner login).", run.ID),
-			"Run %d %s %s but dry-run %d planned %s.", run.ID, b.Apply.Past(), plural(rec.Changed, "row", "rows"), rec.DryRunID, bftype.Thousands(rec.WillChange))
+			"Run %d %s %s but dry-run %d planned %s%s.", run.ID, b.Apply.Past(), plural(rec.Changed, "row", "rows"), rec.DryRunID, bftype.Thousands(rec.WillChange),
+			groupsText(rec))
 	}
 	return nil
 }
@@ -143,6 +150,11 @@ func reconcileSentence(a bftype.Apply, r engine.Reconciliation) string {
 		return "reconcile: no dry-run of this digest was saved (--save) before the run started, so there is nothing to compare with"
 	case r.Match:
 		return fmt.Sprintf("reconcile: %s, as dry-run %d planned", done, r.DryRunID)
+	case r.Changed == r.WillChange && r.Ack != nil:
+		return fmt.Sprintf("reconcile: %s, as dry-run %d planned, but not in the same groups; acknowledged by %s at %s: %s",
+			done, r.DryRunID, r.Ack.By, r.Ack.At.Format(time.RFC3339), r.Ack.Reason)
+	case r.Changed == r.WillChange:
+		return fmt.Sprintf("reconcile: %s, as dry-run %d planned, but not in the same groups (MISMATCH below)", done, r.DryRunID)
 	case r.Ack != nil:
 		return fmt.Sprintf("reconcile: %s but dry-run %d planned %s; acknowledged by %s at %s: %s",
 			done, r.DryRunID, bftype.Thousands(r.WillChange), r.Ack.By, r.Ack.At.Format(time.RFC3339), r.Ack.Reason)

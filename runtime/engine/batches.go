@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"log/slog"
 	"math"
+	"slices"
 	"strings"
 	"sync"
 	"time"
@@ -312,11 +313,22 @@ func (r *runner) commitBatch(ctx context.Context, l *lane, size int, canary bool
 			Batch: ledger.Batch{RunID: r.run.ID, Batch: number, Lane: l.n, Cursor: b.Cursor, Scanned: b.Scanned,
 				Intended: b.Changes, Changed: n, Size: size, Attempts: attempt, DurationMS: ms(time.Since(began))},
 			Lanes: r.multi, LaneDone: b.Last, Undo: undo,
-			Event: map[string]any{"batch": number, "lane": l.n, "cursor": b.Cursor,
-				"scanned": b.Scanned, "intended": b.Changes, "changed": n, "canary": canary},
+			Event: batchEvent(number, l.n, b, n, canary),
 		}, l.cursor)
 	})
 	return b, n, number, err
+}
+
+// batchEvent is the payload of a batch's audit event. With report.group_by
+// it counts the batch's changes by group ("groups"), which verify and the
+// archive's report sum and reconcile with the dry-run's per-group counts.
+func batchEvent(number int64, lane int, b *plan.Batch, n int64, canary bool) map[string]any {
+	e := map[string]any{"batch": number, "lane": lane, "cursor": b.Cursor,
+		"scanned": b.Scanned, "intended": b.Changes, "changed": n, "canary": canary}
+	if b.Groups != nil {
+		e["groups"] = b.Groups
+	}
+	return e
 }
 
 // reconnectForRecord opens a fresh connection to record how the run ended;
@@ -494,6 +506,9 @@ func (r *runner) reconcile(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
+	if rec.Spots, err = SpotCheck(ctx, r.conn, r.job.Plan, rec.PlannedSpots); err != nil {
+		return err
+	}
 	if rec.DryRunID == 0 {
 		r.log.Warn("no dry-run of this digest was saved before the run to reconcile with", "event", "reconcile")
 	} else if !rec.Match {
@@ -510,6 +525,14 @@ type Reconciliation struct {
 	WillChange int64 `json:"will_change"`
 	Changed    int64 `json:"changed"`
 	Match      bool  `json:"match"`
+	// Groups compare, per report.group_by group, the dry-run's will change
+	// with the rows the run's batches changed; GroupsMatch says all agree.
+	// Spots are the dry-run's spot-check keys beside their values after the
+	// run (recorded when the run ends; verify reads them again).
+	Groups       []GroupReconciliation `json:"groups,omitempty"`
+	GroupsMatch  bool                  `json:"groups_match,omitempty"`
+	Spots        []SpotResult          `json:"spot_checks,omitempty"`
+	PlannedSpots []bftype.Spot         `json:"-"` // the dry-run's spot checks, for SpotCheck
 	// Ack is the operator's acknowledgement of this very difference (same
 	// dry-run, same counts), if one was recorded after the run.
 	Ack *ledger.Ack `json:"-"`
@@ -530,6 +553,16 @@ func Reconcile(ctx context.Context, q ledger.Querier, run *ledger.Run) (Reconcil
 		return rec, fmt.Errorf("error reading dry-run report %d: %w", d.ID, err)
 	}
 	rec.DryRunID, rec.WillChange, rec.Match = d.ID, rep.Counts.WillChange, rep.Counts.WillChange == run.Changed
+	rec.PlannedSpots = rep.Spots
+	if rep.Breakdown != nil {
+		changed, err := groupsChanged(ctx, q, run.ID)
+		if err != nil {
+			return rec, err
+		}
+		rec.Groups = reconcileGroups(rep.Breakdown, changed)
+		rec.GroupsMatch = !slices.ContainsFunc(rec.Groups, func(g GroupReconciliation) bool { return !g.Match })
+		rec.Match = rec.Match && rec.GroupsMatch
+	}
 	if rec.Match {
 		return rec, nil
 	}

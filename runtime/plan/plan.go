@@ -37,6 +37,10 @@ type Plan interface {
 	Start() json.RawMessage
 	// Reversible reports whether the backfill can be reverted.
 	Reversible() bool
+	// Read reads, through RevertRead, the fields the backfill sets of the
+	// rows with the given keys (JSON), keyed by the key's JSON text; it
+	// returns ErrNoRead when the backfill has no RevertRead query.
+	Read(ctx context.Context, db DBTX, keys []json.RawMessage) (map[string]map[string]json.RawMessage, error)
 	// Revert writes before-images back where rows still hold what a run wrote.
 	Revert(ctx context.Context, db DBTX, items []UndoItem, write bool) (*RevertResult, error)
 	// WithParams is the plan with its queries binding the parameter values v
@@ -48,13 +52,16 @@ type Plan interface {
 
 // Batch is one keyset page with its planned changes.
 type Batch struct {
-	Scanned  int             // rows the page returned
-	Changes  int             // rows with a change to apply
-	Samples  []bftype.Sample // the changes by key, in key order
-	Cursor   json.RawMessage // the key of the page's last row
-	Last     bool            // fewer rows than asked for: the scope ends here
-	Tenants  []string        // the tenant of every row read, when the rows have one
-	ReadTime time.Duration   // how long the page query took
+	Scanned int             // rows the page returned
+	Changes int             // rows with a change to apply
+	Samples []bftype.Sample // the changes by key, in key order
+	Cursor  json.RawMessage // the key of the page's last row
+	Last    bool            // fewer rows than asked for: the scope ends here
+	Tenants []string        // the tenant of every row read, when the rows have one
+	// Groups counts the changes by report.group_by group (bftype.GroupLabel);
+	// nil when the manifest groups nothing.
+	Groups   map[string]int64
+	ReadTime time.Duration // how long the page query took
 	apply    func(context.Context, DBTX) (int64, error)
 	params   func() []bftype.Param
 	key      func(i int) json.RawMessage
@@ -227,10 +234,17 @@ func (p *typed[R, C, K]) decide(row R) (C, []bftype.FieldDiff, bool) {
 func (p *typed[R, C, K]) batch(rows []R, read time.Duration) *Batch {
 	var changes []C
 	var samples []bftype.Sample
+	var groups map[string]int64
+	if p.s.Group != nil {
+		groups = map[string]int64{}
+	}
 	for _, row := range rows {
 		change, diffs, ok := p.decide(row)
 		if !ok {
 			continue
+		}
+		if groups != nil {
+			groups[bftype.GroupLabel(p.s.Group(row))]++
 		}
 		changes = append(changes, change)
 		samples = append(samples, bftype.SampleOf(p.s.Key(row), diffs))
@@ -245,6 +259,7 @@ func (p *typed[R, C, K]) batch(rows []R, read time.Duration) *Batch {
 	}
 	return &Batch{
 		Tenants:  tenants,
+		Groups:   groups,
 		Scanned:  len(rows),
 		Changes:  len(changes),
 		Samples:  samples,

@@ -31,6 +31,12 @@ type ScanOpts struct {
 	// Tenants is the manifest's target.tenants: rows of any other tenant
 	// are tallied in Tally.OutsideTenants. Empty: no allowlist.
 	Tenants []string
+	// GroupBy names the report.group_by columns; with them (and a Spec
+	// with Group) Tally.Breakdown counts the scope per group.
+	GroupBy []string
+	// Spots are spot-check keys, as JSON: Tally.Spots says what the scan
+	// found for each, whether or not it is among the samples.
+	Spots []json.RawMessage
 }
 
 // Tally is what Scan found: what a real run over the same snapshot would do.
@@ -52,6 +58,13 @@ type Tally struct {
 	// OutsideTenants are the rows of tenants outside ScanOpts.Tenants, by
 	// tenant in the order they first appear, with their first keys.
 	OutsideTenants []bftype.TenantRows
+	// Breakdown are the counts per ScanOpts.GroupBy group (nil without),
+	// Transitions the from -> to tables of the fields the changes set, and
+	// Spots what the scan found for each ScanOpts.Spots key. All three are
+	// bounded whatever the size of the scope (see breakdown.go).
+	Breakdown   *bftype.Breakdown
+	Transitions []bftype.FieldTransitions
+	Spots       []bftype.Spot
 }
 
 // MaxSplitKeys bounds Tally.SplitKeys.
@@ -67,7 +80,15 @@ func (p *typed[R, C, K]) Scan(ctx context.Context, db DBTX, opts ScanOpts) (*Tal
 	if opts.Page < 1 || opts.Batch < 1 {
 		return nil, fmt.Errorf("error scanning scope: page (%d) and batch (%d) sizes must be positive", opts.Page, opts.Batch)
 	}
-	s := scanner[R, C, K]{p: p, opts: opts, t: &Tally{}}
+	s := scanner[R, C, K]{p: p, opts: opts, t: &Tally{}, moves: newTransitions()}
+	spots, err := newSpotKeys[K](opts.Spots)
+	if err != nil {
+		return nil, err
+	}
+	s.spots = spots
+	if p.s.Group != nil && len(opts.GroupBy) > 0 {
+		s.groups = newGroups(opts.GroupBy)
+	}
 	cursor := p.s.Start
 	for {
 		rows, read, err := p.page(ctx, db, cursor, opts.Page)
@@ -85,6 +106,11 @@ func (p *typed[R, C, K]) Scan(ctx context.Context, db DBTX, opts ScanOpts) (*Tal
 		cursor = p.s.Key(rows[len(rows)-1])
 	}
 	s.endBatch()
+	s.t.Transitions = s.moves.tables(s.t.Changes)
+	s.t.Spots = s.spots.spots
+	if s.groups != nil {
+		s.t.Breakdown = s.groups.breakdown()
+	}
 	for _, k := range s.splits {
 		b, _ := json.Marshal(k) // an integer always marshals
 		s.t.SplitKeys = append(s.t.SplitKeys, b)
@@ -101,6 +127,9 @@ type scanner[R, C any, K Key] struct {
 	splits  []K // every every-th key, thinned to at most MaxSplitKeys
 	every   int64
 	end     int64 // the row count at which the current batch ends
+	groups  *groups
+	moves   *transitions
+	spots   *spotKeys[K]
 }
 
 func (s *scanner[R, C, K]) add(row R) {
@@ -120,10 +149,19 @@ func (s *scanner[R, C, K]) add(row R) {
 		s.tenant(row)
 	}
 	change, diffs, ok := s.p.decide(row)
+	group := ""
+	if s.groups != nil {
+		group = bftype.GroupLabel(s.p.s.Group(row))
+		s.groups.add(group, ok)
+	}
+	if len(s.spots.keys) > 0 {
+		s.spot(row, group, ok, diffs)
+	}
 	if !ok {
 		return
 	}
 	s.t.Changes++
+	s.moves.add(diffs)
 	if len(s.t.Samples) < s.opts.Samples {
 		s.t.Samples = append(s.t.Samples, bftype.SampleOf(s.p.s.Key(row), diffs))
 	}
@@ -149,6 +187,19 @@ func (s *scanner[R, C, K]) split(row R) {
 			kept = append(kept, s.splits[i])
 		}
 		s.splits, s.every = kept, 2*s.every
+	}
+}
+
+// spot records what the scan found for a row with a spot-check key.
+func (s *scanner[R, C, K]) spot(row R, group string, change bool, diffs []bftype.FieldDiff) {
+	i := slices.Index(s.spots.keys, s.p.s.Key(row))
+	if i < 0 {
+		return
+	}
+	sp := &s.spots.spots[i]
+	sp.InScope, sp.Change, sp.Group = true, change, group
+	if change {
+		sp.Diffs = diffs
 	}
 }
 

@@ -49,6 +49,9 @@ type Spec[R, C any, K Key] struct {
 	Names Names
 	// Tenant returns a row's tenant, or is nil when rows have none.
 	Tenant func(row R) string
+	// Group returns a row's report.group_by values, in the manifest's
+	// order, or is nil when the manifest groups nothing.
+	Group func(row R) []any
 	// Transform decides a row's change; false leaves the row alone.
 	Transform func(row R) (C, bool)
 	// Diff lists the fields a change would set; empty means the row already

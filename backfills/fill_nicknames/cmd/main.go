@@ -175,6 +175,7 @@ var spec = plan.Spec[db.Profile, fill_nicknames.Change, int64]{
 		}
 		return c, nil
 	},
+	Group: nil,
 	Image: func(c fill_nicknames.Change) map[string]json.RawMessage {
 		return map[string]json.RawMessage{
 			"nickname": bftype.JSON(c.Nickname),

@@ -181,6 +181,7 @@ var spec = plan.Spec[db.ScopePageRow, fix_roles.Change, int64]{
 		}
 		return c, nil
 	},
+	Group: nil,
 	Image: func(c fix_roles.Change) map[string]json.RawMessage {
 		return map[string]json.RawMessage{"role": bftype.JSON(c.Role)}
 	},

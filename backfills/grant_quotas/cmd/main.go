@@ -173,6 +173,7 @@ var spec = plan.Spec[db.ScopePageRow, grant_quotas.Change, int64]{
 		}
 		return c, nil
 	},
+	Group: nil,
 	Image: func(c grant_quotas.Change) map[string]json.RawMessage {
 		return map[string]json.RawMessage{"storage_gb": bftype.JSON(c.StorageGb)}
 	},

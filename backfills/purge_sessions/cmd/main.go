@@ -173,6 +173,7 @@ var spec = plan.Spec[db.ScopePageRow, purge_sessions.Change, int64]{
 	},
 	Diff:      diff,
 	FromImage: nil,
+	Group:     nil,
 	Image:     nil,
 	Key: func(row db.ScopePageRow) int64 {
 		return row.ID

@@ -205,6 +205,7 @@ var spec = plan.Spec[db.ScopePageRow, sync_roles.Change, int64]{
 		}
 		return c, nil
 	},
+	Group: nil,
 	Image: func(c sync_roles.Change) map[string]json.RawMessage {
 		return map[string]json.RawMessage{"role": bftype.JSON(c.Role)}
 	},

@@ -247,8 +247,11 @@ func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Ma
 		if json.Unmarshal([]byte(e.Payload), &rec) == nil {
 			fmt.Fprintf(w, "Reconciled with dry-run %d (it planned %s %s): %s.\n", rec.DryRunID, bftype.Count(rec.WillChange, "row", "rows"), ap.Past(),
 				map[bool]string{true: "match", false: "MISMATCH"}[rec.Match])
+			reportGroupReconcile(w, rec, ap)
+			reportSpots(w, rec, planned)
 		}
 	}
+	reportBreakdown(w, planned, plannedID, ap)
 	for _, e := range a.eventsOf(run.ID, ledger.EventAcknowledged) {
 		if ack, ok := ledger.AckOf(e); ok {
 			fmt.Fprintf(w, "Difference acknowledged by %s at %s (audit event %d): %s %s, dry-run %d planned %s, because: %s\n",

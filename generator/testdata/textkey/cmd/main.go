@@ -116,6 +116,7 @@ var spec = plan.Spec[db.ScopePageRow, textkey.Change, string]{
 	Current:   nil,
 	Diff:      diff,
 	FromImage: nil,
+	Group:     nil,
 	Image:     nil,
 	Key: func(row db.ScopePageRow) string {
 		return row.Email

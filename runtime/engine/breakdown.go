@@ -1,0 +1,194 @@
+package engine
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"maps"
+	"slices"
+
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/ledger"
+	"github.com/runonce/backfill/runtime/plan"
+)
+
+// GroupReconciliation compares one report.group_by group's changes in a run
+// with its dry-run's will change.
+type GroupReconciliation struct {
+	Group   string `json:"group"`
+	Planned int64  `json:"planned"` // the dry-run's will change
+	// Changed are the rows of the group the run's batches changed: each
+	// batch's audit event counts its changes by group.
+	Changed int64 `json:"changed"`
+	Match   bool  `json:"match"`
+}
+
+// SpotResult is a spot-check key after a run: what the dry-run predicted and
+// what the row holds.
+type SpotResult struct {
+	Key json.RawMessage `json:"key"`
+	// Predicted is the dry-run's finding for the key.
+	Predicted bftype.Spot `json:"predicted"`
+	// Current are the fields the backfill sets, as the row holds them now
+	// (nil: no row has the key); Match says each predicted after-value is
+	// what the row holds (for a key the dry-run changed).
+	Current map[string]json.RawMessage `json:"current"`
+	Match   bool                       `json:"match"`
+	// Unread says why the values could not be read, when they could not.
+	Unread string `json:"unread,omitempty"`
+}
+
+// batchGroups is the part of a batch audit event that counts its changes by
+// group.
+type batchGroups struct {
+	Groups map[string]int64 `json:"groups"`
+}
+
+// groupsChanged sums the per-group changes of a run's batch events.
+func groupsChanged(ctx context.Context, q ledger.Querier, runID int64) (map[string]int64, error) {
+	events, err := ledger.Events(ctx, q, runID)
+	if err != nil {
+		return nil, err
+	}
+	sum := map[string]int64{}
+	for _, e := range events {
+		if e.Kind != "batch" {
+			continue
+		}
+		var b batchGroups
+		if err := json.Unmarshal([]byte(e.Payload), &b); err != nil {
+			return nil, fmt.Errorf("error reading batch event %d of run %d: %w", e.Seq, runID, err)
+		}
+		for g, n := range b.Groups {
+			sum[g] += n
+		}
+	}
+	return sum, nil
+}
+
+// reconcileGroups compares the dry-run's per-group will change with the
+// run's per-group changes. Groups the dry-run summed as other are compared
+// as one; groups of the run the dry-run never saw planned 0. At most
+// bftype.MaxGroups groups are listed one by one.
+func reconcileGroups(b *bftype.Breakdown, changed map[string]int64) []GroupReconciliation {
+	var out []GroupReconciliation
+	for _, g := range b.Groups {
+		out = append(out, GroupReconciliation{Group: g.Group, Planned: g.WillChange, Changed: changed[g.Group]})
+		delete(changed, g.Group)
+	}
+	var other *GroupReconciliation
+	if b.Other != nil {
+		other = &GroupReconciliation{Group: b.Other.Group, Planned: b.Other.WillChange}
+	}
+	for _, g := range slices.Sorted(maps.Keys(changed)) {
+		if other == nil && len(out) < bftype.MaxGroups {
+			out = append(out, GroupReconciliation{Group: g, Changed: changed[g]})
+			continue
+		}
+		if other == nil {
+			other = &GroupReconciliation{Group: "(other groups)"}
+		}
+		other.Changed += changed[g]
+	}
+	if other != nil {
+		out = append(out, *other)
+	}
+	for i := range out {
+		out[i].Match = out[i].Planned == out[i].Changed
+	}
+	return out
+}
+
+// SpotCheck reads the current values of the dry-run's spot-check keys and
+// sets each beside its prediction.
+func SpotCheck(ctx context.Context, q plan.DBTX, p plan.Plan, spots []bftype.Spot) ([]SpotResult, error) {
+	if len(spots) == 0 {
+		return nil, nil
+	}
+	keys := make([]json.RawMessage, len(spots))
+	for i, s := range spots {
+		keys[i] = s.Key
+	}
+	current, err := p.Read(ctx, q, keys)
+	out := make([]SpotResult, len(spots))
+	for i, s := range spots {
+		out[i] = SpotResult{Key: s.Key, Predicted: s}
+		if errors.Is(err, plan.ErrNoRead) {
+			out[i].Unread = err.Error()
+			continue
+		}
+		out[i].Current = current[string(s.Key)]
+		out[i].Match = spotMatch(s, out[i].Current)
+	}
+	if errors.Is(err, plan.ErrNoRead) {
+		err = nil
+	}
+	return out, err
+}
+
+// spotMatch reports whether the row holds what the dry-run predicted: the
+// after-value of every field it would set. A key the dry-run did not change
+// matches whenever the row exists (nothing was predicted of its values).
+func spotMatch(s bftype.Spot, current map[string]json.RawMessage) bool {
+	if !s.Change {
+		return current != nil || !s.InScope
+	}
+	if current == nil {
+		return false
+	}
+	for _, d := range s.Diffs {
+		if v, ok := current[d.Field]; !ok || !bftype.SameJSON(v, d.After) {
+			return false
+		}
+	}
+	return true
+}
+
+// Verdict is one word on a spot check after a run.
+func (s SpotResult) Verdict() string {
+	switch {
+	case s.Unread != "":
+		return "cannot read: " + s.Unread
+	case !s.Predicted.InScope && s.Current == nil:
+		return "not in scope, no such row"
+	case !s.Predicted.InScope:
+		return "not in scope (the run did not touch it)"
+	case !s.Predicted.Change:
+		return "in scope, predicted unchanged"
+	case s.Match:
+		return "as predicted"
+	}
+	return "MISMATCH"
+}
+
+// Lines are a spot check's fields: predicted before -> after, and now.
+func (s SpotResult) Lines() []string {
+	var out []string
+	seen := map[string]bool{}
+	for _, d := range s.Predicted.Diffs {
+		seen[d.Field] = true
+		before := string(d.Before)
+		if d.Before == nil {
+			before = "(not read)"
+		}
+		out = append(out, fmt.Sprintf("%-16s predicted %s -> %s, now %s", d.Field, before, d.After, nowText(s, d.Field)))
+	}
+	for _, f := range slices.Sorted(maps.Keys(s.Current)) {
+		if !seen[f] {
+			out = append(out, fmt.Sprintf("%-16s now %s", f, s.Current[f]))
+		}
+	}
+	return out
+}
+
+func nowText(s SpotResult, field string) string {
+	if s.Current == nil {
+		return "(no row)"
+	}
+	v, ok := s.Current[field]
+	if !ok {
+		return "(not read)"
+	}
+	return string(v)
+}
