@@ -26,7 +26,7 @@ const (
 
 // Signals are what the application felt during one control period.
 type Signals struct {
-	// Probe is a high percentile of the probe's latency while batches were
+	// Probe is the median latency of the probes taken while batches were
 	// in flight (0: no probe ran).
 	Probe time.Duration
 	// LockWaiters is the most sessions seen waiting on a lock a session of

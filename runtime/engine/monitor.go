@@ -128,8 +128,9 @@ func (m *monitor) sample(ctx context.Context) {
 }
 
 // take returns the signals sampled since the last take and starts anew: the
-// 90th percentile of the probes taken while batches were in flight (of all
-// probes when none was), the most sessions seen waiting behind the run and
+// median of the probes taken while batches were in flight (of all probes
+// when none was; a higher percentile of a dozen probes on a busy machine
+// slowed runs down for noise), the most sessions seen waiting behind the run and
 // the longest wait.
 func (m *monitor) take() (Signals, error) {
 	m.mu.Lock()
@@ -138,7 +139,7 @@ func (m *monitor) take() (Signals, error) {
 	if len(probes) == 0 {
 		probes = m.idle
 	}
-	s := Signals{Probe: percentile(probes, 0.9), LockWaiters: m.waiters, LockWait: m.wait}
+	s := Signals{Probe: median(probes), LockWaiters: m.waiters, LockWait: m.wait}
 	err := m.err
 	m.busy, m.idle, m.waiters, m.wait, m.err = m.busy[:0], m.idle[:0], 0, 0, nil
 	return s, err

@@ -32,6 +32,7 @@ type backfill struct {
 	maxWait   time.Duration // the longest of them
 	slowDowns int           // the adaptive mode's slow-downs, from the run's log
 	speedUps  int
+	reasons   map[string]int // slow-downs and waits by reason
 }
 
 const target = "backfill_bench_load"
@@ -208,7 +209,8 @@ func (b *bench) execute(extra ...string) (backfill, error) {
 	dec := json.NewDecoder(f)
 	for {
 		var e struct {
-			Event string `json:"event"`
+			Event  string `json:"event"`
+			Reason string `json:"reason"`
 		}
 		if err := dec.Decode(&e); err == io.EOF {
 			break
@@ -216,8 +218,12 @@ func (b *bench) execute(extra ...string) (backfill, error) {
 			return bf, err
 		}
 		switch e.Event {
-		case "slow_down":
+		case "slow_down", "wait":
 			bf.slowDowns++
+			if bf.reasons == nil {
+				bf.reasons = map[string]int{}
+			}
+			bf.reasons[e.Event+" "+e.Reason]++
 		case "speed_up":
 			bf.speedUps++
 		}

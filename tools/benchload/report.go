@@ -38,7 +38,11 @@ func report(w io.Writer, c config, lines []line) {
 		idle := lines[0].app.p99
 		fmt.Fprintln(w)
 		for _, l := range lines[1:] {
-			fmt.Fprintf(w, "%s: app p99 %.1fx idle\n", l.name, float64(l.app.p99)/float64(idle))
+			fmt.Fprintf(w, "%s: app p99 %.1fx idle", l.name, float64(l.app.p99)/float64(idle))
+			if len(l.bf.reasons) > 0 {
+				fmt.Fprintf(w, "; slow-downs by reason %v", l.bf.reasons)
+			}
+			fmt.Fprintln(w)
 		}
 	}
 }
