@@ -8,12 +8,12 @@ SQLC  := $(BIN)/sqlc
 CLI   := $(BIN)/backfill
 GOFILES := $(shell find . -name '*.go' -not -path './dist/*' -not -path './tools/*' 2>/dev/null)
 
-.PHONY: all cli sqlc generate verify new backfill archive demo test bench interop schema vet clean help
+.PHONY: all cli sqlc generate verify new backfill archive demo test bench bench-load interop schema vet clean help
 
 all: cli ## build bin/backfill (the default)
 
 help: ## list targets
-	@grep -E '^[a-z]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
+	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  make %-10s %s\n", $$1, $$2}'
 
 cli: $(CLI) ## build the operator CLI bin/backfill
 
@@ -84,3 +84,6 @@ $(COSIGN3):
 
 interop: $(SQLC) $(CLI) $(COSIGN2) $(COSIGN3) ## sign with cosign 2.x and 3.x as docs/reviewing.md says, submit to a throwaway ledger (not part of make test)
 	tools/withpg.sh --try-local DATABASE_URL -- tools/interop/interop.sh $(COSIGN2) $(COSIGN3)
+
+bench-load: $(CLI) ## what the application feels during a backfill, with pgbench as the application (1,000,000 rows; minutes; not part of make test)
+	tools/withpg.sh --try-local BENCH_DATABASE_URL -- $(GO) run ./tools/benchload $(BENCH_LOAD_ARGS)

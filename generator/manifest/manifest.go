@@ -84,6 +84,21 @@ type Batch struct {
 	// Lanes is how many disjoint key ranges a run may write at once, each
 	// on its own connection with its own checkpoint; omitted means one.
 	Lanes int `yaml:"lanes,omitempty" json:"lanes,omitempty"`
+	// MaxAppImpact bounds what the application may feel while the run
+	// writes (the engine's adaptive mode); omitted fields take the
+	// runtime's defaults, so they are left out of the embedded manifest.
+	MaxAppImpact *AppImpact `yaml:"max_app_impact,omitempty" json:"max_app_impact,omitempty"`
+}
+
+// AppImpact is batch.max_app_impact: allowed probe latency and commit
+// latency as multiples of their baselines, allowed lock wait of other
+// sessions behind the run, and the slowest rate before the run waits.
+type AppImpact struct {
+	ProbeRatio       float64 `yaml:"probe_ratio,omitempty" json:"probe_ratio,omitempty"`
+	LockWait         string  `yaml:"lock_wait,omitempty" json:"lock_wait,omitempty"`
+	CommitRatio      float64 `yaml:"commit_ratio,omitempty" json:"commit_ratio,omitempty"`
+	BatchRatio       float64 `yaml:"batch_ratio,omitempty" json:"batch_ratio,omitempty"`
+	MinRowsPerSecond int     `yaml:"min_rows_per_second,omitempty" json:"min_rows_per_second,omitempty"`
 }
 
 // Check is a sanity query whose single value must equal Equals after the run.
@@ -374,6 +389,29 @@ func (m *Manifest) validateBatch(l lines) error {
 		d, err := time.ParseDuration(f[1])
 		if err != nil || d <= 0 {
 			return l.errorf(f[0], "must be a positive duration such as 2s or 500ms (got %q)", f[1])
+		}
+	}
+	return b.MaxAppImpact.validate(l)
+}
+
+func (a *AppImpact) validate(l lines) error {
+	if a == nil {
+		return nil
+	}
+	const p = "batch.max_app_impact."
+	switch {
+	case a.ProbeRatio != 0 && a.ProbeRatio < 1:
+		return l.errorf(p+"probe_ratio", "must be at least 1, a multiple of the probe's baseline latency (got %g)", a.ProbeRatio)
+	case a.CommitRatio != 0 && a.CommitRatio < 1:
+		return l.errorf(p+"commit_ratio", "must be at least 1, a multiple of the commit's baseline latency (got %g)", a.CommitRatio)
+	case a.BatchRatio != 0 && a.BatchRatio < 1:
+		return l.errorf(p+"batch_ratio", "must be at least 1 (or 0: not watched) (got %g)", a.BatchRatio)
+	case a.MinRowsPerSecond < 0:
+		return l.errorf(p+"min_rows_per_second", "must not be negative (got %d)", a.MinRowsPerSecond)
+	}
+	if a.LockWait != "" {
+		if d, err := time.ParseDuration(a.LockWait); err != nil || d <= 0 {
+			return l.errorf(p+"lock_wait", "must be a positive duration such as 100ms (got %q)", a.LockWait)
 		}
 	}
 	return nil

@@ -132,6 +132,11 @@ var errorCases = []errorCase{
 	{"negative duration", appendLines("batch:", "  statement_timeout: -1s"), 12, `batch.statement_timeout: must be a positive duration such as 2s or 500ms (got "-1s")`},
 	{"zero duration", appendLines("batch: {lock_timeout: 0s}"), 11, "batch.lock_timeout"},
 	{"duration without unit", appendLines("batch: {statement_timeout: 30}"), 11, `batch.statement_timeout: must be a positive duration such as 2s or 500ms (got "30")`},
+	{"probe ratio below 1", appendLines("batch:", "  max_app_impact: {probe_ratio: 0.5}"), 12, "batch.max_app_impact.probe_ratio: must be at least 1"},
+	{"commit ratio below 1", appendLines("batch:", "  max_app_impact:", "    commit_ratio: 0.9"), 13, "batch.max_app_impact.commit_ratio: must be at least 1"},
+	{"bad lock wait", appendLines("batch: {max_app_impact: {lock_wait: soon}}"), 11, `batch.max_app_impact.lock_wait: must be a positive duration such as 100ms (got "soon")`},
+	{"negative floor", appendLines("batch: {max_app_impact: {min_rows_per_second: -1}}"), 11, "batch.max_app_impact.min_rows_per_second: must not be negative"},
+	{"unknown app impact key", appendLines("batch: {max_app_impact: {p99: 2}}"), 11, "p99"},
 
 	// Checks.
 	{"check without name", appendLines("checks:", "  - {query: SELECT 0, equals: 0}"), 12, "checks.0: needs a name"},

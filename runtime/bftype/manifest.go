@@ -93,7 +93,61 @@ type Batch struct {
 	LockTimeout      string `json:"lock_timeout"`
 	StatementTimeout string `json:"statement_timeout"`
 	Lanes            int    `json:"lanes,omitempty"` // 0 or 1: one lane
+	// MaxAppImpact bounds what the application may feel from the run; the
+	// engine's adaptive mode slows down to stay within it. Omitted: defaults.
+	MaxAppImpact *AppImpact `json:"max_app_impact,omitempty"`
 }
+
+// AppImpact is batch.max_app_impact: how much worse the application's view
+// of the database may get while the run writes, measured against baselines
+// the run takes before its first batch. A zero field takes its default
+// (DefaultAppImpact); a ratio of 0 in BatchRatio leaves that signal off.
+type AppImpact struct {
+	// ProbeRatio is the allowed latency of a probe query on another
+	// connection, as a multiple of its baseline.
+	ProbeRatio float64 `json:"probe_ratio,omitempty"`
+	// LockWait is how long another session may wait on a lock the run's
+	// sessions hold (a duration such as 100ms).
+	LockWait string `json:"lock_wait,omitempty"`
+	// CommitRatio is the allowed latency of a batch's COMMIT, as a multiple
+	// of its baseline (the first batches' median).
+	CommitRatio float64 `json:"commit_ratio,omitempty"`
+	// BatchRatio is the allowed time per row of a batch, as a multiple of
+	// its baseline; 0 (the default) does not watch it.
+	BatchRatio float64 `json:"batch_ratio,omitempty"`
+	// MinRowsPerSecond is the slowest the run goes before it waits instead
+	// (and, waiting past --stuck-after, alerts as stuck).
+	MinRowsPerSecond int `json:"min_rows_per_second,omitempty"`
+}
+
+// DefaultAppImpact is batch.max_app_impact when the manifest leaves a field out.
+var DefaultAppImpact = AppImpact{ProbeRatio: 2, LockWait: "100ms", CommitRatio: 3, MinRowsPerSecond: 100}
+
+// AppImpact is the manifest's batch.max_app_impact with defaults filled in.
+func (b Batch) AppImpact() AppImpact {
+	a := DefaultAppImpact
+	if b.MaxAppImpact == nil {
+		return a
+	}
+	m := *b.MaxAppImpact
+	if m.ProbeRatio > 0 {
+		a.ProbeRatio = m.ProbeRatio
+	}
+	if m.LockWait != "" {
+		a.LockWait = m.LockWait
+	}
+	if m.CommitRatio > 0 {
+		a.CommitRatio = m.CommitRatio
+	}
+	a.BatchRatio = m.BatchRatio
+	if m.MinRowsPerSecond > 0 {
+		a.MinRowsPerSecond = m.MinRowsPerSecond
+	}
+	return a
+}
+
+// LockWaitDuration parses LockWait; the generator validated it.
+func (a AppImpact) LockWaitDuration() time.Duration { return mustDuration(a.LockWait) }
 
 // LockTimeoutDuration parses LockTimeout; the generator validated it.
 func (b Batch) LockTimeoutDuration() time.Duration { return mustDuration(b.LockTimeout) }

@@ -32,6 +32,7 @@ type execFlags struct {
 	alertCommand  string
 	stuckAfter    time.Duration
 	lanes         int
+	adaptive      bool
 }
 
 func (f *execFlags) register(fs *pflag.FlagSet, name string) {
@@ -44,6 +45,7 @@ func (f *execFlags) register(fs *pflag.FlagSet, name string) {
 	fs.StringVar(&f.webhookFile, "alert-webhook-file", "", "read the --alert-webhook URL from this file, keeping its token out of the process list")
 	fs.StringVar(&f.alertCommand, "alert-command", "", "run this shell command with the JSON alert on stdin on the same events; recorded as given unless it holds a secret-looking token (pass secrets as $VARIABLES)")
 	fs.DurationVar(&f.stuckAfter, "stuck-after", 10*time.Minute, "alert when no batch commits for this long (0: never)")
+	fs.BoolVar(&f.adaptive, "adaptive", true, "slow down (and wait) when the application feels the run: sessions waiting on its locks, a probe's or the commits' latency over batch.max_app_impact; --adaptive=false keeps batch.size and max_rows_per_second")
 	fs.IntVar(&f.lanes, "lanes", 0, "write at most this many key ranges at once, each on its own connection (0: batch.lanes of the manifest; never more); a dry-run estimates its ETA for as many")
 }
 
@@ -112,7 +114,8 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 		},
 	}
 	opts := engine.Options{Logger: logger, Connect: connect, Graceful: graceful(ctx), MaxRetryTime: f.exec.maxRetryTime,
-		TargetBatchTime: f.exec.targetBatch, MaxReplicationLag: f.exec.maxReplicaLag, Lanes: f.exec.lanes}
+		TargetBatchTime: f.exec.targetBatch, MaxReplicationLag: f.exec.maxReplicaLag, Lanes: f.exec.lanes,
+		NoAdaptive: !f.exec.adaptive}
 	res, err := engine.Execute(ctx, conn, job, op, hooks, opts)
 	con.done()
 	if err != nil {

@@ -42,7 +42,8 @@ type runner struct {
 	scanned int64
 	changed int64
 	batches int64
-	meter   *meter // this process's recent rate
+	meter   *meter    // this process's recent rate
+	adapt   *adaptive // the adaptive mode; nil when off
 	// reconciled is the comparison with the dry-run, set when the run completes.
 	reconciled Reconciliation
 }
@@ -66,6 +67,10 @@ func runBatches(ctx context.Context, conn *pgx.Conn, job *Job, run *ledger.Run, 
 	if err := r.setupLanes(ctx); err != nil {
 		return nil, err
 	}
+	if err := r.startAdaptive(ctx); err != nil {
+		return nil, err
+	}
+	defer r.stopAdaptive()
 	r.log.Info("run started", "event", "start", "resumed", resumed, "cursor", string(run.Cursor), "matched", matched, "lanes", len(r.lanes))
 	for {
 		done, res, err := r.step(ctx)
@@ -95,6 +100,10 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 	if err := r.waitForHealth(ctx); err != nil {
 		return false, nil, r.recover(ctx, err)
 	}
+	r.waitForApp(ctx)
+	if stopped(r.opts.Graceful) || ctx.Err() != nil {
+		return false, nil, nil // the next step records the stop
+	}
 	var active []*lane
 	for _, l := range r.lanes {
 		if !l.done {
@@ -109,6 +118,9 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 		active = active[:1]
 	}
 	began := time.Now()
+	if r.adapt != nil {
+		r.adapt.mon.inFlight.Store(true)
+	}
 	outs := make([]outcome, len(active))
 	if len(active) == 1 {
 		outs[0] = r.attempt(ctx, active[0], canary)
@@ -120,6 +132,9 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 		wg.Wait()
 	}
 	took := time.Since(began)
+	if r.adapt != nil {
+		r.adapt.mon.inFlight.Store(false)
+	}
 	var fail func() error
 	rows := 0
 	for i, o := range outs {
@@ -153,6 +168,10 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 	}
 	if fail != nil {
 		return false, nil, fail()
+	}
+	if r.adapt != nil && !canary {
+		r.adapt.observe(outs)
+		r.adjust()
 	}
 	r.throttle(ctx, rows, took)
 	r.meter.add(time.Now(), r.scanned) // the round is over, its wait included
@@ -217,6 +236,7 @@ type outcome struct {
 	number   int64 // the batch's number in the run
 	attempts int
 	took     time.Duration
+	commit   time.Duration // the COMMIT's latency
 	size     int
 	fail     func() error
 }
@@ -232,9 +252,9 @@ func (r *runner) attempt(ctx context.Context, l *lane, canary bool) outcome {
 	var first time.Time
 	for attempt := 1; ; attempt++ {
 		began := time.Now()
-		b, n, number, err := r.commitBatch(ctx, l, size, canary, attempt, began)
+		b, n, number, commit, err := r.commitBatch(ctx, l, size, canary, attempt, began)
 		if err == nil {
-			return outcome{b: b, n: n, number: number, attempts: attempt, took: time.Since(began), size: size}
+			return outcome{b: b, n: n, number: number, attempts: attempt, took: time.Since(began), commit: commit, size: size}
 		}
 		if first.IsZero() {
 			first = began
@@ -293,14 +313,16 @@ func cursorText(c json.RawMessage) string {
 // commitBatch reads, checks, writes and records one batch of a lane in one
 // transaction: the rows, the run's progress (which numbers the batch), the
 // batch row, the lane's checkpoint, the before-images and the audit event.
-func (r *runner) commitBatch(ctx context.Context, l *lane, size int, canary bool, attempt int, began time.Time) (*plan.Batch, int64, int64, error) {
+func (r *runner) commitBatch(ctx context.Context, l *lane, size int, canary bool, attempt int, began time.Time) (*plan.Batch, int64, int64, time.Duration, error) {
 	conn, err := r.laneConn(ctx, l)
 	if err != nil {
-		return nil, 0, 0, err
+		return nil, 0, 0, 0, err
 	}
 	var b *plan.Batch
 	var n, number int64
+	var written time.Time // the batch's statements are done; its COMMIT follows
 	err = pgdb.WithTx(ctx, conn, func(tx pgx.Tx) error {
+		defer func() { written = time.Now() }()
 		var err error
 		var undo []byte
 		if b, n, undo, err = applyBatch(ctx, tx, r.job, l.cursor, l.until, size, canary); err != nil || b == nil {
@@ -309,14 +331,20 @@ func (r *runner) commitBatch(ctx context.Context, l *lane, size int, canary bool
 		if number, err = ledger.Progress(ctx, tx, r.run.ID, b.Cursor, int64(b.Scanned), n); err != nil {
 			return err
 		}
+		event := batchEvent(number, l.n, b, n, canary)
+		if r.adapt != nil {
+			event["adaptive"] = r.auditAdaptive()
+		}
 		return ledger.RecordBatchAll(ctx, tx, ledger.BatchRecord{
 			Batch: ledger.Batch{RunID: r.run.ID, Batch: number, Lane: l.n, Cursor: b.Cursor, Scanned: b.Scanned,
 				Intended: b.Changes, Changed: n, Size: size, Attempts: attempt, DurationMS: ms(time.Since(began))},
-			Lanes: r.multi, LaneDone: b.Last, Undo: undo,
-			Event: batchEvent(number, l.n, b, n, canary),
+			Lanes: r.multi, LaneDone: b.Last, Undo: undo, Event: event,
 		}, l.cursor)
 	})
-	return b, n, number, err
+	if err != nil || b == nil {
+		return b, n, number, 0, err
+	}
+	return b, n, number, time.Since(written), nil
 }
 
 // batchEvent is the payload of a batch's audit event. With report.group_by
@@ -456,15 +484,16 @@ func (r *runner) waitForHealth(ctx context.Context) error {
 	}
 }
 
-// throttle keeps the run under the manifest's rows per second.
+// throttle keeps the run under the manifest's rows per second, or the
+// adaptive mode's lower rate.
 func (r *runner) throttle(ctx context.Context, rows int, took time.Duration) {
-	limit := r.job.Manifest.Batch.MaxRowsPerSecond
+	limit := r.rateLimit()
 	if limit <= 0 {
 		return
 	}
-	wait := time.Duration(float64(rows)/float64(limit)*float64(time.Second)) - took
+	wait := time.Duration(float64(rows)/limit*float64(time.Second)) - took
 	if wait > 10*time.Millisecond {
-		r.log.Debug("throttling", "event", "throttle", "wait_ms", ms(wait), "max_rows_per_second", limit)
+		r.log.Debug("throttling", "event", "throttle", "wait_ms", ms(wait), "max_rows_per_second", math.Round(limit))
 	}
 	sleep(ctx, r.opts.Graceful, wait)
 }
@@ -491,7 +520,11 @@ func (r *runner) finish(ctx context.Context, resumed bool) (*Result, error) {
 	if err := ledger.Finish(bg, r.conn, r.run.ID, ledger.StatusCompleted, "", ""); err != nil {
 		return nil, err
 	}
-	r.log.Info("run completed", "event", "finish", "status", ledger.StatusCompleted, "scanned", r.scanned, "changed", r.changed, "batches", r.batches)
+	attrs := []any{"event", "finish", "status", ledger.StatusCompleted, "scanned", r.scanned, "changed", r.changed, "batches", r.batches}
+	if a := r.adapt; a != nil {
+		attrs = append(attrs, "slow_downs", a.SlowDowns, "speed_ups", a.SpeedUps, "waits", a.Waits)
+	}
+	r.log.Info("run completed", attrs...)
 	final, err := ledger.GetRun(bg, r.conn, r.run.ID)
 	return &Result{Run: final, Resumed: resumed, Reconciled: r.reconciled}, err
 }

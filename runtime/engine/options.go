@@ -30,6 +30,10 @@ type Options struct {
 	// Lanes caps the lanes a new run cuts its scope into (0: the
 	// manifest's batch.lanes); a resumed run keeps the lanes it started with.
 	Lanes int
+	// NoAdaptive switches the adaptive mode off: no probe, no lock-wait
+	// sampling, and the run keeps batch.size and max_rows_per_second
+	// whatever the application feels.
+	NoAdaptive bool
 }
 
 func (o Options) withDefaults() Options {

@@ -7,7 +7,9 @@ import (
 	"fmt"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"os/exec"
+	"path/filepath"
 	"strconv"
 	"strings"
 	"sync"
@@ -438,4 +440,69 @@ func TestSessionsAreNamedAfterTheRun(t *testing.T) {
 	require.Equal(t, "nightly-job backfill fix_roles run "+id, pgtest.Query(t, x.db,
 		"SELECT string_agg(DISTINCT application_name, ',') FROM pg_stat_activity WHERE usename = 't_runner_"+x.suffix+"'"))
 	require.Equal(t, 0, <-done)
+}
+
+// slowWhileFlagged makes each batch's update hold its locks 300ms while
+// app_settings has the key 'slow': an AFTER statement trigger sleeps.
+const slowWhileFlagged = `CREATE FUNCTION slow_batches() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+	IF EXISTS (SELECT 1 FROM app_settings WHERE key = 'slow') THEN PERFORM pg_sleep(0.3); END IF;
+	RETURN NULL;
+END $$;
+CREATE TRIGGER slow_batches AFTER UPDATE ON users FOR EACH STATEMENT EXECUTE FUNCTION slow_batches()`
+
+// With the adaptive mode on (the default), sessions that wait on the run's
+// locks longer than batch.max_app_impact.lock_wait slow the run down: the
+// log says why, the batches' audit events count it, and the run completes.
+func TestAdaptiveModeSlowsDownForLockWaitsAndCompletes(t *testing.T) {
+	t.Parallel()
+	x := approvedSlowTarget(t)
+	pgtest.Exec(t, x.db, slowWhileFlagged, "INSERT INTO app_settings VALUES ('slow', 'x')")
+	logFile := filepath.Join(t.TempDir(), "run.log")
+	s := x.start("--log-file", logFile)
+	x.waitFor(runningBatches, "true")
+	// The application: a session that takes a SHARE lock on users again and
+	// again, so it waits behind each batch's row-exclusive lock.
+	ctx, cancel := context.WithCancel(context.Background())
+	app, err := pgx.Connect(ctx, x.db)
+	require.NoError(t, err)
+	var wg sync.WaitGroup
+	wg.Go(func() {
+		defer app.Close(context.Background())
+		for ctx.Err() == nil {
+			_, _ = app.Exec(ctx, "BEGIN; LOCK TABLE users IN SHARE MODE; COMMIT")
+			time.Sleep(20 * time.Millisecond)
+		}
+	})
+	require.Eventually(t, func() bool {
+		data, _ := os.ReadFile(logFile)
+		return strings.Contains(string(data), `"event":"slow_down","reason":"lock_wait"`)
+	}, 30*time.Second, 50*time.Millisecond, "no slow-down for the lock waits")
+	cancel()
+	wg.Wait()
+	pgtest.Exec(t, x.db, "DELETE FROM app_settings WHERE key = 'slow'")
+	require.Equal(t, 0, s.wait(t), tail(s.stderr.String()))
+	require.Equal(t, "0", pgtest.Query(t, x.db, wrongRoles))
+	data, err := os.ReadFile(logFile)
+	require.NoError(t, err)
+	require.Contains(t, string(data), `"msg":"adaptive mode on"`)
+	require.Contains(t, string(data), `on a lock the run held (max_app_impact.lock_wait 100ms)`)
+	require.Equal(t, "true", pgtest.Query(t, x.db,
+		"SELECT max((payload->'adaptive'->>'slow_downs')::int) > 0 FROM backfill.audit_events WHERE kind = 'batch'"))
+	require.Equal(t, "1", pgtest.Query(t, x.db, "SELECT count(*) FROM backfill.audit_events WHERE kind = 'adaptive'"))
+}
+
+// --adaptive=false runs without the probe and without the controller.
+func TestAdaptiveModeSwitchedOff(t *testing.T) {
+	t.Parallel()
+	x := approvedSlowTarget(t)
+	logFile := filepath.Join(t.TempDir(), "run.log")
+	s := x.start("--log-file", logFile, "--adaptive=false")
+	require.Equal(t, 0, s.wait(t), tail(s.stderr.String()))
+	data, err := os.ReadFile(logFile)
+	require.NoError(t, err)
+	require.NotContains(t, string(data), `"event":"adaptive"`)
+	require.NotContains(t, string(data), `"event":"slow_down"`)
+	require.Equal(t, "0", pgtest.Query(t, x.db,
+		"SELECT count(*) FROM backfill.audit_events WHERE kind = 'adaptive' OR (kind = 'batch' AND payload ? 'adaptive')"))
 }

@@ -1,0 +1,129 @@
+package engine
+
+import (
+	"testing"
+	"time"
+
+	"github.com/stretchr/testify/require"
+
+	"github.com/runonce/backfill/runtime/bftype"
+)
+
+func testController(ceiling int) *controller {
+	c := newController(bftype.Batch{}.AppImpact(), ceiling, 1000, 50)
+	c.base = Baseline{Probe: 2 * time.Millisecond, Commit: 4 * time.Millisecond, PerRow: 10 * time.Microsecond}
+	return c
+}
+
+var calm = Signals{Probe: 3 * time.Millisecond, Commit: 5 * time.Millisecond, PerRow: 12 * time.Microsecond, Rate: 40000}
+
+func TestControllerHoldsAtFullSpeedWithinBounds(t *testing.T) {
+	t.Parallel()
+	c := testController(0)
+	d := c.decide(calm)
+	require.Equal(t, ActionHold, d.Action)
+	require.Equal(t, 0.0, d.Rate)
+	require.Equal(t, 1000, d.Size)
+}
+
+func TestControllerHalvesOnEachSignal(t *testing.T) {
+	t.Parallel()
+	for _, tc := range []struct {
+		reason string
+		edit   func(*Signals)
+	}{
+		{"lock_wait", func(s *Signals) { s.LockWaiters, s.LockWait = 2, 300*time.Millisecond }},
+		{"probe_latency", func(s *Signals) { s.Probe = 9 * time.Millisecond }},
+		{"commit_latency", func(s *Signals) { s.Commit = 20 * time.Millisecond }},
+	} {
+		t.Run(tc.reason, func(t *testing.T) {
+			t.Parallel()
+			c := testController(0)
+			s := calm
+			tc.edit(&s)
+			d := c.decide(s)
+			require.Equal(t, ActionSlowDown, d.Action)
+			require.Equal(t, tc.reason, d.Reason)
+			require.NotEmpty(t, d.Detail)
+			require.Equal(t, 20000.0, d.Rate, "half the measured rate")
+			require.Equal(t, 500, d.Size)
+			d = c.decide(s)
+			require.Equal(t, 10000.0, d.Rate, "half again")
+			require.Equal(t, 250, d.Size)
+		})
+	}
+}
+
+// A short lock wait, a probe over its ratio but within the slack, and a
+// slow batch while batch_ratio is off are no impact.
+func TestControllerIgnoresNoise(t *testing.T) {
+	t.Parallel()
+	c := testController(0)
+	c.base.Probe = 200 * time.Microsecond
+	s := calm
+	s.Probe = 900 * time.Microsecond // 4.5x, but less than 1 ms more
+	s.LockWaiters, s.LockWait = 1, 20*time.Millisecond
+	s.PerRow = time.Millisecond
+	require.Equal(t, ActionHold, c.decide(s).Action)
+}
+
+func TestControllerWatchesBatchTimeWhenAsked(t *testing.T) {
+	t.Parallel()
+	c := testController(0)
+	c.bounds.BatchRatio = 3
+	s := calm
+	s.PerRow = 40 * time.Microsecond
+	d := c.decide(s)
+	require.Equal(t, ActionSlowDown, d.Action)
+	require.Equal(t, "batch_time", d.Reason)
+}
+
+// Speed-ups add a twentieth of the ceiling a period, and the controller
+// stops limiting at the manifest's max_rows_per_second.
+func TestControllerAddsBackToTheCeiling(t *testing.T) {
+	t.Parallel()
+	c := testController(20000)
+	slow := calm
+	slow.Probe = 10 * time.Millisecond
+	slow.Rate = 20000
+	d := c.decide(slow)
+	require.Equal(t, 10000.0, d.Rate)
+	require.Equal(t, 500, d.Size)
+	d = c.decide(calm)
+	require.Equal(t, ActionSpeedUp, d.Action)
+	require.Equal(t, 11000.0, d.Rate)
+	require.Equal(t, 600, d.Size)
+	for range 8 {
+		d = c.decide(calm)
+	}
+	require.Equal(t, 19000.0, d.Rate)
+	require.Equal(t, 1000, d.Size)
+	d = c.decide(calm)
+	require.Equal(t, ActionSpeedUp, d.Action)
+	require.Equal(t, 0.0, d.Rate, "at the ceiling the manifest's limit alone holds")
+	require.Equal(t, ActionHold, c.decide(calm).Action)
+}
+
+// At the floor (min_rows_per_second and batch.canary rows) a signal still
+// over its bound makes the run wait; once it clears, it speeds up again.
+func TestControllerWaitsAtTheFloor(t *testing.T) {
+	t.Parallel()
+	c := testController(0)
+	locked := calm
+	locked.LockWaiters, locked.LockWait = 1, time.Second
+	var d Decision
+	for range 12 {
+		d = c.decide(locked)
+		if d.Action == ActionWait {
+			break
+		}
+		require.Equal(t, ActionSlowDown, d.Action)
+	}
+	require.Equal(t, ActionWait, d.Action)
+	require.Equal(t, "lock_wait", d.Reason)
+	require.Equal(t, 100.0, d.Rate)
+	require.Equal(t, 50, d.Size)
+	d = c.decide(Signals{Probe: 2 * time.Millisecond})
+	require.Equal(t, ActionSpeedUp, d.Action)
+	require.Greater(t, d.Rate, 100.0)
+}
