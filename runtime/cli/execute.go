@@ -33,6 +33,7 @@ type execFlags struct {
 	stuckAfter    time.Duration
 	lanes         int
 	adaptive      bool
+	pauseCanary   bool
 }
 
 func (f *execFlags) register(fs *pflag.FlagSet, name string) {
@@ -46,6 +47,7 @@ func (f *execFlags) register(fs *pflag.FlagSet, name string) {
 	fs.StringVar(&f.alertCommand, "alert-command", "", "run this shell command with the JSON alert on stdin on the same events; recorded as given unless it holds a secret-looking token (pass secrets as $VARIABLES)")
 	fs.DurationVar(&f.stuckAfter, "stuck-after", 10*time.Minute, "alert when no batch commits for this long (0: never)")
 	fs.BoolVar(&f.adaptive, "adaptive", true, "slow down (and wait) when the application feels the run: sessions waiting on its locks, a probe's or the commits' latency over batch.max_app_impact; --adaptive=false keeps batch.size and max_rows_per_second")
+	fs.BoolVar(&f.pauseCanary, "pause-after-canary", false, "commit the canary batch, print its keys and diffs, and wait paused until backfill resume RUN (or cancel); a rerun of a run paused so stays paused")
 	fs.IntVar(&f.lanes, "lanes", 0, "write at most this many key ranges at once, each on its own connection (0: batch.lanes of the manifest; never more); a dry-run estimates its ETA for as many")
 }
 
@@ -108,6 +110,7 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 		Note:     con.note,
 		Wait:     con.wait,
 		Paused:   con.paused,
+		Canary:   func(c engine.Canary) { dog.touch(); renderCanary(stdout, b, c) },
 		Stopped: func(id int64, status, msg string) {
 			con.done()
 			alerts.fire(Alert{Event: status, Backfill: b.Name, RunID: id, Digest: digest, Message: msg})
@@ -115,7 +118,7 @@ func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, a
 	}
 	opts := engine.Options{Logger: logger, Connect: connect, Graceful: graceful(ctx), MaxRetryTime: f.exec.maxRetryTime,
 		TargetBatchTime: f.exec.targetBatch, MaxReplicationLag: f.exec.maxReplicaLag, Lanes: f.exec.lanes,
-		NoAdaptive: !f.exec.adaptive}
+		NoAdaptive: !f.exec.adaptive, PauseAfterCanary: f.exec.pauseCanary}
 	res, err := engine.Execute(ctx, conn, job, op, hooks, opts)
 	con.done()
 	if err != nil {

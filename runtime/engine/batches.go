@@ -169,6 +169,11 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 	if fail != nil {
 		return false, nil, fail()
 	}
+	if canary && r.opts.PauseAfterCanary && outs[0].b != nil {
+		if err := r.showCanary(ctx, outs[0]); err != nil {
+			return false, nil, r.recover(ctx, err)
+		}
+	}
 	if r.adapt != nil && !canary {
 		r.adapt.observe(outs)
 		r.adjust()
@@ -335,11 +340,14 @@ func (r *runner) commitBatch(ctx context.Context, l *lane, size int, canary bool
 		if r.adapt != nil {
 			event["adaptive"] = r.auditAdaptive()
 		}
-		return ledger.RecordBatchAll(ctx, tx, ledger.BatchRecord{
+		if err := ledger.RecordBatchAll(ctx, tx, ledger.BatchRecord{
 			Batch: ledger.Batch{RunID: r.run.ID, Batch: number, Lane: l.n, Cursor: b.Cursor, Scanned: b.Scanned,
 				Intended: b.Changes, Changed: n, Size: size, Attempts: attempt, DurationMS: ms(time.Since(began))},
 			Lanes: r.multi, LaneDone: b.Last, Undo: undo, Event: event,
-		}, l.cursor)
+		}, l.cursor); err != nil || !canary || !r.opts.PauseAfterCanary {
+			return err
+		}
+		return ledger.PauseAfterCanary(ctx, tx, r.run.ID, number)
 	})
 	if err != nil || b == nil {
 		return b, n, number, 0, err
@@ -393,6 +401,40 @@ func (r *runner) reconnect(ctx context.Context) error {
 	r.conn = conn
 	r.log.Info("reconnected", "event", "reconnect")
 	return nil
+}
+
+// showCanary hands the committed canary batch of a run paused after it to
+// the Canary hook, with the report.spot_check keys read now; the pause
+// itself committed with the batch, and the next step waits in obeyControl.
+func (r *runner) showCanary(ctx context.Context, o outcome) error {
+	r.log.Info("paused after the canary batch", "event", "pause", "canary", true, "batch", o.number)
+	if r.hooks.Canary == nil {
+		return nil
+	}
+	c := Canary{RunID: r.run.ID, Batch: o.number, Cursor: o.b.Cursor, Scanned: o.b.Scanned, Changed: o.n, Samples: o.b.Samples}
+	var err error
+	if c.Spots, c.DryRunID, err = r.canarySpots(ctx); err != nil {
+		return err
+	}
+	r.hooks.Canary(c)
+	return nil
+}
+
+// canarySpots reads the spot-check keys: those of the dry-run the run
+// reconciles with, predictions included, or else the manifest's alone.
+func (r *runner) canarySpots(ctx context.Context) ([]SpotResult, int64, error) {
+	rec, err := Reconcile(ctx, r.conn, r.run)
+	if err != nil {
+		return nil, 0, err
+	}
+	spots := rec.PlannedSpots
+	if rec.DryRunID == 0 && r.job.Manifest.Report != nil {
+		for _, k := range r.job.Manifest.Report.SpotCheck {
+			spots = append(spots, bftype.Spot{Key: k})
+		}
+	}
+	res, err := SpotCheck(ctx, r.conn, r.job.Plan, spots)
+	return res, rec.DryRunID, err
 }
 
 // obeyControl honours pause and cancel requests from the ledger.

@@ -80,6 +80,25 @@ type Hooks struct {
 	// a lock wait, a reconnect, a lagging replica, an unhealthy database,
 	// and the end of a pause. The next Progress means the wait is over.
 	Wait func(Wait)
+	// Canary receives the committed canary batch of a run that pauses after
+	// it (Options.PauseAfterCanary), for a person to check.
+	Canary func(Canary)
+}
+
+// Canary is what a person checks before a run paused after its canary
+// batch goes on: the keys and diffs of the batch, and the manifest's spot
+// checks as the rows hold them now.
+type Canary struct {
+	RunID   int64
+	Batch   int64
+	Cursor  json.RawMessage
+	Scanned int
+	Changed int64
+	Samples []bftype.Sample
+	// Spots are the report.spot_check keys beside the prediction of the
+	// dry-run DryRunID the run reconciles with (0: none, nothing predicted).
+	Spots    []SpotResult
+	DryRunID int64
 }
 
 // Wait is one wait of a run, as it begins.

@@ -34,6 +34,10 @@ type Options struct {
 	// sampling, and the run keeps batch.size and max_rows_per_second
 	// whatever the application feels.
 	NoAdaptive bool
+	// PauseAfterCanary pauses the run in the canary batch's own transaction
+	// (--pause-after-canary): a person checks the canary's rows, reported
+	// through Hooks.Canary, and then runs backfill resume or cancel.
+	PauseAfterCanary bool
 }
 
 func (o Options) withDefaults() Options {

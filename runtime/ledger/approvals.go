@@ -54,9 +54,9 @@ func ApprovalsByID(ctx context.Context, q Querier, ids []int64) ([]Approval, err
 	return approvals(ctx, q, "WHERE id = ANY($1)", ids)
 }
 
-func approvals(ctx context.Context, q Querier, where string, arg any) ([]Approval, error) {
+func approvals(ctx context.Context, q Querier, where string, args ...any) ([]Approval, error) {
 	rows, err := q.Query(ctx, `SELECT id, backfill, digest, run_signature, environment, purpose, approver, reason,
-		expires_at, statement, signature, submitted_by, submitted_at, params FROM backfill.approvals `+where+` ORDER BY id`, arg)
+		expires_at, statement, signature, submitted_by, submitted_at, params FROM backfill.approvals `+where+` ORDER BY id`, args...)
 	if err != nil {
 		return nil, fmt.Errorf("error reading approvals: %w", err)
 	}

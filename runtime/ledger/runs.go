@@ -134,7 +134,7 @@ func Start(ctx context.Context, q Querier, r Run) (*Run, bool, error) {
 	}
 	if prev != nil {
 		if _, err := q.Exec(ctx, `UPDATE backfill.runs SET status = 'running', stop_reason = NULL, message = NULL,
-			resumes = resumes + 1, updated_at = now(), finished_at = NULL, digest = $2, approval_ids = $3, control = 'run'
+			resumes = resumes + 1, updated_at = now(), finished_at = NULL, digest = $2, approval_ids = $3, control = `+keepCanaryPause+`
 			WHERE id = $1`,
 			prev.ID, r.Digest, r.ApprovalIDs); err != nil {
 			return nil, false, fmt.Errorf("error resuming run %d: %w", prev.ID, err)
@@ -368,6 +368,25 @@ func SetControl(ctx context.Context, q Querier, id int64, control string) error 
 	}
 	return Append(ctx, q, id, "control", map[string]any{"control": control})
 }
+
+// PauseAfterCanary pauses a run in the transaction of its canary batch
+// (--pause-after-canary), so that no process, this one or a rerun, goes past
+// the canary before someone has checked it and run backfill resume. The
+// control audit event says why ("canary": true), which keepCanaryPause reads.
+func PauseAfterCanary(ctx context.Context, q Querier, id, batch int64) error {
+	if _, err := q.Exec(ctx, `UPDATE backfill.runs SET control = 'pause', control_by = session_user, updated_at = now()
+		WHERE id = $1`, id); err != nil {
+		return fmt.Errorf("error pausing run %d after its canary batch: %w", id, err)
+	}
+	return Append(ctx, q, id, "control", map[string]any{"control": ControlPause, "canary": true, "batch": batch})
+}
+
+// keepCanaryPause is the control a resumed run starts with: 'run', except
+// that a run paused after its canary batch whose last control event is still
+// that pause (nobody ran backfill resume or cancel since) stays paused.
+const keepCanaryPause = `CASE WHEN control = 'pause' AND coalesce((SELECT (e.payload->>'canary')::boolean
+			FROM backfill.audit_events e WHERE e.run_id = $1 AND e.kind = 'control' ORDER BY e.seq DESC LIMIT 1), false)
+			THEN 'pause' ELSE 'run' END`
 
 // Control reads a run's requested control.
 func Control(ctx context.Context, q Querier, id int64) (string, error) {

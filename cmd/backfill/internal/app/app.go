@@ -50,6 +50,8 @@ var commands = map[string]command{
 	"approve":        {"approve BINARY: sign and store an approval of a binary's digest", approveCommand},
 	"approval":       {"approval statement|submit: approve with cosign or another signer", approvalCommand},
 	"runs":           {"list runs in the ledger", runsCommand},
+	"approvals":      {"list approvals (--digest D, --backfill NAME)", approvalsCommand},
+	"dry-runs":       {"dry-runs [NAME]: list saved dry-run reports (--digest D)", dryRunsCommand},
 	"pause":          {"pause RUN: a running run waits after its current batch", controlCommand("pause")},
 	"resume":         {"resume RUN: a paused run goes on", controlCommand("run")},
 	"cancel":         {"cancel RUN: a running run stops after its current batch, for good", controlCommand("cancel")},

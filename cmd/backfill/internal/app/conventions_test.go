@@ -78,7 +78,7 @@ COMP_WORDS=(backfill appr); COMP_CWORD=1; _backfill; echo "${COMPREPLY[@]}"
 `
 	out, err := exec.Command("bash", "-c", script).CombinedOutput()
 	require.NoError(t, err, string(out))
-	require.Equal(t, "--key\napproval approve approvers\n", string(out))
+	require.Equal(t, "--key\napproval approvals approve approvers\n", string(out))
 	res = runBinary(t, nil, cliBin, "completion", "tcsh")
 	require.Equal(t, 2, res.code)
 	require.Contains(t, res.stderr, `unknown shell "tcsh"`)
