@@ -268,6 +268,7 @@ while :; do
 done
 
 export "$var=$(url_for_port "$port")"
+export WITHPG_THROWAWAY=1 # the command can tell that the server goes when it ends
 echo "withpg: using throwaway PostgreSQL at 127.0.0.1:$port (removed on exit)" >&2
 
 # Run in the background and wait, so that a SIGTERM sent to this script alone

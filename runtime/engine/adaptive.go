@@ -188,6 +188,6 @@ func (r *runner) rateLimit() float64 {
 // auditAdaptive is what a batch's audit event records of the adaptive mode.
 func (r *runner) auditAdaptive() map[string]any {
 	a := r.adapt
-	return map[string]any{"rows_per_second": math.Round(a.ctrl.rate), "size": a.ctrl.size,
+	return map[string]any{"rate_limit": math.Round(a.ctrl.rate), "size_limit": a.ctrl.size,
 		"slow_downs": a.SlowDowns, "speed_ups": a.SpeedUps, "waits": a.Waits}
 }

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -99,7 +100,7 @@ func (p *preflight) approvalDetail() string {
 	for _, c := range p.verdict.Counted {
 		names = append(names, c.Approver)
 	}
-	return fmt.Sprintf("%d of %d distinct approvers (%v) for sha256:%s", p.verdict.Distinct, p.verdict.Required, names, p.job.Digest[:16])
+	return fmt.Sprintf("%d distinct approvers (%s; %d required) for sha256:%s", p.verdict.Distinct, strings.Join(names, ", "), p.verdict.Required, p.job.Digest[:16])
 }
 
 func (p *preflight) runOnceDetail() string {
@@ -108,6 +109,9 @@ func (p *preflight) runOnceDetail() string {
 	}
 	if p.resuming != nil {
 		return fmt.Sprintf("resuming run %d (%s) after key %s", p.resuming.ID, p.resuming.Status, string(p.resuming.Cursor))
+	}
+	if len(p.job.Plan.Params()) > 0 {
+		return "no earlier run of this signature with these parameter values"
 	}
 	return "no earlier run of this signature"
 }

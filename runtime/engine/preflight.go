@@ -6,6 +6,8 @@ import (
 	"fmt"
 	"hash/fnv"
 	"slices"
+	"sort"
+	"strings"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -99,9 +101,21 @@ func (p *preflight) checkApprovals(ctx context.Context, now time.Time) error {
 		Operator: p.id.SessionUser, Now: now,
 	})
 	if !p.verdict.Enough() {
-		return refuse(bftype.ReasonNotApproved, bftype.ExitNotApproved,
-			fmt.Sprintf("Ask reviewers to approve digest sha256:%s (see docs/reviewing.md).", p.job.Digest),
-			"This binary is not approved: %s.", p.verdict.Summary())
+		next := fmt.Sprintf("Ask reviewers to approve digest sha256:%s (see docs/reviewing.md).", p.job.Digest)
+		if values := p.job.Plan.Params(); len(values) > 0 {
+			names := make([]string, 0, len(values))
+			for n := range values {
+				names = append(names, n)
+			}
+			sort.Strings(names)
+			var flags []string
+			for _, n := range names {
+				flags = append(flags, "--param "+shellWord(n+"="+paramText(values[n])))
+			}
+			next = fmt.Sprintf("Ask reviewers to approve digest sha256:%s with these values: backfill approve BINARY %s (see docs/reviewing.md, section 6a).",
+				p.job.Digest, strings.Join(flags, " "))
+		}
+		return refuse(bftype.ReasonNotApproved, bftype.ExitNotApproved, next, "This binary is not approved: %s.", p.verdict.Summary())
 	}
 	return nil
 }
@@ -250,4 +264,24 @@ func (p *preflight) checkCounts(ctx context.Context) error {
 			"The scope holds %d rows, outside expect.matched %s.", p.matched, b)
 	}
 	return nil
+}
+
+// paramText spells a parameter value as --param takes it (a text[] as
+// comma-separated values).
+func paramText(v any) string {
+	if list, ok := v.([]string); ok {
+		return strings.Join(list, ",")
+	}
+	return fmt.Sprint(v)
+}
+
+// shellWord quotes s for a shell when it holds anything but plain characters.
+func shellWord(s string) string {
+	if strings.IndexFunc(s, func(r rune) bool {
+		return !(r == '=' || r == ',' || r == '-' || r == '_' || r == '.' || r == ':' || r == '+' ||
+			r >= '0' && r <= '9' || r >= 'a' && r <= 'z' || r >= 'A' && r <= 'Z')
+	}) < 0 {
+		return s
+	}
+	return "'" + strings.ReplaceAll(s, "'", `'\''`) + "'"
 }

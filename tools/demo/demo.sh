@@ -133,11 +133,16 @@ tar -xzOf "$ARCHIVE" "fix_roles-run-$RUN/REPORT.md" | sed -n '1,12p'
 step "Done"
 echo "The dry-run report is in dist/fix_roles/dry-run.json; run $RUN of fix_roles completed once;"
 echo "its archive is $ARCHIVE (REPORT.md inside says who ran what, when, why and what changed)."
-# The observer page: make demo SERVE=1 serves it on this database until Ctrl-C.
+# The observer page: make demo SERVE=1 serves it on this database until
+# Ctrl-C. Not exec: the EXIT trap must still remove the demo's keys.
 SERVE_ADDR=127.0.0.1:${SERVE_PORT:-8080}
 if [[ ${SERVE:-} == 1 ]]; then
 	step "The observer page (read-only, as demo_audrey): http://$SERVE_ADDR/ (and /metrics); Ctrl-C ends the demo"
-	exec bin/backfill serve --listen "$SERVE_ADDR" --database-url "$(as demo_audrey)"
+	bin/backfill serve --listen "$SERVE_ADDR" --database-url "$(as demo_audrey)" || true
+elif [[ -n ${WITHPG_THROWAWAY:-} ]]; then
+	echo "Watch runs on a web page: make demo SERVE=1 keeps this throwaway database up and serves"
+	echo "http://$SERVE_ADDR/ (read-only, with Prometheus metrics on /metrics) until Ctrl-C."
+else
+	echo "Watch runs on a web page: bin/backfill serve --listen $SERVE_ADDR --database-url \"$(as demo_audrey)\""
+	echo "serves http://$SERVE_ADDR/ (read-only, with Prometheus metrics on /metrics) until Ctrl-C."
 fi
-echo "Watch runs on a web page: bin/backfill serve --listen $SERVE_ADDR --database-url \"$(as demo_audrey)\""
-echo "serves http://$SERVE_ADDR/ (run make demo SERVE=1 to keep this demo's database and the page up until Ctrl-C)."

@@ -109,6 +109,9 @@ func writeBash(w io.Writer, spec []completed, zsh bool) {
 	fmt.Fprintf(w, "  if [[ $COMP_CWORD -eq 1 ]]; then\n    COMPREPLY=($(compgen -W \"%s help --help --version\" -- \"$cur\")); return\n  fi\n", strings.Join(top, " "))
 	fmt.Fprintf(w, "  case \"${COMP_WORDS[1]}\" in\n")
 	for _, c := range spec {
+		if c.name == "completion" {
+			continue // its arm below offers the shells
+		}
 		if len(c.subs) == 0 {
 			fmt.Fprintf(w, "    %s) words=\"%s\" ;;\n", c.name, flagWords(c.flags))
 			continue

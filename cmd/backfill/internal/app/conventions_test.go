@@ -75,10 +75,11 @@ func TestCompletionScripts(t *testing.T) {
 	script := res.stdout + `
 COMP_WORDS=(backfill approvers add --k); COMP_CWORD=3; _backfill; echo "${COMPREPLY[@]}"
 COMP_WORDS=(backfill appr); COMP_CWORD=1; _backfill; echo "${COMPREPLY[@]}"
+COMP_WORDS=(backfill completion ""); COMP_CWORD=2; _backfill; echo "${COMPREPLY[@]}"
 `
 	out, err := exec.Command("bash", "-c", script).CombinedOutput()
 	require.NoError(t, err, string(out))
-	require.Equal(t, "--key\napproval approvals approve approvers\n", string(out))
+	require.Equal(t, "--key\napproval approvals approve approvers\nbash zsh fish\n", string(out))
 	res = runBinary(t, nil, cliBin, "completion", "tcsh")
 	require.Equal(t, 2, res.code)
 	require.Contains(t, res.stderr, `unknown shell "tcsh"`)

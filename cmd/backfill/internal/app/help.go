@@ -26,7 +26,7 @@ var groups = map[string]group{
 		{"init", "create or migrate the ledger (schema backfill) and its roles"}}},
 	"keys": {"Manage approver key pairs.", [][2]string{
 		{"generate", "write an ECDSA P-256 key pair NAME.key and NAME.pub (cosign format)"}}},
-	"approvers": {"Manage the approver keys the ledger trusts (needs backfill_admin).", [][2]string{
+	"approvers": {"Manage the approver keys the ledger trusts (add and revoke need backfill_admin; list, any backfill_* role).", [][2]string{
 		{"add", "trust a public key for NAME's approvals, bound to a database login"},
 		{"list", "list trusted approver keys"},
 		{"revoke", "stop trusting an approver's key"}}},

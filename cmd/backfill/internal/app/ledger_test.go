@@ -181,7 +181,7 @@ func TestApprovalsInterworkWithOpenSSL(t *testing.T) {
 	x.approve("bob", x.bin)
 	res = x.execute(x.bin)
 	require.Equal(t, 0, res.code, res.stdout+res.stderr)
-	require.Contains(t, res.stdout, "2 of 2 distinct approvers ([carol bob])")
+	require.Contains(t, res.stdout, "2 distinct approvers (carol, bob; 2 required)")
 }
 
 // TestLedgerInitByTheDatabaseOwner: an owner without CREATEROLE can create a

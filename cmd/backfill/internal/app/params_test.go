@@ -79,6 +79,8 @@ func TestParamsRunOncePerApprovedValues(t *testing.T) {
 	res = run("--execute", "--param", "cutoff=2026-08-01")
 	x.requireRefused(res, before, bftype.ExitNotApproved, bftype.ReasonNotApproved,
 		`it approves other parameter values: cutoff is "2026-08-01" here but "2025-01-01" there`)
+	require.Contains(t, res.stderr, "with these values: backfill approve BINARY --param cutoff=2026-08-01 --param tenants=acme,globex,initech",
+		"the next step names the values to approve")
 
 	res = run("--execute", "--param", "cutoff=2025-01-01")
 	require.Equal(t, 0, res.code, res.stderr)

@@ -69,8 +69,12 @@ func (v view) Link(path string, parts ...any) template.URL {
 func (s *Server) render(w http.ResponseWriter, r *http.Request, err error, name string, data any) {
 	code := http.StatusOK
 	if err != nil {
-		s.log.Error("error reading the ledger", "path", r.URL.Path, "error", err)
 		code, name, data = status(err), "error", err.Error()
+		if code == http.StatusNotFound {
+			s.log.Info("not found", "path", r.URL.Path, "error", err)
+		} else {
+			s.log.Error("error reading the ledger", "path", r.URL.Path, "error", err)
+		}
 	}
 	var b bytes.Buffer
 	v := view{Data: data, Token: r.URL.Query().Get("token"), Now: time.Now().UTC()}
