@@ -156,7 +156,7 @@ func TestApprovalSubmitAcceptsSigstoreFormats(t *testing.T) {
 	require.Equal(t, 0, res.code, res.stdout+res.stderr)
 	res = x.execute(x.bin)
 	require.Equal(t, 0, res.code, res.stdout+res.stderr)
-	require.Contains(t, res.stdout, "2 of 2 distinct approvers")
+	require.Contains(t, res.stdout, "2 distinct approvers (alice, bob; 2 required)")
 
 	// Every other format is accepted too and stored as a verifiable signature.
 	sig, err := approval.Sign(alice, stmtA)
