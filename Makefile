@@ -37,9 +37,9 @@ verify: $(SQLC) $(CLI) ## fail if any generated file is out of date (writes noth
 	$(CLI) generate --check
 	@test -z "$$(gofmt -l $(GOFILES))" || { echo "gofmt needed:"; gofmt -l $(GOFILES); exit 1; }
 
-new: $(CLI) ## scaffold a backfill: make new NAME=x
+new: $(CLI) ## scaffold a backfill: make new NAME=x (FROM=old copies backfill old)
 	@test -n "$(NAME)" || { echo "usage: make new NAME=my_backfill"; exit 2; }
-	$(CLI) new $(NAME)
+	$(CLI) new $(NAME)$(if $(FROM), --from $(FROM))
 
 backfill: sqlc $(CLI) ## build dist/NAME/NAME: make backfill NAME=x
 	@test -n "$(NAME)" || { echo "usage: make backfill NAME=fix_roles"; exit 2; }

@@ -37,6 +37,10 @@ type Manifest struct {
 	// Params are the declared parameters, by name (see params.go).
 	Params map[string]Param `yaml:"params,omitempty" json:"params,omitempty"`
 	Report *Report          `yaml:"report,omitempty" json:"report,omitempty"`
+	// Supersedes names the backfill this one is a new version of (`backfill
+	// new NAME --from OLD` writes it), so reviewers and auditors see the
+	// lineage in the dry-run, info and the archive's report.
+	Supersedes string `yaml:"supersedes,omitempty" json:"supersedes,omitempty"`
 }
 
 // Health is a database health query; batches wait while its single numeric
@@ -206,6 +210,10 @@ func (m *Manifest) applyDefaults() {
 	m.RiskReason = strings.TrimSpace(m.RiskReason)
 }
 
+// supersedesName is the backfill name rule (generator.CheckName), repeated
+// because the generator imports this package.
+var supersedesName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
 var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
 
 // yamlError turns yaml.v3's multi-line errors into one "file:line: message".
@@ -320,6 +328,9 @@ func (m *Manifest) validateHeader(l lines) error {
 		return l.errorf("scope", "is required: one sentence saying which rows change and how")
 	case strings.TrimSpace(m.Owner) == "":
 		return l.errorf("owner", "is required: the team answerable for this backfill")
+	}
+	if l.node("supersedes") != nil && !supersedesName.MatchString(m.Supersedes) {
+		return l.errorf("supersedes", "must be the name of the backfill this one is a new version of, not %q", m.Supersedes)
 	}
 	if l.node("risk_reason") != nil && m.RiskReason == "" {
 		return l.errorf("risk_reason", "must say why the risk is what it is, or be left out")

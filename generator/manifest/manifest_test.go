@@ -94,6 +94,7 @@ var errorCases = []errorCase{
 	{"risk is case sensitive", edit("risk: low", "risk: High"), 3, `risk: must be one of`},
 	{"missing risk", edit("risk: low", "# no risk"), 1, `risk: must be one of low, medium, high, not ""`},
 	{"blank risk_reason", edit("risk: low", "risk: low\nrisk_reason: ' '"), 4, "risk_reason: must say why"},
+	{"bad supersedes", edit("risk: low", "risk: low\nsupersedes: Fix-Roles"), 4, `supersedes: must be the name of the backfill this one is a new version of, not "Fix-Roles"`},
 
 	// Expect.
 	{"matched without max", edit("matched: {min: 0, max: 10}", "matched: {min: 0}"), 6, "expect.matched: needs both min and max"},
@@ -311,6 +312,10 @@ func TestParseValidEdges(t *testing.T) {
 		}},
 		{"risk_reason is trimmed", edit("risk: low", "risk_reason: >\n  sessions expire within a day anyway\nrisk: low"), func(t *testing.T, m *Manifest) {
 			require.Equal(t, "sessions expire within a day anyway", m.RiskReason)
+		}},
+		{"supersedes", edit("risk: low", "risk: low\nsupersedes: fix_roles"), func(t *testing.T, m *Manifest) {
+			require.Equal(t, "fix_roles", m.Supersedes)
+			require.Contains(t, string(m.JSON()), `"supersedes": "fix_roles"`)
 		}},
 		{"equal bounds", edit("matched: {min: 0, max: 10}", "matched: {min: 5, max: 5}"), func(t *testing.T, m *Manifest) {
 			require.Equal(t, bounds(5, 5), m.Expect.Matched)

@@ -24,6 +24,8 @@ type Manifest struct {
 	// Params are the declared parameters, by name; see ParamSpec.
 	Params map[string]ParamSpec `json:"params,omitempty"`
 	Report *ReportSpec          `json:"report,omitempty"`
+	// Supersedes names the backfill this one is a new version of, if any.
+	Supersedes string `json:"supersedes,omitempty"`
 }
 
 // RiskText is the risk as a reviewer reads it: "high", or "medium (reason:

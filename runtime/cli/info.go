@@ -55,6 +55,9 @@ func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.
 	fmt.Fprintf(stdout, "source bundle  %s\n", info.SourceDigest)
 	fmt.Fprintf(stdout, "code version   %s (%s)\n", info.CodeVersion, info.GoVersion)
 	fmt.Fprintf(stdout, "scope          %s\n", m.Scope)
+	if m.Supersedes != "" {
+		fmt.Fprintf(stdout, "supersedes     %s\n", m.Supersedes)
+	}
 	fmt.Fprintf(stdout, "risk           %s\n", m.RiskText())
 	fmt.Fprintf(stdout, "writes         %s (a run and its dry-run count the rows it will %s)\n", b.Apply.Statement(), b.Apply.Verb())
 	for i, p := range describeParams(m) {

@@ -28,6 +28,9 @@ func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
 	fmt.Fprintf(w, "  source commit  %s\n", r.SourceCommit)
 	fmt.Fprintf(w, "  database       %s on %s\n", r.Database, r.Server)
 	fmt.Fprintf(w, "  scope          %s\n", m.Scope)
+	if m.Supersedes != "" {
+		fmt.Fprintf(w, "  supersedes     %s (a new version of that backfill, with its own runs)\n", m.Supersedes)
+	}
 	fmt.Fprintf(w, "  risk           %s\n", m.RiskText())
 	fmt.Fprintf(w, "  writes         %s: a real run %s\n", r.Apply.Statement(), r.Apply.Will(r.Counts.WillChange))
 	fmt.Fprintf(w, "  prepared       %s against the live schema: %s\n\n",

@@ -17,7 +17,7 @@ import (
 )
 
 func buildCommand(ctx context.Context, e *env, args []string) error {
-	fs := flags(e, "build", "NAME", "Generates the wiring of backfill NAME, bundles its source deterministically and\nbuilds the reproducible binary from an extracted copy of that bundle, writing\ndist/NAME/{NAME,source.tar,build.json,manifest.json,SHA256SUMS}. The same source\ngives the same sha256 on any machine with the same Go version; docs/auditing.md\nexplains how an auditor rebuilds it.")
+	fs := flags(e, "build", "NAME", "Generates the wiring of backfill NAME, bundles its source deterministically and\nbuilds the reproducible binary from an extracted copy of that bundle, writing\ndist/NAME/{NAME,source.tar,build.json,manifest.json,SHA256SUMS}, and keeps a copy\nof them in dist/NAME/sha256-DIGEST/ that later builds leave alone (archives and\nreverts of a run need its binary). The same source gives the same sha256 on any\nmachine with the same Go version; docs/auditing.md explains how an auditor rebuilds it.")
 	commit := fs.String("source-commit", "", "source commit to embed (default: git rev-parse HEAD, with -dirty if the tree has changes)")
 	out := fs.String("dist", "dist", "output directory (relative to the repository root)")
 	if err := parse(fs, args, 1, 1); err != nil {
@@ -95,7 +95,50 @@ func compile(ctx context.Context, root, name, dir, commit string) (string, error
 	if err := writeFile(filepath.Join(dir, "build.json"), append(data, '\n')); err != nil {
 		return "", err
 	}
-	return describeBuild(ctx, dir, bin)
+	digest, err := describeBuild(ctx, dir, bin)
+	if err != nil {
+		return "", err
+	}
+	return digest, keepBuild(dir, name, digest)
+}
+
+// buildFiles are the files `backfill build` writes for one binary, besides
+// the binary itself.
+var buildFiles = []string{"build.json", "manifest.json", "source.tar", "SHA256SUMS"}
+
+// keepBuild copies the build just written to dir/sha256-DIGEST/, so that a
+// later build of name, which overwrites dir/name, leaves the binary an
+// earlier run ran (and its source bundle) for that run's archive and revert.
+// A digest already kept is the same binary and is left as it is.
+func keepBuild(dir, name, digest string) error {
+	keep := filepath.Join(dir, "sha256-"+digest)
+	if _, err := os.Stat(filepath.Join(keep, name)); err == nil {
+		return nil
+	}
+	tmp := keep + ".tmp"
+	if err := os.RemoveAll(tmp); err != nil {
+		return fmt.Errorf("error removing %q: %w", tmp, err)
+	}
+	if err := os.MkdirAll(tmp, 0o755); err != nil {
+		return fmt.Errorf("error creating %q: %w", tmp, err)
+	}
+	for _, f := range append([]string{name}, buildFiles...) {
+		data, err := os.ReadFile(filepath.Join(dir, f))
+		if err != nil {
+			return fmt.Errorf("error reading %q: %w", filepath.Join(dir, f), err)
+		}
+		mode := os.FileMode(0o644)
+		if f == name {
+			mode = 0o755
+		}
+		if err := os.WriteFile(filepath.Join(tmp, f), data, mode); err != nil {
+			return fmt.Errorf("error writing %q: %w", filepath.Join(tmp, f), err)
+		}
+	}
+	if err := os.Rename(tmp, keep); err != nil {
+		return fmt.Errorf("error keeping the build in %q: %w", keep, err)
+	}
+	return nil
 }
 
 func writeFile(path string, data []byte) error {

@@ -13,7 +13,12 @@ import (
 )
 
 func newCommand(_ context.Context, e *env, args []string) error {
-	fs := flags(e, "new", "NAME", "Scaffolds a backfill: queries/NAME/NAME.sql, backfills/NAME/backfill.yaml and\nbackfills/NAME/transform.go, and adds NAME to sqlc.yaml. Refuses to overwrite.")
+	fs := flags(e, "new", "NAME [--from OLD]", "Scaffolds a backfill: queries/NAME/NAME.sql, backfills/NAME/backfill.yaml and\n"+
+		"backfills/NAME/transform.go, and adds NAME to sqlc.yaml. With --from OLD it copies\n"+
+		"backfill OLD instead (its queries, manifest and Go files, under the new name and\n"+
+		"package, the manifest saying supersedes: OLD) and generates the copy so it builds:\n"+
+		"the way to a new version of a completed backfill. Refuses to overwrite.")
+	from := fs.String("from", "", "copy this existing backfill instead of the scaffold (docs/authoring.md, section 13)")
 	if err := parse(fs, args, 1, 1); err != nil {
 		return err
 	}
@@ -29,15 +34,18 @@ func newCommand(_ context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	d := templates.Data{Name: name, Module: module}
-	files, err := templates.Scaffold(d)
-	if err != nil {
-		return err
-	}
 	for _, dir := range []string{filepath.Join("backfills", name), filepath.Join("queries", name)} {
 		if _, err := os.Stat(filepath.Join(root, dir)); err == nil {
 			return fmt.Errorf("backfill %q already exists (%s); choose another name or edit it", name, dir)
 		}
+	}
+	d := templates.Data{Name: name, Module: module}
+	if *from != "" {
+		return newFrom(e, root, d, *from)
+	}
+	files, err := templates.Scaffold(d)
+	if err != nil {
+		return err
 	}
 	entry, err := templates.SQLCEntry(d)
 	if err != nil {
@@ -59,6 +67,42 @@ func newCommand(_ context.Context, e *env, args []string) error {
 		"  4. make backfill NAME=%[1]s         (builds dist/%[1]s/%[1]s)\n"+
 		"  5. dist/%[1]s/%[1]s --database-url ...   (dry-run)\n"+
 		"docs/authoring.md walks through every step.\n", name)
+	return nil
+}
+
+// newFrom writes backfill d.Name as a copy of backfill old (copyFrom), adds
+// it to sqlc.yaml and generates its wiring, as build would.
+func newFrom(e *env, root string, d templates.Data, old string) error {
+	files, err := copyFrom(root, d.Module, d.Name, old)
+	if err != nil {
+		return err
+	}
+	entry, err := templates.SQLCEntry(d)
+	if err != nil {
+		return err
+	}
+	if err := appendSQLC(root, entry); err != nil {
+		return err
+	}
+	for _, path := range sortedPaths(files) {
+		if err := writeNew(filepath.Join(root, path), files[path]); err != nil {
+			return err
+		}
+		fmt.Fprintf(e.stdout, "created %s\n", path)
+	}
+	generated, err := generator.Generate(root, d.Name)
+	if err != nil {
+		return err
+	}
+	if err := generator.Write(root, generated); err != nil {
+		return err
+	}
+	fmt.Fprintf(e.stdout, "added %s to sqlc.yaml and generated its wiring; backfills/%[1]s/backfill.yaml says supersedes: %s\n\nNext:\n"+
+		"  1. change the scope in queries/%[1]s/*.sql (CountScope and ScopePage alike), then make sqlc\n"+
+		"  2. change scope and expect in backfills/%[1]s/backfill.yaml for the new rows\n"+
+		"  3. make backfill NAME=%[1]s         (builds dist/%[1]s/%[1]s)\n"+
+		"  4. dist/%[1]s/%[1]s --database-url ...   (dry-run)\n"+
+		"docs/authoring.md, section 13, walks through it.\n", d.Name, old)
 	return nil
 }
 

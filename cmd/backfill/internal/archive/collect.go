@@ -96,24 +96,42 @@ func lockHeld(ctx context.Context, conn *pgx.Conn, key int64) (bool, error) {
 }
 
 // readDist reads the binary and its build files, and refuses a binary that
-// is not the one the run ran.
+// is not the one the run ran. When dist/NAME holds another digest's build
+// (the backfill was rebuilt since), it reads the copy `backfill build` kept
+// in dist/NAME/sha256-DIGEST/.
 func (a *Archive) readDist(dist string, run *ledger.Run) error {
 	if dist == "" {
 		dist = filepath.Join("dist", run.Backfill)
 	}
+	err := a.readBuild(dist, run)
+	if err == nil && hexSHA256(a.Binary) == run.Digest {
+		return nil
+	}
+	kept := filepath.Join(dist, "sha256-"+run.Digest)
+	if _, statErr := os.Stat(filepath.Join(kept, run.Backfill)); statErr == nil {
+		if err := a.readBuild(kept, run); err != nil || hexSHA256(a.Binary) != run.Digest {
+			return errors.Join(fmt.Errorf("%s is not the binary run %d ran (sha256:%s)", filepath.Join(kept, run.Backfill), run.ID, run.Digest), err)
+		}
+		return nil
+	}
+	if err != nil {
+		return err
+	}
+	return fmt.Errorf("%s is sha256:%s, but run %d ran sha256:%s, and no build of that digest was kept in %s; pass --dist with the directory of the binary that ran",
+		filepath.Join(dist, run.Backfill), hexSHA256(a.Binary), run.ID, run.Digest, kept)
+}
+
+// readBuild reads the binary and the build files in dir.
+func (a *Archive) readBuild(dir string, run *ledger.Run) error {
 	for _, f := range []struct {
 		name string
 		dst  *[]byte
 	}{{run.Backfill, &a.Binary}, {"build.json", &a.Recipe}, {"manifest.json", &a.Manifest}, {"source.tar", &a.Source}} {
-		data, err := os.ReadFile(filepath.Join(dist, f.name))
+		data, err := os.ReadFile(filepath.Join(dir, f.name))
 		if err != nil {
 			return fmt.Errorf("error reading the build of run %d's binary (pass --dist with the directory `backfill build` wrote it to): %w", run.ID, err)
 		}
 		*f.dst = data
-	}
-	if got := hexSHA256(a.Binary); got != run.Digest {
-		return fmt.Errorf("%s is sha256:%s, but run %d ran sha256:%s; pass --dist with the directory of the binary that ran",
-			filepath.Join(dist, run.Backfill), got, run.ID, run.Digest)
 	}
 	return nil
 }

@@ -47,6 +47,7 @@ func Report(a *Archive) []byte {
 	fmt.Fprintf(&w, "- writes: `%s`\n", writes)
 	fmt.Fprintf(&w, "- owner: %s; risk: %s (%d distinct approver(s) required); reversible: %s\n", m.Owner, m.RiskText(),
 		approval.Required(m.Risk), yesNo(m.Reversible))
+	reportSupersedes(&w, m)
 	fmt.Fprintf(&w, "- binary: `%s`, sha256:%s\n", BinaryFile(a.Index.Backfill), a.Index.Digest)
 	fmt.Fprintf(&w, "- run signature: %s; code version %s; built with %s\n", info.RunSignature, info.CodeVersion, info.GoVersion)
 	fmt.Fprintf(&w, "- source: `%s` (%s), commit %s\n\n", SourceFile, a.Index.SourceDigest, info.SourceCommit)
@@ -192,6 +193,13 @@ func (a *Archive) reportWho(w *strings.Builder, run *ledger.Run) {
 func revertOf(purpose string) (int64, bool) {
 	n, err := strconv.ParseInt(strings.TrimPrefix(purpose, "revert:"), 10, 64)
 	return n, err == nil && strings.HasPrefix(purpose, "revert:")
+}
+
+// reportSupersedes names the backfill this one is a new version of, if any.
+func reportSupersedes(w *strings.Builder, m *bftype.Manifest) {
+	if m.Supersedes != "" {
+		fmt.Fprintf(w, "- supersedes: %s (this backfill is a new version of it; that backfill's runs are archived on their own)\n", m.Supersedes)
+	}
 }
 
 func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Manifest, ap bftype.Apply) {

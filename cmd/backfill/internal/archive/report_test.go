@@ -28,3 +28,14 @@ func TestReportIgnoresADryRunOfAnotherDatabase(t *testing.T) {
 	require.Contains(t, w.String(), "| rows updated | [-inf, +inf] | 333 (dry-run 1) | 333 |")
 	require.NotContains(t, w.String(), "dry-run 2")
 }
+
+// REPORT.md names the backfill a new version supersedes, and says nothing
+// of it for a backfill that supersedes none.
+func TestReportNamesWhatTheBackfillSupersedes(t *testing.T) {
+	t.Parallel()
+	var w strings.Builder
+	reportSupersedes(&w, &bftype.Manifest{})
+	require.Empty(t, w.String())
+	reportSupersedes(&w, &bftype.Manifest{Supersedes: "fix_roles"})
+	require.Equal(t, "- supersedes: fix_roles (this backfill is a new version of it; that backfill's runs are archived on their own)\n", w.String())
+}
