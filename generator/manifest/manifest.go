@@ -36,9 +36,12 @@ type Manifest struct {
 	// one binary, one digest, each run checking the target of its ledger's
 	// environment. The key is the environment; an entry has no environment.
 	Targets map[string]Target `yaml:"targets,omitempty" json:"targets,omitempty"`
-	Batch   Batch             `yaml:"batch" json:"batch"`
-	Checks  []Check           `yaml:"checks" json:"checks"`
-	Health  *Health           `yaml:"health,omitempty" json:"health,omitempty"`
+	// Promote makes an approval for any environment but Promote.From carry
+	// evidence: the archive of a completed run of the same binary there.
+	Promote *Promote `yaml:"promote,omitempty" json:"promote,omitempty"`
+	Batch   Batch    `yaml:"batch" json:"batch"`
+	Checks  []Check  `yaml:"checks" json:"checks"`
+	Health  *Health  `yaml:"health,omitempty" json:"health,omitempty"`
 	// Params are the declared parameters, by name (see params.go).
 	Params map[string]Param `yaml:"params,omitempty" json:"params,omitempty"`
 	Report *Report          `yaml:"report,omitempty" json:"report,omitempty"`
@@ -71,6 +74,12 @@ type Target struct {
 	SystemIdentifier string   `yaml:"system_identifier,omitempty" json:"system_identifier,omitempty"`
 	Canary           *Canary  `yaml:"canary,omitempty" json:"canary,omitempty"`
 	Tenants          []string `yaml:"tenants,omitempty" json:"tenants,omitempty"`
+}
+
+// Promote is promote: {from: ENV}: the environment a run must have
+// completed in before another environment's approvals count.
+type Promote struct {
+	From string `yaml:"from" json:"from"`
 }
 
 // Canary is a query whose single value must equal Equals on the target.
@@ -310,7 +319,7 @@ func child(n *yaml.Node, key string) (int, *yaml.Node) {
 }
 
 func (m *Manifest) validate(l lines) error {
-	checks := []func(lines) error{m.validateHeader, m.validateExpect, m.validateTarget, m.validateBatch, m.validateChecks, m.validateHealth, m.validateParams, m.validateReport}
+	checks := []func(lines) error{m.validateHeader, m.validateExpect, m.validateTarget, m.validatePromote, m.validateBatch, m.validateChecks, m.validateHealth, m.validateParams, m.validateReport}
 	for _, check := range checks {
 		if err := check(l); err != nil {
 			return err
@@ -386,6 +395,22 @@ func (m *Manifest) validateTarget(l lines) error {
 		if err := m.Targets[env].validate(l, path); err != nil {
 			return err
 		}
+	}
+	return nil
+}
+
+func (m *Manifest) validatePromote(l lines) error {
+	p := m.Promote
+	switch {
+	case p == nil:
+		return nil
+	case p.From == "":
+		return l.errorf("promote.from", "is required: the environment the binary must have completed a run in (e.g. staging)")
+	case len(m.Targets) < 2:
+		return l.errorf("promote", "needs targets: naming %s and the environment it promotes to: one binary runs in both", p.From)
+	}
+	if _, ok := m.Targets[p.From]; !ok {
+		return l.errorf("promote.from", "names %q, which is not a key of targets", p.From)
 	}
 	return nil
 }

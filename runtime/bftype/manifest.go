@@ -22,9 +22,12 @@ type Manifest struct {
 	// environment (targets: in backfill.yaml, exclusive with target:);
 	// Resolve picks the one of the ledger's environment.
 	Targets map[string]Target `json:"targets,omitempty"`
-	Batch   Batch             `json:"batch"`
-	Checks  []Check           `json:"checks"`
-	Health  *Health           `json:"health,omitempty"`
+	// Promote, when set, makes the approvals of every environment but
+	// Promote.From carry evidence of a completed run there (EvidenceFrom).
+	Promote *Promote `json:"promote,omitempty"`
+	Batch   Batch    `json:"batch"`
+	Checks  []Check  `json:"checks"`
+	Health  *Health  `json:"health,omitempty"`
 	// Params are the declared parameters, by name; see ParamSpec.
 	Params map[string]ParamSpec `json:"params,omitempty"`
 	Report *ReportSpec          `json:"report,omitempty"`
@@ -81,6 +84,12 @@ type Target struct {
 	SystemIdentifier string   `json:"system_identifier,omitempty"`
 	Canary           *Canary  `json:"canary,omitempty"`
 	Tenants          []string `json:"tenants,omitempty"`
+}
+
+// Promote names the environment a binary must have completed a run in
+// before other environments' approvals count.
+type Promote struct {
+	From string `json:"from"`
 }
 
 // Canary is a query whose single value must equal Equals on the target.

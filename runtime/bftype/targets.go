@@ -80,3 +80,14 @@ func (m *Manifest) ResolveDatabase(db string) (resolved *Manifest, ok bool) {
 	}
 	return &c, false
 }
+
+// EvidenceFrom is the environment whose completed run an approval for env
+// must carry evidence of (promote.from), or "" when it needs none: without
+// promote:, in that environment itself, and for purposes other than
+// execute (a revert writes back what a run wrote).
+func (m *Manifest) EvidenceFrom(env, purpose string) string {
+	if m.Promote == nil || env == m.Promote.From || purpose != "execute" {
+		return ""
+	}
+	return m.Promote.From
+}

@@ -40,3 +40,13 @@ func TestResolveTargets(t *testing.T) {
 	require.False(t, ok)
 	require.Equal(t, `"demo"`, one.EnvironmentsText())
 }
+
+func TestEvidenceFrom(t *testing.T) {
+	t.Parallel()
+
+	m := &Manifest{Promote: &Promote{From: "staging"}}
+	require.Equal(t, "staging", m.EvidenceFrom("production", "execute"))
+	require.Empty(t, m.EvidenceFrom("staging", "execute"), "the environment the evidence comes from needs none")
+	require.Empty(t, m.EvidenceFrom("production", "revert:3"), "a revert needs none")
+	require.Empty(t, (&Manifest{}).EvidenceFrom("production", "execute"))
+}

@@ -64,6 +64,9 @@ func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.
 		}
 		fmt.Fprintf(stdout, "%-14s %s\n", label, env)
 	}
+	if m.Promote != nil {
+		fmt.Fprintf(stdout, "promote        from %s: an approval in another environment carries the archive of a completed %s run (approve --evidence)\n", m.Promote.From, m.Promote.From)
+	}
 	for i, p := range describeParams(m) {
 		label := ""
 		if i == 0 {

@@ -111,7 +111,7 @@ func (p *preflight) checkApprovals(ctx context.Context, now time.Time) error {
 	p.verdict = approval.Evaluate(approvals, approvers, approval.Want{
 		Backfill: p.job.Name, Digest: p.job.Digest, RunSignature: p.job.RunSignature, Environment: p.env,
 		Purpose: p.purpose, Params: p.job.params(), Required: approval.Required(m.Risk), NeedReason: m.Risk == "high",
-		Operator: p.id.SessionUser, Now: now,
+		Operator: p.id.SessionUser, Now: now, EvidenceFrom: m.EvidenceFrom(p.env, p.purpose),
 	})
 	if !p.verdict.Enough() {
 		next := fmt.Sprintf("Ask reviewers to approve digest sha256:%s (see docs/reviewing.md).", p.job.Digest)
@@ -127,6 +127,9 @@ func (p *preflight) checkApprovals(ctx context.Context, now time.Time) error {
 			}
 			next = fmt.Sprintf("Ask reviewers to approve digest sha256:%s with these values: backfill approve BINARY %s (see docs/reviewing.md, section 6a).",
 				p.job.Digest, strings.Join(flags, " "))
+		}
+		if from := m.EvidenceFrom(p.env, p.purpose); from != "" {
+			next += fmt.Sprintf(" Its manifest promotes from %s: each approval here carries the archive of this binary's completed %s run (backfill archive RUN there; backfill approve BINARY --evidence ARCHIVE).", from, from)
 		}
 		return refuse(bftype.ReasonNotApproved, bftype.ExitNotApproved, next, "This binary is not approved: %s.", p.verdict.Summary())
 	}
