@@ -102,7 +102,7 @@ func GenerateLayout(l Layout) (map[string][]byte, error) {
 	if err := checkRisk(l.Name, m, b.Apply); err != nil {
 		return nil, err
 	}
-	if len(m.Target.Tenants) > 0 && b.TenantField == "" {
+	if m.HasTenants() && b.TenantField == "" {
 		return nil, fmt.Errorf("backfill %q: target.tenants is set, so the rows of ScopePage must have a text column tenant (a Tenant string field) to check against it", l.Name)
 	}
 	if b.GroupFields, err = groupFields(l.Name, m, b.RowFields); err != nil {

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"os"
 	"regexp"
+	"sort"
 	"strings"
 	"time"
 
@@ -27,13 +28,20 @@ type Manifest struct {
 	Risk  string `yaml:"risk" json:"risk"`
 	// RiskReason is the author's reason for a risk lower than the Apply
 	// statement's kind calls for: a DELETE below high needs one.
-	RiskReason string  `yaml:"risk_reason,omitempty" json:"risk_reason,omitempty"`
-	Reversible bool    `yaml:"reversible" json:"reversible"`
-	Expect     Expect  `yaml:"expect" json:"expect"`
-	Target     Target  `yaml:"target" json:"target"`
-	Batch      Batch   `yaml:"batch" json:"batch"`
-	Checks     []Check `yaml:"checks" json:"checks"`
-	Health     *Health `yaml:"health,omitempty" json:"health,omitempty"`
+	RiskReason string `yaml:"risk_reason,omitempty" json:"risk_reason,omitempty"`
+	Reversible bool   `yaml:"reversible" json:"reversible"`
+	Expect     Expect `yaml:"expect" json:"expect"`
+	Target     Target `yaml:"target,omitempty" json:"target,omitzero"`
+	// Targets name several targets by environment, exclusive with Target:
+	// one binary, one digest, each run checking the target of its ledger's
+	// environment. The key is the environment; an entry has no environment.
+	Targets map[string]Target `yaml:"targets,omitempty" json:"targets,omitempty"`
+	// Promote makes an approval for any environment but Promote.From carry
+	// evidence: the archive of a completed run of the same binary there.
+	Promote *Promote `yaml:"promote,omitempty" json:"promote,omitempty"`
+	Batch   Batch    `yaml:"batch" json:"batch"`
+	Checks  []Check  `yaml:"checks" json:"checks"`
+	Health  *Health  `yaml:"health,omitempty" json:"health,omitempty"`
 	// Params are the declared parameters, by name (see params.go).
 	Params map[string]Param `yaml:"params,omitempty" json:"params,omitempty"`
 	Report *Report          `yaml:"report,omitempty" json:"report,omitempty"`
@@ -64,12 +72,18 @@ type Bounds struct {
 
 // Target pins the database a backfill may write to.
 type Target struct {
-	Environment      string   `yaml:"environment" json:"environment"`
+	Environment      string   `yaml:"environment,omitempty" json:"environment,omitempty"`
 	Database         string   `yaml:"database" json:"database"`
 	Host             string   `yaml:"host,omitempty" json:"host,omitempty"`
 	SystemIdentifier string   `yaml:"system_identifier,omitempty" json:"system_identifier,omitempty"`
 	Canary           *Canary  `yaml:"canary,omitempty" json:"canary,omitempty"`
 	Tenants          []string `yaml:"tenants,omitempty" json:"tenants,omitempty"`
+}
+
+// Promote is promote: {from: ENV}: the environment a run must have
+// completed in before another environment's approvals count.
+type Promote struct {
+	From string `yaml:"from" json:"from"`
 }
 
 // Canary is a query whose single value must equal Equals on the target.
@@ -313,7 +327,7 @@ func child(n *yaml.Node, key string) (int, *yaml.Node) {
 }
 
 func (m *Manifest) validate(l lines) error {
-	checks := []func(lines) error{m.validateHeader, m.validateExpect, m.validateTarget, m.validateBatch, m.validateChecks, m.validateHealth, m.validateParams, m.validateReport}
+	checks := []func(lines) error{m.validateHeader, m.validateExpect, m.validateTarget, m.validatePromote, m.validateBatch, m.validateChecks, m.validateHealth, m.validateParams, m.validateReport}
 	for _, check := range checks {
 		if err := check(l); err != nil {
 			return err
@@ -365,23 +379,83 @@ func (b Bounds) validate(l lines, path string) error {
 var sysID = regexp.MustCompile(`^[0-9]{1,20}$`)
 
 func (m *Manifest) validateTarget(l lines) error {
-	t := m.Target
 	switch {
-	case t.Environment == "":
-		return l.errorf("target.environment", "is required (e.g. production)")
-	case t.Database == "":
-		return l.errorf("target.database", "is required: the database name the backfill may write to")
-	case t.SystemIdentifier != "" && !sysID.MatchString(t.SystemIdentifier):
-		return l.errorf("target.system_identifier", "must be the decimal number from pg_control_system(), quoted")
-	case t.Canary != nil && strings.TrimSpace(t.Canary.Query) == "":
-		return l.errorf("target.canary.query", "is required when a canary is set")
+	case len(m.Targets) > 0 && l.node("target") != nil:
+		return l.errorf("targets", "and target are exclusive: name one target, or several by environment under targets")
+	case len(m.Targets) == 0 && l.node("targets") != nil:
+		return l.errorf("targets", "must name at least one environment, e.g. {staging: {database: app}}")
+	case len(m.Targets) == 0:
+		if m.Target.Environment == "" {
+			return l.errorf("target.environment", "is required (e.g. production)")
+		}
+		return m.Target.validate(l, "target")
 	}
-	for i, tenant := range t.Tenants {
-		if strings.TrimSpace(tenant) == "" {
-			return l.errorf(fmt.Sprintf("target.tenants.%d", i), "must not be empty")
+	envs := make([]string, 0, len(m.Targets))
+	for env := range m.Targets {
+		envs = append(envs, env)
+	}
+	sort.Strings(envs)
+	for _, env := range envs {
+		path := "targets." + env
+		switch {
+		case strings.TrimSpace(env) == "":
+			return l.errorf("targets", "has an empty environment name")
+		case m.Targets[env].Environment != "":
+			return l.errorf(path+".environment", "is the key %q: leave it out of the entry", env)
+		}
+		if err := m.Targets[env].validate(l, path); err != nil {
+			return err
 		}
 	}
 	return nil
+}
+
+func (m *Manifest) validatePromote(l lines) error {
+	p := m.Promote
+	switch {
+	case p == nil:
+		return nil
+	case p.From == "":
+		return l.errorf("promote.from", "is required: the environment the binary must have completed a run in (e.g. staging)")
+	case len(m.Targets) < 2:
+		return l.errorf("promote", "needs targets: naming %s and the environment it promotes to: one binary runs in both", p.From)
+	}
+	if _, ok := m.Targets[p.From]; !ok {
+		return l.errorf("promote.from", "names %q, which is not a key of targets", p.From)
+	}
+	return nil
+}
+
+// validate checks one target, at path (target, or targets.ENV).
+func (t Target) validate(l lines, path string) error {
+	switch {
+	case t.Database == "":
+		return l.errorf(path+".database", "is required: the database name the backfill may write to")
+	case t.SystemIdentifier != "" && !sysID.MatchString(t.SystemIdentifier):
+		return l.errorf(path+".system_identifier", "must be the decimal number from pg_control_system(), quoted")
+	case t.Canary != nil && strings.TrimSpace(t.Canary.Query) == "":
+		return l.errorf(path+".canary.query", "is required when a canary is set")
+	}
+	for i, tenant := range t.Tenants {
+		if strings.TrimSpace(tenant) == "" {
+			return l.errorf(fmt.Sprintf("%s.tenants.%d", path, i), "must not be empty")
+		}
+	}
+	return nil
+}
+
+// HasTenants reports whether a target (any of targets:) has a tenant
+// allowlist, which needs a tenant column in the ScopePage rows.
+func (m *Manifest) HasTenants() bool {
+	if len(m.Target.Tenants) > 0 {
+		return true
+	}
+	for _, t := range m.Targets {
+		if len(t.Tenants) > 0 {
+			return true
+		}
+	}
+	return false
 }
 
 func (m *Manifest) validateBatch(l lines) error {

@@ -108,6 +108,14 @@ var errorCases = []errorCase{
 	// A missing key is reported at the key it belongs under.
 	{"missing environment", edit("  environment: test", "  # no environment"), 8, "target.environment: is required"},
 	{"missing database", edit("  database: app", "  # no database"), 8, "target.database: is required"},
+	{"target and targets", appendLines("targets: {staging: {database: app}}"), 11, "targets: and target are exclusive"},
+	{"empty targets", edit("target:\n  environment: test\n  database: app\n", "targets: {}\n"), 8, "targets: must name at least one environment"},
+	{"targets entry names its environment", edit("target:\n  environment: test\n  database: app\n", "targets:\n  staging: {environment: staging, database: app}\n"), 9, "targets.staging.environment: is the key"},
+	{"targets entry without database", edit("target:\n  environment: test\n  database: app\n", "targets:\n  staging: {database: app}\n  production: {host: db}\n"), 10, "targets.production.database: is required"},
+	{"promote without targets", appendLines("promote: {from: staging}"), 11, "promote: needs targets"},
+	{"promote from an unknown environment", edit("target:\n  environment: test\n  database: app\n", "targets:\n  staging: {database: a}\n  production: {database: b}\npromote: {from: qa}\n"), 11, `promote.from: names "qa"`},
+	{"promote without from", edit("target:\n  environment: test\n  database: app\n", "targets:\n  staging: {database: a}\n  production: {database: b}\npromote: {}\n"), 11, "promote.from: is required"},
+	{"targets entry with bad cluster", edit("target:\n  environment: test\n  database: app\n", "targets:\n  staging: {database: app, system_identifier: x1}\n"), 9, "targets.staging.system_identifier: must be"},
 	{"explicit batch size 0", edit("target:", "batch: {size: 0}\ntarget:"), 8, "batch.size: must be at least 1"},
 	{"explicit canary 0", edit("target:", "batch:\n  canary: 0\ntarget:"), 9, "batch.canary: must be at least 1"},
 	{"health without query", edit("target:", "health: {max: 3}\ntarget:"), 8, "health.query: is required"},
@@ -310,6 +318,13 @@ func TestParseValidEdges(t *testing.T) {
 			require.Equal(t, "db.internal", m.Target.Host)
 			require.Equal(t, []string{"acme", "globex"}, m.Target.Tenants)
 		}},
+		{"targets by environment", edit("target:\n  environment: test\n  database: app\n", "targets:\n  staging: {database: app_staging, tenants: [acme]}\n  production: {database: app, host: db}\n"), func(t *testing.T, m *Manifest) {
+			require.Equal(t, Target{}, m.Target)
+			require.Equal(t, map[string]Target{"staging": {Database: "app_staging", Tenants: []string{"acme"}}, "production": {Database: "app", Host: "db"}}, m.Targets)
+			require.True(t, m.HasTenants())
+			require.JSONEq(t, `{"production": {"database": "app", "host": "db"}, "staging": {"database": "app_staging", "tenants": ["acme"]}}`, string(jsonField(t, m, "targets")))
+			require.Nil(t, jsonField(t, m, "target"), "no target: key in the embedded manifest")
+		}},
 		{"risk_reason is trimmed", edit("risk: low", "risk_reason: >\n  sessions expire within a day anyway\nrisk: low"), func(t *testing.T, m *Manifest) {
 			require.Equal(t, "sessions expire within a day anyway", m.RiskReason)
 		}},
@@ -476,4 +491,12 @@ func TestParseParams(t *testing.T) {
 	require.False(t, m.Params["tenants"].Required)
 	require.Equal(t, "2020-01-01", m.Params["cutoff"].Min)
 	require.Contains(t, string(m.JSON()), `"params": {`)
+}
+
+// jsonField is one top-level field of the embedded manifest, nil if absent.
+func jsonField(t *testing.T, m *Manifest, key string) json.RawMessage {
+	t.Helper()
+	var fields map[string]json.RawMessage
+	require.NoError(t, json.Unmarshal(m.JSON(), &fields))
+	return fields[key]
 }

@@ -82,6 +82,7 @@ func TestEvaluateRejections(t *testing.T) {
 		{name: "another purpose", req: func(r *Request) { r.Purpose = RevertPurpose(3) }, why: "revert:3"},
 		{name: "expired", after: func(_ *ledger.Approval, _ *ledger.Approver, w *Want) { w.Now = now.Add(2 * time.Hour) }, why: "expired"},
 		{name: "issued in the future", req: func(r *Request) { r.Now = now.Add(time.Hour) }, why: "future"},
+		{name: "no evidence of the promoted-from run", after: func(_ *ledger.Approval, _ *ledger.Approver, w *Want) { w.EvidenceFrom = "staging" }, why: "no evidence of a completed staging run"},
 		{name: "the operator", after: func(_ *ledger.Approval, k *ledger.Approver, w *Want) { w.Operator = k.Login }, why: "cannot approve their own run"},
 	}
 	for _, c := range cases {
@@ -101,6 +102,22 @@ func TestEvaluateRejections(t *testing.T) {
 			require.Contains(t, v.Rejected[0].Why, c.why)
 		})
 	}
+}
+
+func TestEvidenceIsSignedAndCounts(t *testing.T) {
+	t.Parallel()
+	r := request("alice")
+	r.Evidence = strings.Repeat("e", 64)
+	a, k := signed(t, "alice", "alice_login", r)
+	w := want()
+	w.EvidenceFrom = "staging"
+	v := Evaluate([]ledger.Approval{a}, []ledger.Approver{k}, w)
+	require.Len(t, v.Counted, 1, v.Summary())
+	require.Contains(t, a.Statement, `"evidence": "`+r.Evidence+`"`)
+
+	r.Evidence = "not-a-digest"
+	_, err := New(r)
+	require.ErrorContains(t, err, "is not a hex sha256")
 }
 
 func TestOneLoginWithTwoKeysCountsOnce(t *testing.T) {

@@ -24,7 +24,10 @@ type Want struct {
 	Required     int             // distinct approvers needed
 	NeedReason   bool            // every counted approval must give a reason
 	Operator     string          // the executing database login; never counts
-	Now          time.Time       // for expiry
+	// EvidenceFrom, when set, is the environment (promote.from) whose
+	// completed run every counted approval must carry evidence of.
+	EvidenceFrom string
+	Now          time.Time // for expiry
 }
 
 // Counted is an approval that holds.
@@ -127,6 +130,8 @@ func check(a ledger.Approval, keys map[string]ledger.Approver, w Want) (ledger.A
 		return key, "it approves " + p.Purpose + ", not " + w.Purpose
 	case bftype.DiffParams(w.Params, p.Params) != "":
 		return key, "it approves other parameter values: " + bftype.DiffParams(w.Params, p.Params)
+	case w.EvidenceFrom != "" && !hexDigest.MatchString(p.Evidence):
+		return key, "it carries no evidence of a completed " + w.EvidenceFrom + " run (approve with --evidence ARCHIVE)"
 	case !w.Now.Before(p.ExpiresAt):
 		return key, "it expired at " + p.ExpiresAt.Format(time.RFC3339)
 	case p.IssuedAt.After(w.Now.Add(5 * time.Minute)):

@@ -68,11 +68,16 @@ type Predicate struct {
 	// Params are the exact parameter values approved, canonical JSON
 	// (bftype.ParamValues.JSON); absent for a backfill without parameters,
 	// so statements made before parameters existed stay valid.
-	Params    json.RawMessage `json:"params,omitempty"`
-	Approver  string          `json:"approver"`
-	Reason    string          `json:"reason"`
-	IssuedAt  time.Time       `json:"issued_at"`
-	ExpiresAt time.Time       `json:"expires_at"`
+	Params json.RawMessage `json:"params,omitempty"`
+	// Evidence is the sha256 (hex) of the SHA256SUMS file of the archive
+	// of a completed run of this digest in the environment the manifest
+	// promotes from (promote.from), which `backfill approve --evidence`
+	// verified before signing; absent when the approval carries none.
+	Evidence  string    `json:"evidence,omitempty"`
+	Approver  string    `json:"approver"`
+	Reason    string    `json:"reason"`
+	IssuedAt  time.Time `json:"issued_at"`
+	ExpiresAt time.Time `json:"expires_at"`
 }
 
 // Request is what an approver fills in.
@@ -83,6 +88,7 @@ type Request struct {
 	Environment  string
 	Purpose      string
 	Params       json.RawMessage // canonical parameter values; nil or {}: none
+	Evidence     string          // sha256 of a verified evidence archive's SHA256SUMS; "": none
 	Approver     string
 	Reason       string
 	Now          time.Time
@@ -102,6 +108,8 @@ func New(r Request) ([]byte, error) {
 		return nil, fmt.Errorf("digest %q is not a hex sha256", r.Digest)
 	case r.RunSignature == "" || r.Backfill == "" || r.Approver == "" || r.Environment == "":
 		return nil, fmt.Errorf("an approval needs a backfill, run signature, approver and environment")
+	case r.Evidence != "" && !hexDigest.MatchString(r.Evidence):
+		return nil, fmt.Errorf("evidence %q is not a hex sha256", r.Evidence)
 	case len(bytes.TrimSpace([]byte(r.Reason))) == 0:
 		return nil, fmt.Errorf("an approval needs a reason (--reason)")
 	case r.TTL <= 0 || r.TTL > MaxTTL:
@@ -116,7 +124,7 @@ func New(r Request) ([]byte, error) {
 		Subject:       []Subject{{Name: r.Backfill, Digest: map[string]string{"sha256": r.Digest}}},
 		PredicateType: PredicateType,
 		Predicate: Predicate{Backfill: r.Backfill, RunSignature: r.RunSignature, Environment: r.Environment,
-			Purpose: r.Purpose, Params: pinned(r.Params), Approver: r.Approver, Reason: r.Reason, IssuedAt: now, ExpiresAt: now.Add(r.TTL)},
+			Purpose: r.Purpose, Params: pinned(r.Params), Evidence: r.Evidence, Approver: r.Approver, Reason: r.Reason, IssuedAt: now, ExpiresAt: now.Add(r.TTL)},
 	}
 	out, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {

@@ -11,16 +11,23 @@ import (
 // from. The generator embeds it as JSON; the runtime decodes it strictly so a
 // field the runtime does not know about is an error, not a silent default.
 type Manifest struct {
-	Scope      string  `json:"scope"`
-	Owner      string  `json:"owner"`
-	Risk       string  `json:"risk"`
-	RiskReason string  `json:"risk_reason,omitempty"` // why the risk is lower than the Apply kind calls for
-	Reversible bool    `json:"reversible"`
-	Expect     Expect  `json:"expect"`
-	Target     Target  `json:"target"`
-	Batch      Batch   `json:"batch"`
-	Checks     []Check `json:"checks"`
-	Health     *Health `json:"health,omitempty"`
+	Scope      string `json:"scope"`
+	Owner      string `json:"owner"`
+	Risk       string `json:"risk"`
+	RiskReason string `json:"risk_reason,omitempty"` // why the risk is lower than the Apply kind calls for
+	Reversible bool   `json:"reversible"`
+	Expect     Expect `json:"expect"`
+	Target     Target `json:"target,omitzero"`
+	// Targets are the targets of a manifest that names several, by
+	// environment (targets: in backfill.yaml, exclusive with target:);
+	// Resolve picks the one of the ledger's environment.
+	Targets map[string]Target `json:"targets,omitempty"`
+	// Promote, when set, makes the approvals of every environment but
+	// Promote.From carry evidence of a completed run there (EvidenceFrom).
+	Promote *Promote `json:"promote,omitempty"`
+	Batch   Batch    `json:"batch"`
+	Checks  []Check  `json:"checks"`
+	Health  *Health  `json:"health,omitempty"`
 	// Params are the declared parameters, by name; see ParamSpec.
 	Params map[string]ParamSpec `json:"params,omitempty"`
 	Report *ReportSpec          `json:"report,omitempty"`
@@ -79,6 +86,12 @@ type Target struct {
 	SystemIdentifier string   `json:"system_identifier,omitempty"`
 	Canary           *Canary  `json:"canary,omitempty"`
 	Tenants          []string `json:"tenants,omitempty"`
+}
+
+// Promote names the environment a binary must have completed a run in
+// before other environments' approvals count.
+type Promote struct {
+	From string `json:"from"`
 }
 
 // Canary is a query whose single value must equal Equals on the target.

@@ -98,7 +98,8 @@ func dryRunCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	if err != nil {
 		return err
 	}
-	if f.report == "-" { // stdout carries the JSON alone, for a pipe
+	m, _ = m.ResolveDatabase(rep.Database) // the target it read, for render and the tenants
+	if f.report == "-" {                   // stdout carries the JSON alone, for a pipe
 		if err := json.NewEncoder(stdout).Encode(rep); err != nil {
 			return fmt.Errorf("error writing report to stdout: %w", err)
 		}
@@ -160,12 +161,14 @@ func dryRun(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags) (*
 	if err != nil {
 		return nil, err
 	}
+	all := m
+	m, onTarget := m.ResolveDatabase(server.Database)
 	rep := &bftype.Report{
 		Backfill: b.Name, Apply: b.Apply, Digest: digest, RunSignature: b.RunSignature, Params: b.Plan.Params(), SourceCommit: b.SourceCommit,
 		Database: server.Database, Server: server.Address + " (PostgreSQL " + server.Version + ")",
 		StartedAt: time.Now().UTC(), Expect: m.Expect, BatchSize: m.Batch.Size, Statements: b.Statements,
 		KeyName: b.Plan.Names().Key, CursorName: b.Plan.Names().Cursor, LimitName: b.Plan.Names().Limit, Start: b.Plan.Start(),
-		TargetDatabase: m.Target.Database, OffTarget: server.Database != m.Target.Database,
+		TargetDatabase: targetDatabases(all), OffTarget: !onTarget,
 	}
 	timeout := m.Batch.StatementTimeoutDuration()
 	var t *plan.Tally
@@ -396,4 +399,17 @@ func writeJSON(path string, v any) error {
 		return fmt.Errorf("error writing report %q: %w", path, err)
 	}
 	return nil
+}
+
+// targetDatabases is the target database, or for a manifest with targets:
+// each environment's, as the off-target banner names them.
+func targetDatabases(m *bftype.Manifest) string {
+	if len(m.Targets) == 0 {
+		return m.Target.Database
+	}
+	var dbs []string
+	for _, env := range m.Environments() {
+		dbs = append(dbs, m.Targets[env].Database+" ("+env+")")
+	}
+	return strings.Join(dbs, " or ")
 }

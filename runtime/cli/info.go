@@ -60,6 +60,16 @@ func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.
 	}
 	fmt.Fprintf(stdout, "risk           %s\n", m.RiskText())
 	fmt.Fprintf(stdout, "writes         %s (a run and its dry-run count the rows it will %s)\n", b.Apply.Statement(), b.Apply.Verb())
+	for i, env := range targetsShown(m) {
+		label := ""
+		if i == 0 {
+			label = "targets"
+		}
+		fmt.Fprintf(stdout, "%-14s %s\n", label, env)
+	}
+	if m.Promote != nil {
+		fmt.Fprintf(stdout, "promote        from %s: an approval in another environment carries the archive of a completed %s run (approve --evidence)\n", m.Promote.From, m.Promote.From)
+	}
 	for i, p := range describeParams(m) {
 		label := ""
 		if i == 0 {
@@ -88,4 +98,29 @@ func goVersion() string {
 		return bi.GoVersion
 	}
 	return "unknown"
+}
+
+// targetsShown is one line per target of a manifest with targets:, "staging:
+// database app_staging", so a reviewer sees every place the one digest may
+// run; none for a manifest with one target (its manifest text shows it).
+func targetsShown(m *bftype.Manifest) []string {
+	var out []string
+	for _, env := range m.Environments() {
+		if len(m.Targets) == 0 {
+			break
+		}
+		t := m.Targets[env]
+		line := env + ": database " + t.Database
+		if t.Host != "" {
+			line += ", host " + t.Host
+		}
+		if t.SystemIdentifier != "" {
+			line += ", cluster " + t.SystemIdentifier
+		}
+		if len(t.Tenants) > 0 {
+			line += fmt.Sprintf(", tenants %v", t.Tenants)
+		}
+		out = append(out, line)
+	}
+	return out
 }

@@ -16,9 +16,9 @@ const maxShownValues = 8
 func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
 	fmt.Fprintf(w, "DRY-RUN of %s: nothing was written (one READ ONLY transaction)\n\n", b.Name)
 	if r.OffTarget {
-		fmt.Fprintf(w, "%s\n  NOT THE TARGET: this dry-run read database %q, but target.database is %q.\n"+
+		fmt.Fprintf(w, "%s\n  NOT THE TARGET: this dry-run read database %q, but target.database is %s.\n"+
 			"  Its numbers describe %q; no run reconciles with this report or cuts lanes by it.\n%s\n\n",
-			banner, r.Database, r.TargetDatabase, r.Database, banner)
+			banner, r.Database, quoteTarget(m, r.TargetDatabase), r.Database, banner)
 	}
 	fmt.Fprintf(w, "  binary         sha256:%s\n", r.Digest)
 	fmt.Fprintf(w, "  run signature  %s\n", r.RunSignature)
@@ -27,6 +27,9 @@ func render(w io.Writer, b Binary, m *bftype.Manifest, r *bftype.Report) {
 	}
 	fmt.Fprintf(w, "  source commit  %s\n", r.SourceCommit)
 	fmt.Fprintf(w, "  database       %s on %s\n", r.Database, r.Server)
+	if len(m.Targets) > 0 && !r.OffTarget {
+		fmt.Fprintf(w, "  target         environment %s (targets: %s)\n", m.Target.Environment, strings.Join(m.Environments(), ", "))
+	}
 	fmt.Fprintf(w, "  scope          %s\n", m.Scope)
 	if m.Supersedes != "" {
 		fmt.Fprintf(w, "  supersedes     %s (a new version of that backfill, with its own runs)\n", m.Supersedes)
@@ -233,4 +236,13 @@ func plural(n int64, one, many string) string { return bftype.Count(n, one, many
 
 func indent(s, pad string) string {
 	return pad + strings.ReplaceAll(s, "\n", "\n"+pad)
+}
+
+// quoteTarget quotes the target database; a manifest with targets: names
+// several, as targetDatabases lists them.
+func quoteTarget(m *bftype.Manifest, db string) string {
+	if len(m.Targets) > 0 {
+		return db
+	}
+	return fmt.Sprintf("%q", db)
 }

@@ -37,6 +37,7 @@ func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks H
 	if p.env, err = ledger.Check(ctx, conn); err != nil {
 		return nil, err
 	}
+	job = p.resolve()
 	base := p.runRecord(op)
 	steps := []struct {
 		name   string

@@ -36,6 +36,19 @@ func refuse(reason bftype.StopReason, code bftype.ExitCode, next, format string,
 	return bftype.Refuse(reason, code, next, format, args...)
 }
 
+// resolve points the preflight, and returns, the job as it applies to the
+// ledger's environment: with targets: in the manifest, its Target is that
+// environment's entry. A job for another environment is kept as it is and
+// checkEnvironment refuses it.
+func (p *preflight) resolve() *Job {
+	if m, ok := p.job.Manifest.Resolve(p.env); ok && m != p.job.Manifest {
+		j := *p.job
+		j.Manifest = m
+		p.job = &j
+	}
+	return p.job
+}
+
 // checkEnvironment verifies the target: ledger environment, database name,
 // host, cluster identity and canary value.
 func (p *preflight) checkEnvironment(ctx context.Context) error {
@@ -44,7 +57,7 @@ func (p *preflight) checkEnvironment(ctx context.Context) error {
 	switch {
 	case p.env != t.Environment:
 		return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment, next,
-			"This database's ledger says it is environment %q, but the backfill targets %q.", p.env, t.Environment)
+			"This database's ledger says it is environment %q, but the backfill targets %s.", p.env, p.job.Manifest.EnvironmentsText())
 	case p.id.Database != t.Database:
 		return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment, next,
 			"Connected to database %q, but the backfill targets %q.", p.id.Database, t.Database)
@@ -98,7 +111,7 @@ func (p *preflight) checkApprovals(ctx context.Context, now time.Time) error {
 	p.verdict = approval.Evaluate(approvals, approvers, approval.Want{
 		Backfill: p.job.Name, Digest: p.job.Digest, RunSignature: p.job.RunSignature, Environment: p.env,
 		Purpose: p.purpose, Params: p.job.params(), Required: approval.Required(m.Risk), NeedReason: m.Risk == "high",
-		Operator: p.id.SessionUser, Now: now,
+		Operator: p.id.SessionUser, Now: now, EvidenceFrom: m.EvidenceFrom(p.env, p.purpose),
 	})
 	if !p.verdict.Enough() {
 		next := fmt.Sprintf("Ask reviewers to approve digest sha256:%s (see docs/reviewing.md).", p.job.Digest)
@@ -114,6 +127,9 @@ func (p *preflight) checkApprovals(ctx context.Context, now time.Time) error {
 			}
 			next = fmt.Sprintf("Ask reviewers to approve digest sha256:%s with these values: backfill approve BINARY %s (see docs/reviewing.md, section 6a).",
 				p.job.Digest, strings.Join(flags, " "))
+		}
+		if from := m.EvidenceFrom(p.env, p.purpose); from != "" {
+			next += fmt.Sprintf(" Its manifest promotes from %s: each approval here carries the archive of this binary's completed %s run (backfill archive RUN there; backfill approve BINARY --evidence ARCHIVE).", from, from)
 		}
 		return refuse(bftype.ReasonNotApproved, bftype.ExitNotApproved, next, "This binary is not approved: %s.", p.verdict.Summary())
 	}

@@ -120,6 +120,7 @@ func Revert(ctx context.Context, conn *pgx.Conn, job *Job, target int64, op Oper
 	if p.env, err = ledger.Check(ctx, conn); err != nil {
 		return nil, err
 	}
+	job = p.resolve()
 	base := p.runRecord(op)
 	var images int64
 	steps := []struct {

@@ -28,6 +28,9 @@ type subject struct {
 	Name, Digest, RunSignature string
 	// Params are the parameters its manifest declares.
 	Params map[string]bftype.ParamSpec
+	// Manifest is what the approval reads of the embedded manifest: its
+	// targets and promote: (EvidenceFrom).
+	Manifest bftype.Manifest
 }
 
 // inspectBinary hashes a backfill binary and reads its run signature from
@@ -52,7 +55,8 @@ func inspectBinary(ctx context.Context, path string) (*subject, error) {
 		Digest       string `json:"digest"`
 		RunSignature string `json:"run_signature"`
 		Manifest     struct {
-			Params map[string]bftype.ParamSpec `json:"params"`
+			Params  map[string]bftype.ParamSpec `json:"params"`
+			Promote *bftype.Promote             `json:"promote"`
 		} `json:"manifest"`
 	}
 	if err := json.Unmarshal(out, &info); err != nil {
@@ -61,7 +65,8 @@ func inspectBinary(ctx context.Context, path string) (*subject, error) {
 	if info.Digest != digest {
 		return nil, fmt.Errorf("%s reports digest %s but the file hashes to %s; it changed while being read", path, info.Digest, digest)
 	}
-	return &subject{Name: info.Name, Digest: digest, RunSignature: info.RunSignature, Params: info.Manifest.Params}, nil
+	return &subject{Name: info.Name, Digest: digest, RunSignature: info.RunSignature, Params: info.Manifest.Params,
+		Manifest: bftype.Manifest{Params: info.Manifest.Params, Promote: info.Manifest.Promote}}, nil
 }
 
 // loadSigner loads a private key, asking for its password as needed.
@@ -80,6 +85,7 @@ type statementFlags struct {
 	revertRun                    int64
 	params                       []string
 	paramsFile                   string
+	evidence                     string
 }
 
 func addStatementFlags(fs *pflag.FlagSet) *statementFlags {
@@ -90,6 +96,7 @@ func addStatementFlags(fs *pflag.FlagSet) *statementFlags {
 	fs.Int64Var(&f.revertRun, "revert-run", 0, "approve reverting this run instead of executing")
 	fs.StringArrayVar(&f.params, "param", nil, "approve the run with this parameter value, NAME=VALUE (repeatable; every declared parameter without a default)")
 	fs.StringVar(&f.paramsFile, "params-file", "", "read the approved parameter values from this JSON or YAML map")
+	fs.StringVar(&f.evidence, "evidence", "", "the archive (backfill archive RUN) of this binary's completed run in the environment its manifest promotes from; verified offline, its SHA256SUMS digest is signed")
 	return f
 }
 
@@ -223,8 +230,12 @@ func buildStatement(ctx context.Context, conn *pgx.Conn, subj *subject, sf *stat
 	if err != nil {
 		return nil, err
 	}
+	evidence, err := promotionEvidence(ctx, subj, envName, sf.purposeName(), params, sf.evidence)
+	if err != nil {
+		return nil, err
+	}
 	return approval.New(approval.Request{Backfill: subj.Name, Digest: subj.Digest, RunSignature: subj.RunSignature,
-		Environment: envName, Purpose: sf.purposeName(), Params: params, Approver: approver, Reason: sf.reason, Now: time.Now(), TTL: sf.expires})
+		Environment: envName, Purpose: sf.purposeName(), Params: params, Evidence: evidence, Approver: approver, Reason: sf.reason, Now: time.Now(), TTL: sf.expires})
 }
 
 // approvedParams are the canonical parameter values the statement pins: the
@@ -282,6 +293,9 @@ func store(ctx context.Context, e *env, conn *pgx.Conn, stmt []byte, sig string)
 		s.Digest(), p.Environment, p.Purpose, p.ExpiresAt.Format(time.RFC3339))
 	if len(p.Params) > 0 {
 		fmt.Fprintf(e.stdout, "approved parameters: %s\n", compactJSON(p.Params))
+	}
+	if p.Evidence != "" {
+		fmt.Fprintf(e.stdout, "evidence: the archive whose SHA256SUMS has sha256 %s\n", p.Evidence)
 	}
 	return nil
 }

@@ -64,6 +64,12 @@ type edit2 struct{ old, new string }
 
 func newTarget(t *testing.T, edits ...edit2) *target {
 	t.Helper()
+	return newTargetEnv(t, "demo", edits...)
+}
+
+// newTargetEnv is newTarget with a ledger of environment env.
+func newTargetEnv(t *testing.T, env string, edits ...edit2) *target {
+	t.Helper()
 	groupRoles(t)
 	s := rnd()
 	x := &target{t: t, suffix: s}
@@ -81,7 +87,7 @@ func newTarget(t *testing.T, edits ...edit2) *target {
 	require.Contains(t, x.db, "postgres://postgres@", "tests need TEST_DATABASE_URL with user postgres and trust auth")
 	x.runner, x.observer, x.admin = as("t_runner_"+s), as("t_observer_"+s), as("t_admin_"+s)
 	x.alice, x.bob = as("t_alice_"+s), as("t_bob_"+s)
-	x.cli("ledger", "init", "--environment", "demo", "--database-url", x.db)
+	x.cli("ledger", "init", "--environment", env, "--database-url", x.db)
 	pgtest.Exec(t, x.db, "GRANT SELECT, UPDATE ON users TO backfill_runner", "GRANT SELECT ON role_grants, app_settings TO backfill_runner")
 
 	x.keys = t.TempDir()
