@@ -1,7 +1,9 @@
 package cli
 
 import (
+	"bytes"
 	"context"
+	"encoding/json"
 	"fmt"
 	"io"
 	"time"
@@ -73,6 +75,9 @@ func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr 
 			matched = fmt.Sprint(*r.Matched)
 		}
 		fmt.Fprintf(stdout, "\n  purpose %s\n", purposes[r.ID])
+		if p := compactParams(r.Params); p != "" {
+			fmt.Fprintf(stdout, "  parameters %s\n", p)
+		}
 		fmt.Fprintf(stdout, "  scanned %d of %s, changed %d, %d batches, checkpoint %s, resumes %d\n",
 			r.Scanned, matched, r.Changed, r.Batches, string(r.Cursor), r.Resumes)
 		fmt.Fprintf(stdout, "  started %s by %s@%s (%s), last update %s\n", r.StartedAt.Format(time.RFC3339), r.OSUser, r.ClientHost,
@@ -167,4 +172,14 @@ func deref(s *string) string {
 		return ""
 	}
 	return *s
+}
+
+// compactParams is a run's parameter values as compact JSON, or "" when the
+// backfill declares none.
+func compactParams(raw json.RawMessage) string {
+	var b bytes.Buffer
+	if len(raw) == 0 || json.Compact(&b, raw) != nil || b.String() == "{}" || b.String() == "null" {
+		return ""
+	}
+	return b.String()
 }

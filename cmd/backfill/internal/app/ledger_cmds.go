@@ -71,15 +71,29 @@ func runsCommand(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
+	// Runs of a backfill with parameters differ by their values: show them
+	// when any run has some.
+	withParams := false
+	for _, r := range runs {
+		withParams = withParams || paramsText(r.Params) != "-"
+	}
 	w := tabwriter.NewWriter(e.stdout, 0, 2, 2, ' ', 0)
-	fmt.Fprintln(w, "RUN\tBACKFILL\tPURPOSE\tSTATUS\tSTOP REASON\tMATCHED\tCHANGED\tBATCHES\tOPERATOR\tSTARTED")
+	header := "RUN\tBACKFILL\tPURPOSE\tSTATUS\tSTOP REASON\tMATCHED\tCHANGED\tBATCHES\tOPERATOR\tSTARTED"
+	if withParams {
+		header += "\tPARAMS"
+	}
+	fmt.Fprintln(w, header)
 	for _, r := range runs {
 		matched := "-"
 		if r.Matched != nil {
 			matched = strconv.FormatInt(*r.Matched, 10)
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s@%s (%s)\t%s\n", r.ID, r.Backfill, purposes[r.ID], r.Status, deref(r.StopReason),
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s@%s (%s)\t%s", r.ID, r.Backfill, purposes[r.ID], r.Status, deref(r.StopReason),
 			matched, r.Changed, r.Batches, r.OSUser, r.ClientHost, r.DBUser, r.StartedAt.Format(time.RFC3339))
+		if withParams {
+			fmt.Fprintf(w, "\t%s", paramsText(r.Params))
+		}
+		fmt.Fprintln(w)
 	}
 	return w.Flush()
 }
@@ -126,7 +140,7 @@ func showCommand(ctx context.Context, e *env, args []string) error {
 		{"run signature", run.RunSignature}, {"purpose", purposes[run.ID]}, {"environment", deref(run.Environment)},
 		{"operator", run.OSUser + "@" + run.ClientHost}, {"database login", run.DBUser},
 		{"code version", run.CodeVersion}, {"source commit", run.SourceCommit},
-		{"approvals", fmt.Sprint(run.ApprovalIDs)}, {"matched", fmtPtr(run.Matched)},
+		{"approvals", fmt.Sprint(run.ApprovalIDs)}, {"parameters", paramsText(run.Params)}, {"matched", fmtPtr(run.Matched)},
 		{"scanned", strconv.FormatInt(run.Scanned, 10)}, {"changed", strconv.FormatInt(run.Changed, 10)},
 		{"batches", strconv.FormatInt(run.Batches, 10)}, {"checkpoint", string(run.Cursor)},
 		{"resumes", strconv.Itoa(run.Resumes)}, {"started", run.StartedAt.Format(time.RFC3339)},

@@ -108,4 +108,14 @@ func TestParamsRunOncePerApprovedValues(t *testing.T) {
 	require.Equal(t, early, pgtest.Query(t, x.db, earlyState), "rows the first run made right were not written again")
 	require.Equal(t, "1", pgtest.Query(t, x.db, "SELECT count(DISTINCT digest) FROM backfill.runs WHERE status = 'completed'"))
 	x.requireRefused(run("--execute", "--param", "cutoff=2026-08-01"), x.state(), bftype.ExitAlreadyDone, bftype.ReasonAlreadyDone, "already completed")
+
+	// The two completed runs differ by their values, and the text lists say so.
+	runs := x.cli("runs", "--database-url", x.observer)
+	require.Contains(t, runs, "PARAMS")
+	require.Contains(t, runs, `"cutoff": "2025-01-01"`)
+	require.Contains(t, runs, `"cutoff": "2026-08-01"`)
+	id := pgtest.Query(t, x.db, `SELECT id FROM backfill.runs WHERE status = 'completed' AND params->>'cutoff' = '2026-08-01'`)
+	require.Regexp(t, `(?m)^parameters\s+\{"cutoff": "2026-08-01"`, x.cli("show", id, "--database-url", x.observer))
+	status := runBinary(t, nil, bin, "status", "--database-url", x.observer)
+	require.Contains(t, status.stdout, `parameters {"cutoff":"2025-01-01","tenants":["acme","globex","initech"]}`)
 }
