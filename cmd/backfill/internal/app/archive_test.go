@@ -249,6 +249,9 @@ func TestVerifyArchiveNamesEveryTampering(t *testing.T) {
 			f[archive.ApprovalsFile] = dropApproval(t, f[archive.ApprovalsFile], 2)
 			f[archive.RunsFile] = bytes.Replace(f[archive.RunsFile], []byte("\"approval_ids\": [\n      1,\n      2\n    ]"), []byte("\"approval_ids\": [\n      1\n    ]"), 1)
 		}, []string{"ledger/approvals.json: approval 2 of this binary (audit event"}},
+		{"a run's parameter values rewritten", func(f map[string][]byte) {
+			f[archive.RunsFile] = bytes.ReplaceAll(f[archive.RunsFile], []byte(`"params": {}`), []byte(`"params": {"cutoff": "2099-01-01"}`))
+		}, []string{"ledger/runs.json: run " + run + " does not say what its started event"}},
 		{"the operator rewritten", func(f map[string][]byte) {
 			f[archive.RunsFile] = bytes.ReplaceAll(f[archive.RunsFile], []byte(`"os_user": "`), []byte(`"os_user": "someone-else-`))
 		}, []string{"ledger/runs.json: run " + run + " does not say what its started event"}},

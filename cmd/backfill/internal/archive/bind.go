@@ -20,6 +20,7 @@ type (
 		OSUser       string          `json:"os_user"`
 		ClientHost   string          `json:"client_host"`
 		Parameters   json.RawMessage `json:"parameters"`
+		Params       json.RawMessage `json:"params"` // the declared parameters' values; absent before ledger version 5
 		StopReason   string          `json:"stop_reason"`
 		Message      string          `json:"message"`
 	}
@@ -164,14 +165,14 @@ func (v *verifier) bindRun(r *ledger.Run) {
 	var o originPayload
 	_ = decodePayload(*origin, &o)
 	same := o.Backfill == r.Backfill && o.Digest == r.Digest && o.OSUser == r.OSUser && o.ClientHost == r.ClientHost &&
-		origin.Actor == r.DBUser && near(r.StartedAt, origin.AtMicros)
+		origin.Actor == r.DBUser && near(r.StartedAt, origin.AtMicros) && sameJSON(noParams(o.Params), noParams(r.Params))
 	if origin.Kind == "started" {
 		same = same && o.RunSignature == r.RunSignature && o.Purpose == r.Purpose && sameJSON(o.Parameters, r.Parameters)
 	} else {
 		same = same && r.Status == ledger.StatusRefused && o.StopReason == deref0(r.StopReason) && o.Message == deref0(r.Message)
 	}
 	if !same {
-		v.problems.add(RunsFile, "run %d does not say what its %s event %d says (who, where, when or what)", r.ID, origin.Kind, origin.Seq)
+		v.problems.add(RunsFile, "run %d does not say what its %s event %d says (who, where, when, what or with which parameter values)", r.ID, origin.Kind, origin.Seq)
 	}
 	v.bindEnd(r, finished)
 	if resumes != r.Resumes {
@@ -234,6 +235,15 @@ func near(t time.Time, micros int64) bool {
 }
 
 // sameJSON compares two JSON texts by value.
+// noParams reads absent parameter values (an event or run from before
+// ledger version 5) as none, {}.
+func noParams(v json.RawMessage) json.RawMessage {
+	if len(v) == 0 || string(v) == "null" {
+		return json.RawMessage("{}")
+	}
+	return v
+}
+
 func sameJSON(x, y json.RawMessage) bool {
 	var a, b bytes.Buffer
 	if json.Compact(&a, x) != nil || json.Compact(&b, y) != nil {
