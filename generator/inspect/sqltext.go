@@ -158,6 +158,22 @@ func isTag(s string) bool {
 	return true
 }
 
+// firstStatement cuts toks at the first top-level semicolon and reports
+// whether anything but more semicolons follows it (false: a second statement).
+func firstStatement(toks []sqlToken) ([]sqlToken, bool) {
+	for i, t := range toks {
+		if t.depth == 0 && !t.quoted && t.text == ";" {
+			for _, rest := range toks[i+1:] {
+				if rest.quoted || rest.text != ";" {
+					return toks[:i], false
+				}
+			}
+			return toks[:i], true
+		}
+	}
+	return toks, true
+}
+
 // word reports whether t is the unquoted keyword w.
 func (t sqlToken) word(w string) bool { return !t.quoted && t.text == w }
 
@@ -171,16 +187,9 @@ func ApplyKind(sql string) (model.Apply, error) {
 	if err != nil {
 		return model.Apply{}, err
 	}
-	for i, t := range toks {
-		if t.depth == 0 && t.text == ";" && !t.quoted {
-			for _, rest := range toks[i+1:] {
-				if !(rest.text == ";" && !rest.quoted) {
-					return model.Apply{}, fmt.Errorf("it holds more than one statement")
-				}
-			}
-			toks = toks[:i]
-			break
-		}
+	toks, one := firstStatement(toks)
+	if !one {
+		return model.Apply{}, fmt.Errorf("it holds more than one statement")
 	}
 	i, err := skipWith(toks)
 	if err != nil {
@@ -362,15 +371,8 @@ func OneStatementEach(file string) error {
 		if err != nil {
 			return fmt.Errorf("query %s: %v", name, err)
 		}
-		for i, t := range toks {
-			if t.depth == 0 && !t.quoted && t.text == ";" {
-				for _, rest := range toks[i+1:] {
-					if !(rest.text == ";" && !rest.quoted) {
-						return fmt.Errorf("query %s holds more than one statement; sqlc keeps only the first, so the binary would not run what the file shows", name)
-					}
-				}
-				break
-			}
+		if _, one := firstStatement(toks); !one {
+			return fmt.Errorf("query %s holds more than one statement; sqlc keeps only the first, so the binary would not run what the file shows", name)
 		}
 		return nil
 	}
