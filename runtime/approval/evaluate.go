@@ -27,7 +27,10 @@ type Want struct {
 	// EvidenceFrom, when set, is the environment (promote.from) whose
 	// completed run every counted approval must carry evidence of.
 	EvidenceFrom string
-	Now          time.Time // for expiry
+	// Statements are the SQL texts the binary runs, which every counted
+	// approval must name (Hashes of the binary's statements); nil: unchecked.
+	Statements []StatementHash
+	Now        time.Time // for expiry
 }
 
 // Counted is an approval that holds.
@@ -130,6 +133,10 @@ func check(a ledger.Approval, keys map[string]ledger.Approver, w Want) (ledger.A
 		return key, "it approves " + p.Purpose + ", not " + w.Purpose
 	case bftype.DiffParams(w.Params, p.Params) != "":
 		return key, "it approves other parameter values: " + bftype.DiffParams(w.Params, p.Params)
+	case w.Statements != nil && len(p.Statements) == 0:
+		return key, "it does not name the sha256 of the SQL the binary runs (made before ledger version 6); approve the binary again"
+	case w.Statements != nil && !sameHashes(w.Statements, p.Statements):
+		return key, "it names other SQL texts than the binary runs"
 	case w.EvidenceFrom != "" && !hexDigest.MatchString(p.Evidence):
 		return key, "it carries no evidence of a completed " + w.EvidenceFrom + " run (approve with --evidence ARCHIVE)"
 	case !w.Now.Before(p.ExpiresAt):

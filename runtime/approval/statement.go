@@ -8,12 +8,18 @@ package approval
 
 import (
 	"bytes"
+	"crypto/sha256"
+	"encoding/hex"
 	"encoding/json"
 	"fmt"
 	"regexp"
+	"slices"
+	"sort"
 	"strconv"
 	"strings"
 	"time"
+
+	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // In-toto types of an approval statement.
@@ -73,11 +79,15 @@ type Predicate struct {
 	// of a completed run of this digest in the environment the manifest
 	// promotes from (promote.from), which `backfill approve --evidence`
 	// verified before signing; absent when the approval carries none.
-	Evidence  string    `json:"evidence,omitempty"`
-	Approver  string    `json:"approver"`
-	Reason    string    `json:"reason"`
-	IssuedAt  time.Time `json:"issued_at"`
-	ExpiresAt time.Time `json:"expires_at"`
+	Evidence string `json:"evidence,omitempty"`
+	// Statements name every SQL text the approved binary runs by its
+	// sha256; the ledger refuses a run whose submitted statements do not
+	// hash to these (ledger version 6). Absent in statements made before.
+	Statements []StatementHash `json:"statements,omitempty"`
+	Approver   string          `json:"approver"`
+	Reason     string          `json:"reason"`
+	IssuedAt   time.Time       `json:"issued_at"`
+	ExpiresAt  time.Time       `json:"expires_at"`
 }
 
 // Request is what an approver fills in.
@@ -89,6 +99,7 @@ type Request struct {
 	Purpose      string
 	Params       json.RawMessage // canonical parameter values; nil or {}: none
 	Evidence     string          // sha256 of a verified evidence archive's SHA256SUMS; "": none
+	Statements   []StatementHash // every SQL text the binary runs (Hashes of its info's statements)
 	Approver     string
 	Reason       string
 	Now          time.Time
@@ -124,7 +135,7 @@ func New(r Request) ([]byte, error) {
 		Subject:       []Subject{{Name: r.Backfill, Digest: map[string]string{"sha256": r.Digest}}},
 		PredicateType: PredicateType,
 		Predicate: Predicate{Backfill: r.Backfill, RunSignature: r.RunSignature, Environment: r.Environment,
-			Purpose: r.Purpose, Params: pinned(r.Params), Evidence: r.Evidence, Approver: r.Approver, Reason: r.Reason, IssuedAt: now, ExpiresAt: now.Add(r.TTL)},
+			Purpose: r.Purpose, Params: pinned(r.Params), Evidence: r.Evidence, Statements: r.Statements, Approver: r.Approver, Reason: r.Reason, IssuedAt: now, ExpiresAt: now.Add(r.TTL)},
 	}
 	out, err := json.MarshalIndent(s, "", "  ")
 	if err != nil {
@@ -159,4 +170,34 @@ func pinned(params json.RawMessage) json.RawMessage {
 		return nil
 	}
 	return params
+}
+
+// StatementHash is one SQL text an approval names: the statement's name and
+// role, and the sha256 (hex) of its text as the binary embeds it.
+type StatementHash struct {
+	Name   string `json:"name"`
+	Role   string `json:"role"`
+	SHA256 string `json:"sha256"`
+}
+
+// Hashes are the StatementHashes of a binary's statements, by name.
+func Hashes(stmts []bftype.Statement) []StatementHash {
+	out := make([]StatementHash, len(stmts))
+	for i, s := range stmts {
+		sum := sha256.Sum256([]byte(s.SQL))
+		out[i] = StatementHash{Name: s.Name, Role: s.Role, SHA256: hex.EncodeToString(sum[:])}
+	}
+	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
+	return out
+}
+
+// sameHashes reports whether two lists name the same statements.
+func sameHashes(a, b []StatementHash) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	x, y := slices.Clone(a), slices.Clone(b)
+	sort.Slice(x, func(i, j int) bool { return x[i].Name < x[j].Name })
+	sort.Slice(y, func(i, j int) bool { return y[i].Name < y[j].Name })
+	return slices.Equal(x, y)
 }

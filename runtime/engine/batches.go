@@ -330,22 +330,26 @@ func (r *runner) commitBatch(ctx context.Context, l *lane, size int, canary bool
 		defer func() { written = time.Now() }()
 		var err error
 		var undo []byte
-		if b, n, undo, err = applyBatch(ctx, tx, r.job, l.cursor, l.until, size, canary); err != nil || b == nil {
+		gate := ledger.Gate{Tx: tx, RunID: r.run.ID, Lane: l.n}
+		if b, n, undo, err = applyBatch(ctx, tx, gate, r.job, l.cursor, l.until, size, canary); err != nil || b == nil {
 			return err
 		}
-		if number, err = ledger.Progress(ctx, tx, r.run.ID, b.Cursor, int64(b.Scanned), n); err != nil {
-			return err
-		}
-		event := batchEvent(number, l.n, b, n, canary)
+		event := batchEvent(b, canary)
 		if r.adapt != nil {
 			event["adaptive"] = r.auditAdaptive()
 		}
-		if err := ledger.RecordBatchAll(ctx, tx, ledger.BatchRecord{
-			Batch: ledger.Batch{RunID: r.run.ID, Batch: number, Lane: l.n, Cursor: b.Cursor, Scanned: b.Scanned,
-				Intended: b.Changes, Changed: n, Size: size, Attempts: attempt, DurationMS: ms(time.Since(began))},
-			Lanes: r.multi, LaneDone: b.Last, Undo: undo, Event: event,
-		}, l.cursor); err != nil || !canary || !r.opts.PauseAfterCanary {
+		var changed int64
+		number, changed, err = ledger.RecordBatch(ctx, tx, ledger.BatchRecord{RunID: r.run.ID, Lane: l.n, From: l.cursor,
+			Cursor: b.Cursor, Last: b.Last, Scanned: b.Scanned, Intended: b.Changes, Size: size, Attempts: attempt,
+			DurationMS: ms(time.Since(began)), Undo: undo, Kind: "batch", Event: event})
+		if err != nil {
 			return err
+		}
+		if changed != n {
+			return fmt.Errorf("the database counted %d rows written by batch %d, but Apply reported %d", changed, number, n)
+		}
+		if !canary || !r.opts.PauseAfterCanary {
+			return nil
 		}
 		return ledger.PauseAfterCanary(ctx, tx, r.run.ID, number)
 	})
@@ -355,12 +359,12 @@ func (r *runner) commitBatch(ctx context.Context, l *lane, size int, canary bool
 	return b, n, number, time.Since(written), nil
 }
 
-// batchEvent is the payload of a batch's audit event. With report.group_by
-// it counts the batch's changes by group ("groups"), which verify and the
+// batchEvent is what a batch's audit event says beside its number, lane,
+// cursor and counts, which the database sets. With report.group_by it
+// counts the batch's changes by group ("groups"), which verify and the
 // archive's report sum and reconcile with the dry-run's per-group counts.
-func batchEvent(number int64, lane int, b *plan.Batch, n int64, canary bool) map[string]any {
-	e := map[string]any{"batch": number, "lane": lane, "cursor": b.Cursor,
-		"scanned": b.Scanned, "intended": b.Changes, "changed": n, "canary": canary}
+func batchEvent(b *plan.Batch, canary bool) map[string]any {
+	e := map[string]any{"canary": canary}
 	if b.Groups != nil {
 		e["groups"] = b.Groups
 	}
@@ -383,7 +387,7 @@ func (r *runner) reconnectForRecord(ctx context.Context) error {
 	return nil
 }
 
-// reconnect replaces a lost connection and takes the run's lock again.
+// reconnect replaces a lost connection and joins the new session to the run.
 func (r *runner) reconnect(ctx context.Context) error {
 	if r.opts.Connect == nil {
 		return errors.New("no way to reconnect")
@@ -392,10 +396,9 @@ func (r *runner) reconnect(ctx context.Context) error {
 	if err != nil {
 		return err
 	}
-	var ok bool
-	if err := conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", LockKey(r.job.RunSignature, r.run.Purpose)).Scan(&ok); err != nil || !ok {
+	if err := ledger.Join(ctx, conn, r.run.ID); err != nil {
 		conn.Close(context.WithoutCancel(ctx))
-		return fmt.Errorf("could not take the run's lock again after reconnecting (ok=%v): %v", ok, err)
+		return fmt.Errorf("could not join run %d again after reconnecting: %w", r.run.ID, err)
 	}
 	r.conn.Close(context.WithoutCancel(ctx))
 	r.conn = conn
@@ -663,7 +666,7 @@ func (rec Reconciliation) Explains(a ledger.Ack) bool {
 // A reversible backfill's batch reads its before-images through RevertRead
 // in the same transaction, just before Apply writes, and returns them encoded
 // for backfill.undo.
-func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, cursor, until json.RawMessage, size int, canary bool) (*plan.Batch, int64, []byte, error) {
+func applyBatch(ctx context.Context, tx pgx.Tx, gate ledger.Gate, job *Job, cursor, until json.RawMessage, size int, canary bool) (*plan.Batch, int64, []byte, error) {
 	m := job.Manifest
 	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d; SET LOCAL statement_timeout = %d",
 		m.Batch.LockTimeoutDuration().Milliseconds(), m.Batch.StatementTimeoutDuration().Milliseconds())); err != nil {
@@ -679,17 +682,17 @@ func applyBatch(ctx context.Context, tx pgx.Tx, job *Job, cursor, until json.Raw
 	var undo []byte
 	var items []plan.UndoItem
 	if m.Reversible && b.Changes > 0 {
-		if items, err = b.Images(ctx, tx); err != nil {
+		if items, err = b.Images(ctx, gate); err != nil {
 			return nil, 0, nil, fmt.Errorf("error reading the before-images of the batch after key %s: %w", cursorText(cursor), err)
 		}
 		undo = encodeUndo(items)
 	}
-	n, err := b.Apply(ctx, tx)
+	n, err := b.Apply(ctx, gate)
 	if err != nil {
 		return nil, 0, nil, fmt.Errorf("error applying the batch after key %s up to key %s: %w", cursorText(cursor), string(b.Cursor), err)
 	}
 	if m.Reversible && b.Changes > 0 {
-		if err := b.Settle(ctx, tx, items, n); errors.Is(err, plan.ErrUnaccounted) {
+		if err := b.Settle(ctx, gate, items, n); errors.Is(err, plan.ErrUnaccounted) {
 			return nil, 0, nil, &pgdb.Conflict{What: fmt.Sprintf("the batch after key %s was rolled back to be retried: %v", cursorText(cursor), err)}
 		} else if err != nil {
 			return nil, 0, nil, err

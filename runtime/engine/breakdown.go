@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"errors"
 	"fmt"
+	"github.com/jackc/pgx/v5"
 	"maps"
 	"slices"
 
@@ -101,11 +102,14 @@ func reconcileGroups(b *bftype.Breakdown, changed map[string]int64) []GroupRecon
 }
 
 // SpotCheck reads the current values of the dry-run's spot-check keys and
-// sets each beside its prediction.
-func SpotCheck(ctx context.Context, q plan.DBTX, p plan.Plan, spots []bftype.Spot) ([]SpotResult, error) {
+// sets each beside its prediction. It reads through the approved RevertRead,
+// which locks its rows: the ledger's backfill.peek runs it (this login holds
+// no write privilege), one statement, so the locks last no longer.
+func SpotCheck(ctx context.Context, conn *pgx.Conn, p plan.Plan, spots []bftype.Spot) ([]SpotResult, error) {
 	if len(spots) == 0 {
 		return nil, nil
 	}
+	q := ledger.NewPeek(conn, nil)
 	keys := make([]json.RawMessage, len(spots))
 	for i, s := range spots {
 		keys[i] = s.Key

@@ -49,7 +49,7 @@ func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks H
 		}},
 		{"approval", func(ctx context.Context) error { return p.checkApprovals(ctx, time.Now()) }, p.approvalDetail},
 		{"run_once", p.checkRunOnce, p.runOnceDetail},
-		{"lock", p.takeLock, func() string { return "held for this run signature" }},
+		{"lock", p.checkHeld, func() string { return "no live session holds this run signature" }},
 		{"schema", p.checkSchema, p.schemaDetail},
 		{"expected_counts", p.checkCounts, func() string {
 			return fmt.Sprintf("%d rows in scope, expect.matched %s", p.matched, job.Manifest.Expect.Matched)
@@ -157,13 +157,16 @@ func startRun(ctx context.Context, conn *pgx.Conn, base ledger.Run, p *preflight
 	var resumed bool
 	err := pgdb.WithTx(ctx, conn, func(tx pgx.Tx) error {
 		var err error
-		if run, resumed, err = ledger.Start(ctx, tx, base); err != nil {
+		if run, resumed, err = ledger.Start(ctx, tx, base, p.job.Statements, approval.Required(p.job.Manifest.Risk)); err != nil {
 			return err
 		}
 		return ledger.Append(ctx, tx, run.ID, "preflight", map[string]any{"result": "passed", "database": p.id.Database,
 			"environment": p.env, "system_identifier": p.id.SystemIdentifier, "db_user": p.id.SessionUser,
 			"approval_ids": p.verdict.IDs(), "matched": p.matched, "checks_before": p.checksBefore})
 	})
+	if r := startRefusal(err, p.job.Digest); r != err {
+		return nil, false, p.refused(ctx, base, r)
+	}
 	if err != nil {
 		return nil, false, fmt.Errorf("error starting the run: %w", err)
 	}

@@ -69,7 +69,7 @@ func (r *runner) planLanes(ctx context.Context) ([]ledger.Lane, []*pgx.Conn, err
 			r.hooks.Note(fmt.Sprintf("%s (batch.lanes allows %d)", msg, want))
 		}
 		// Reviewers see in the audit log that the run did not use its lanes.
-		return nil, nil, ledger.Append(ctx, r.conn, r.run.ID, "lanes", map[string]any{"lanes": []ledger.Lane{}, "wanted": want, "why": msg})
+		return nil, nil, ledger.CreateLanes(ctx, r.conn, r.run.ID, nil, map[string]any{"lanes": []ledger.Lane{}, "wanted": want, "why": msg})
 	}
 	if !r.job.Plan.Splittable() {
 		return oneLane("lanes need an integer key")
@@ -112,7 +112,14 @@ func (r *runner) planLanes(ctx context.Context) ([]ledger.Lane, []*pgx.Conn, err
 			lanes[i].Until = bounds[i]
 		}
 	}
-	if err := pgdb.WithTx(ctx, r.conn, func(tx pgx.Tx) error { return ledger.CreateLanes(ctx, tx, r.run.ID, lanes) }); err != nil {
+	err = pgdb.WithTx(ctx, r.conn, func(tx pgx.Tx) error { return ledger.CreateLanes(ctx, tx, r.run.ID, lanes, nil) })
+	for _, c := range conns {
+		if err == nil {
+			// The ledger lets a session write the run only once it joined it.
+			err = ledger.Join(ctx, c, r.run.ID)
+		}
+	}
+	if err != nil {
 		for _, c := range conns {
 			c.Close(context.WithoutCancel(ctx))
 		}
@@ -167,13 +174,17 @@ func (r *runner) laneConn(ctx context.Context, l *lane) (*pgx.Conn, error) {
 		if err != nil {
 			return nil, fmt.Errorf("error connecting lane %d: %w", l.n, err)
 		}
+		// The ledger lets a session write the run only once it joined it.
+		if err := ledger.Join(ctx, conn, r.run.ID); err != nil {
+			conn.Close(context.WithoutCancel(ctx))
+			return nil, fmt.Errorf("error joining lane %d to run %d: %w", l.n, r.run.ID, err)
+		}
 		l.conn = conn
 	}
 	return l.conn, nil
 }
 
-// reconnectLane replaces a lane's lost connection; lane 0's is the run's,
-// which takes the run's lock again.
+// reconnectLane replaces a lane's lost connection; lane 0's is the run's.
 func (r *runner) reconnectLane(ctx context.Context, l *lane) error {
 	if l.n == 0 {
 		return r.reconnect(ctx)

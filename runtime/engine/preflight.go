@@ -3,8 +3,8 @@ package engine
 import (
 	"context"
 	"encoding/json"
+	"errors"
 	"fmt"
-	"hash/fnv"
 	"slices"
 	"sort"
 	"strings"
@@ -112,6 +112,7 @@ func (p *preflight) checkApprovals(ctx context.Context, now time.Time) error {
 		Backfill: p.job.Name, Digest: p.job.Digest, RunSignature: p.job.RunSignature, Environment: p.env,
 		Purpose: p.purpose, Params: p.job.params(), Required: approval.Required(m.Risk), NeedReason: m.Risk == "high",
 		Operator: p.id.SessionUser, Now: now, EvidenceFrom: m.EvidenceFrom(p.env, p.purpose),
+		Statements: approval.Hashes(p.job.Statements),
 	})
 	if !p.verdict.Enough() {
 		next := fmt.Sprintf("Ask reviewers to approve digest sha256:%s (see docs/reviewing.md).", p.job.Digest)
@@ -171,45 +172,47 @@ func (p *preflight) checkRunOnce(ctx context.Context) error {
 	return err
 }
 
-// LockKey is the advisory lock of a run signature and purpose.
-func LockKey(signature, purpose string) int64 {
-	h := fnv.New64a()
-	h.Write([]byte("backfill-run\x00" + signature + "\x00" + purpose))
-	return int64(h.Sum64())
-}
-
-// takeLock holds the run's session advisory lock until the connection closes.
-func (p *preflight) takeLock(ctx context.Context) error {
-	key := LockKey(p.job.RunSignature, p.purpose)
-	var ok bool
-	if err := p.conn.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok); err != nil {
-		return fmt.Errorf("error taking the run lock: %w", err)
+// checkHeld refuses to resume a run that a live session still holds. The
+// ledger holds a run for the sessions of the process that started or
+// resumed it (backfill.sessions), which no login outside the run can take
+// or block, unlike an advisory lock; backfill.start_run checks it again
+// in the transaction that resumes the run.
+func (p *preflight) checkHeld(ctx context.Context) error {
+	if p.resuming == nil || p.resuming.Status != ledger.StatusRunning {
+		return nil
 	}
-	if ok {
-		// run_once was checked before the lock was ours: another execution
-		// may have completed the run in between. Only now, with the lock,
-		// is the answer final, so check again (found by the concurrent
-		// executions test: the second one re-ran the scope and then failed
-		// on runs_completed_once instead of being refused).
-		return p.checkRunOnce(ctx)
+	held, err := ledger.Held(ctx, p.conn, p.resuming.ID)
+	if err != nil || !held {
+		return err
 	}
 	return refuse(bftype.ReasonLocked, bftype.ExitLocked, "Wait for it to finish, or stop it; never run two at once.",
-		"Another execution of this backfill holds its lock: %s.", lockHolder(ctx, p.conn, key))
+		"Another execution of this backfill is running: run %d, held by a live session of login %s.", p.resuming.ID, p.resuming.DBUser)
 }
 
-func lockHolder(ctx context.Context, conn *pgx.Conn, key int64) string {
-	var pid int32
-	var user, app, addr, since string
-	err := conn.QueryRow(ctx, `SELECT a.pid, coalesce(a.usename, '?'), coalesce(a.application_name, '?'),
-		coalesce(host(a.client_addr), 'an address hidden from this login'), coalesce(a.backend_start::text, 'a time hidden from this login')
-		FROM pg_locks l JOIN pg_stat_activity a ON a.pid = l.pid
-		WHERE l.locktype = 'advisory' AND l.granted AND l.classid = (($1::bigint >> 32) & 4294967295)::oid AND l.objid = ($1::bigint & 4294967295)::oid
-		AND l.objsubid = 1 AND l.database = (SELECT oid FROM pg_database WHERE datname = current_database())`, key).
-		Scan(&pid, &user, &app, &addr, &since)
-	if err != nil {
-		return "a session that could not be identified"
+// startRefusal turns the ledger's refusal of a start (backfill.start_run
+// checks approvals, run once and liveness again, by the database's rules)
+// into the operator's refusal; any other error is returned as it is.
+func startRefusal(err error, digest string) error {
+	var r *bftype.Refusal
+	switch {
+	case errors.Is(err, ledger.ErrCancelled):
+		r = refuse(bftype.ReasonCancelled, bftype.ExitInterrupted, "The run was cancelled through the ledger; it will not resume.",
+			"The run was cancelled while no process ran it; the ledger ended it as cancelled.")
+	case ledger.IsCode(err, ledger.CodeNotApproved):
+		r = refuse(bftype.ReasonNotApproved, bftype.ExitNotApproved,
+			fmt.Sprintf("Ask reviewers to approve digest sha256:%s with this version of bin/backfill (see docs/reviewing.md).", digest),
+			"The database refused to start the run: %s.", ledger.Message(err))
+	case ledger.IsCode(err, ledger.CodeAlreadyDone):
+		r = refuse(bftype.ReasonAlreadyDone, bftype.ExitAlreadyDone, "A backfill runs once; to change more rows, write and approve a new one.",
+			"The database refused to start the run: %s.", ledger.Message(err))
+	case ledger.IsCode(err, ledger.CodeHeld), ledger.IsCode(err, ledger.CodeConflict), pgdb.IsUniqueViolation(err):
+		r = refuse(bftype.ReasonLocked, bftype.ExitLocked, "Wait for the other run to finish, or stop it; never run two at once.",
+			"The database refused to start the run: %s.", ledger.Message(err))
+	default:
+		return err
 	}
-	return fmt.Sprintf("pid %d, login %s, %q from %s since %s", pid, user, app, addr, since)
+	r.Err = err
+	return r
 }
 
 // checkSchema prepares every statement a run may execute against the live

@@ -30,8 +30,9 @@ type RevertResult struct {
 }
 
 // PreviewRevert counts, without writing, which rows a revert of run target
-// would restore and which it would leave alone. It reads in a transaction
-// that is always rolled back.
+// would restore and which it would leave alone. It reads through the
+// ledger's backfill.peek (RevertRead locks its rows), each page of images
+// in a transaction of its own that is rolled back, so no lock outlives it.
 func PreviewRevert(ctx context.Context, conn *pgx.Conn, job *Job, target int64) (*RevertResult, error) {
 	if _, err := ledger.Check(ctx, conn); err != nil {
 		return nil, err
@@ -40,20 +41,27 @@ func PreviewRevert(ctx context.Context, conn *pgx.Conn, job *Job, target int64) 
 		return nil, err
 	}
 	res := &RevertResult{Target: target}
-	tx, err := conn.Begin(ctx)
-	if err != nil {
-		return nil, fmt.Errorf("error beginning the preview: %w", err)
-	}
-	defer tx.Rollback(context.WithoutCancel(ctx))
 	var after int64
 	for {
-		page, err := ledger.NextUndo(ctx, tx, target, after)
+		var page *ledger.UndoBatch
+		var r *plan.RevertResult
+		err := func() error {
+			tx, err := conn.Begin(ctx)
+			if err != nil {
+				return fmt.Errorf("error beginning the preview: %w", err)
+			}
+			defer tx.Rollback(context.WithoutCancel(ctx))
+			if page, err = ledger.NextUndo(ctx, tx, target, after); err != nil || page == nil {
+				return err
+			}
+			r, err = job.Plan.Revert(ctx, ledger.NewPeek(conn, tx), undoItems(page.Items), false)
+			return err
+		}()
 		if err != nil || page == nil {
-			return res, err
-		}
-		r, err := job.Plan.Revert(ctx, tx, undoItems(page.Items), false)
-		if err != nil {
-			return nil, err
+			if err != nil {
+				return nil, err
+			}
+			return res, nil
 		}
 		res.add(int64(len(page.Items)), r)
 		after = page.Batch
@@ -138,7 +146,7 @@ func Revert(ctx context.Context, conn *pgx.Conn, job *Job, target int64, op Oper
 		}, func() string { return fmt.Sprintf("run %d kept the images of %d rows it wrote", target, images) }},
 		{"approval", func(ctx context.Context) error { return p.checkApprovals(ctx, time.Now()) }, p.approvalDetail},
 		{"run_once", p.checkRunOnce, p.runOnceDetail},
-		{"lock", p.takeLock, func() string { return "held for the revert of run " + strconv.FormatInt(target, 10) }},
+		{"lock", p.checkHeld, func() string { return "no live session holds the revert of run " + strconv.FormatInt(target, 10) }},
 		{"schema", p.checkSchema, p.schemaDetail},
 	}
 	for _, s := range steps {
@@ -196,7 +204,8 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 				if page, err = ledger.NextUndo(ctx, tx, target, after); err != nil || page == nil {
 					return err
 				}
-				if out, err = r.job.Plan.Revert(ctx, tx, undoItems(page.Items), true); err != nil {
+				gate := ledger.Gate{Tx: tx, RunID: r.run.ID}
+				if out, err = r.job.Plan.Revert(ctx, gate, undoItems(page.Items), true); err != nil {
 					return err
 				}
 				var skipped RevertResult
@@ -204,17 +213,19 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 				if err := ledger.RecordSkipped(ctx, tx, r.run.ID, skipped.Skipped); err != nil {
 					return err
 				}
-				cursor := json.RawMessage(strconv.FormatInt(page.Batch, 10))
-				number, err := ledger.Progress(ctx, tx, r.run.ID, cursor, int64(len(page.Items)), out.Restored)
-				if err != nil {
-					return err
+				var from json.RawMessage
+				if after > 0 {
+					from = json.RawMessage(strconv.FormatInt(after, 10))
 				}
-				if err := ledger.RecordBatch(ctx, tx, ledger.Batch{RunID: r.run.ID, Batch: number, Cursor: cursor, Scanned: len(page.Items),
-					Intended: out.Restorable, Changed: out.Restored, Size: len(page.Items), Attempts: 1}); err != nil {
-					return err
+				_, changed, err := ledger.RecordBatch(ctx, tx, ledger.BatchRecord{RunID: r.run.ID, From: from,
+					Cursor: json.RawMessage(strconv.FormatInt(page.Batch, 10)), Scanned: len(page.Items), Intended: out.Restorable,
+					Size: len(page.Items), Attempts: 1, DurationMS: ms(time.Since(began)), Kind: "revert_batch",
+					Event: map[string]any{"reverted_run": target, "of_batch": page.Batch, "images": len(page.Items),
+						"restored": out.Restored, "skipped": skipped.Skipped}})
+				if err == nil && changed != out.Restored {
+					err = fmt.Errorf("the database counted %d rows written by the revert batch of image batch %d, but the revert reported %d", changed, page.Batch, out.Restored)
 				}
-				return ledger.Append(ctx, tx, r.run.ID, "revert_batch", map[string]any{"batch": number, "reverted_run": target,
-					"of_batch": page.Batch, "images": len(page.Items), "restored": out.Restored, "skipped": skipped.Skipped})
+				return err
 			})
 		}
 		if err := r.retryRevert(ctx, after, try); err != nil {

@@ -29,16 +29,13 @@ type Approval struct {
 	SubmittedAt time.Time       `json:"submitted_at"`
 }
 
-// AddApproval stores an approval; the database checks that the submitting
-// login owns the approver's key and logs it in the audit chain.
+// AddApproval stores an approval through the ledger: the database derives
+// the row from the signed statement itself (strict JSON; a.Statement and
+// a.Signature are all it reads), checks that the submitting login owns the
+// approver's key and logs it in the audit chain.
 func AddApproval(ctx context.Context, q Querier, a Approval) (int64, error) {
 	var id int64
-	err := q.QueryRow(ctx, `INSERT INTO backfill.approvals
-		(backfill, digest, run_signature, environment, purpose, approver, reason, expires_at, statement, signature, params)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, coalesce($11::jsonb, '{}')) RETURNING id`,
-		a.Backfill, a.Digest, a.RunSignature, a.Environment, a.Purpose, a.Approver, a.Reason, a.ExpiresAt, a.Statement, a.Signature,
-		nullJSON(a.Params)).Scan(&id)
-	if err != nil {
+	if err := q.QueryRow(ctx, "SELECT backfill.submit_approval($1, $2)", a.Statement, a.Signature).Scan(&id); err != nil {
 		return 0, fmt.Errorf("error storing approval by %q: %w", a.Approver, err)
 	}
 	return id, nil

@@ -26,8 +26,7 @@ var ErrNotFound = errors.New("not found")
 
 // AddApprover trusts a key; the database records who added it.
 func AddApprover(ctx context.Context, q Querier, a Approver) error {
-	_, err := q.Exec(ctx, "INSERT INTO backfill.approvers (name, login, public_key, key_id) VALUES ($1, $2, $3, $4)",
-		a.Name, a.Login, a.PublicKey, a.KeyID)
+	_, err := q.Exec(ctx, "SELECT backfill.add_approver($1, $2, $3, $4)", a.Name, a.Login, a.PublicKey, a.KeyID)
 	if err != nil {
 		return fmt.Errorf("error adding approver %q: %w", a.Name, err)
 	}
@@ -36,11 +35,11 @@ func AddApprover(ctx context.Context, q Querier, a Approver) error {
 
 // RevokeApprover stops trusting a key; its approvals stop counting.
 func RevokeApprover(ctx context.Context, q Querier, name string) error {
-	tag, err := q.Exec(ctx, "UPDATE backfill.approvers SET revoked_at = now() WHERE name = $1", name)
-	if err != nil {
+	var found bool
+	if err := q.QueryRow(ctx, "SELECT backfill.revoke_approver($1)", name).Scan(&found); err != nil {
 		return fmt.Errorf("error revoking approver %q: %w", name, err)
 	}
-	if tag.RowsAffected() == 0 {
+	if !found {
 		return fmt.Errorf("error revoking approver %q: %w", name, ErrNotFound)
 	}
 	return nil

@@ -95,20 +95,33 @@ func Events(ctx context.Context, q Querier, runID int64) ([]Event, error) {
 	return pgx.CollectRows(rows, scanEvent)
 }
 
-// insertEvent appends one audit event; the chain trigger fills in the rest.
-const insertEvent = "INSERT INTO backfill.audit_events (run_id, kind, payload) VALUES ($1, $2, $3)"
+// eventFunctions maps the kinds of audit event a process may add itself to
+// the ledger function that checks and writes them; every other kind is
+// written by the function of the change it logs (started, batch, finished,
+// approval, ...), and the database refuses it from anyone else.
+var eventFunctions = map[string]string{
+	"preflight":       "SELECT backfill.run_event($1, 'preflight', $2)",
+	"validated":       "SELECT backfill.run_event($1, 'validated', $2)",
+	"reconciled":      "SELECT backfill.run_event($1, 'reconciled', $2)",
+	"adaptive":        "SELECT backfill.run_event($1, 'adaptive', $2)",
+	EventAcknowledged: "SELECT backfill.acknowledge($1, $2)",
+	"archived":        "SELECT backfill.archived($1, $2)",
+}
 
-// Append writes an audit event; the database sets its place in the chain.
+// Append writes an audit event of one of the kinds a process adds itself
+// (preflight, validated, reconciled and adaptive of the run this session
+// holds; acknowledged; archived); the database sets its place in the chain,
+// its time and its actor.
 func Append(ctx context.Context, q Querier, runID int64, kind string, payload any) error {
 	data, err := json.Marshal(payload)
 	if err != nil {
 		return fmt.Errorf("error encoding audit event %q: %w", kind, err)
 	}
-	var run *int64
-	if runID != 0 {
-		run = &runID
+	sql, ok := eventFunctions[kind]
+	if !ok {
+		return fmt.Errorf("audit events of kind %q are written by the ledger itself", kind)
 	}
-	if _, err := q.Exec(ctx, insertEvent, run, kind, data); err != nil {
+	if _, err := q.Exec(ctx, sql, runID, data); err != nil {
 		return fmt.Errorf("error writing audit event %q: %w", kind, err)
 	}
 	return nil

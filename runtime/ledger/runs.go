@@ -8,6 +8,8 @@ import (
 	"time"
 
 	"github.com/jackc/pgx/v5"
+
+	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // Run statuses.
@@ -125,94 +127,86 @@ func Unfinished(ctx context.Context, q Querier, signature, purpose string, param
 	return &runs[0], nil
 }
 
-// Start records a new running run, or marks an unfinished one running again
-// as a resume. The caller holds the run's lock.
-func Start(ctx context.Context, q Querier, r Run) (*Run, bool, error) {
-	prev, err := Unfinished(ctx, q, r.RunSignature, r.Purpose, r.Params)
-	if err != nil {
-		return nil, false, err
-	}
-	if prev != nil {
-		if _, err := q.Exec(ctx, `UPDATE backfill.runs SET status = 'running', stop_reason = NULL, message = NULL,
-			resumes = resumes + 1, updated_at = now(), finished_at = NULL, digest = $2, approval_ids = $3, control = `+keepCanaryPause+`
-			WHERE id = $1`,
-			prev.ID, r.Digest, r.ApprovalIDs); err != nil {
-			return nil, false, fmt.Errorf("error resuming run %d: %w", prev.ID, err)
-		}
-		if err := Append(ctx, q, prev.ID, "resumed", map[string]any{"from_status": prev.Status, "cursor": prev.Cursor,
-			"os_user": r.OSUser, "client_host": r.ClientHost, "parameters": r.Parameters, "params": paramsArg(r.Params)}); err != nil {
-			return nil, false, err
-		}
-		got, err := GetRun(ctx, q, prev.ID)
-		return got, true, err
-	}
-	id, err := insertRun(ctx, q, r, StatusRunning)
-	if err != nil {
-		return nil, false, err
-	}
-	if err := Append(ctx, q, id, "started", map[string]any{"backfill": r.Backfill, "digest": r.Digest,
-		"run_signature": r.RunSignature, "purpose": r.Purpose, "os_user": r.OSUser, "client_host": r.ClientHost,
-		"approval_ids": r.ApprovalIDs, "parameters": r.Parameters, "params": paramsArg(r.Params)}); err != nil {
-		return nil, false, err
-	}
-	got, err := GetRun(ctx, q, id)
-	return got, false, err
-}
+// ErrCancelled is a start that found its unfinished run cancelled while no
+// process ran it: the database ended it as cancelled instead.
+var ErrCancelled = errors.New("the run was cancelled while no process ran it")
 
-func insertRun(ctx context.Context, q Querier, r Run, status string) (int64, error) {
-	params := r.Parameters
-	if params == nil {
-		params = json.RawMessage("{}")
+// Start starts a run through the ledger, or resumes the unfinished run of
+// the same run signature, purpose and parameter values when no session of
+// it is alive. The database checks, in the same transaction, the approvals
+// (by its own clock, for its own environment, naming exactly these
+// statements), run once, and that no live session holds the run; it sets
+// the login, the approvals used and the start itself, and this session
+// holds the run until it ends. required is the approvals the manifest's risk
+// needs; the ledger's min_approvals setting may ask for more.
+func Start(ctx context.Context, q Querier, r Run, statements []bftype.Statement, required int) (*Run, bool, error) {
+	stmts, err := json.Marshal(statements)
+	if err != nil {
+		return nil, false, fmt.Errorf("error encoding the run's statements: %w", err)
 	}
 	var id int64
-	err := q.QueryRow(ctx, `INSERT INTO backfill.runs (backfill, digest, run_signature, purpose, status, stop_reason, message,
-		parameters, os_user, client_host, code_version, source_commit, environment, approval_ids, matched, params)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, coalesce($14, '{}'::bigint[]), $15, $16::jsonb) RETURNING id`,
-		r.Backfill, r.Digest, r.RunSignature, r.Purpose, status, r.StopReason, r.Message, params, r.OSUser, r.ClientHost,
-		r.CodeVersion, r.SourceCommit, r.Environment, r.ApprovalIDs, r.Matched, paramsArg(r.Params)).Scan(&id)
-	if err != nil {
-		return 0, fmt.Errorf("error recording run of %s: %w", r.Backfill, err)
+	var resumed bool
+	var ids []int64
+	err = q.QueryRow(ctx, `SELECT run_id, resumed, approval_ids FROM backfill.start_run($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7,
+		$8::jsonb, $9, $10, $11, $12, $13)`,
+		r.Backfill, r.Digest, r.RunSignature, r.Purpose, paramsArg(r.Params), string(stmts), required,
+		parametersArg(r.Parameters), r.OSUser, r.ClientHost, r.CodeVersion, r.SourceCommit, r.Matched).Scan(&id, &resumed, &ids)
+	if errors.Is(err, pgx.ErrNoRows) {
+		return nil, false, ErrCancelled
 	}
-	return id, nil
+	if err != nil {
+		return nil, false, fmt.Errorf("error starting a run of %s: %w", r.Backfill, err)
+	}
+	got, err := GetRun(ctx, q, id)
+	return got, resumed, err
+}
+
+// Join adds this session to run id, which its login holds: a lane's
+// connection, or the run's own after the connection was lost.
+func Join(ctx context.Context, q Querier, id int64) error {
+	if _, err := q.Exec(ctx, "SELECT backfill.join_run($1)", id); err != nil {
+		return fmt.Errorf("error joining run %d: %w", id, err)
+	}
+	return nil
+}
+
+// Held reports whether a session of run id's current attempt is alive.
+func Held(ctx context.Context, q Querier, id int64) (bool, error) {
+	var live bool
+	if err := q.QueryRow(ctx, "SELECT backfill.run_live($1)", id).Scan(&live); err != nil {
+		return false, fmt.Errorf("error reading whether run %d is live: %w", id, err)
+	}
+	return live, nil
+}
+
+func parametersArg(p json.RawMessage) json.RawMessage {
+	if len(p) == 0 {
+		return json.RawMessage("{}")
+	}
+	return p
 }
 
 // Refused records a refused attempt as its own run row with the stop reason,
 // and logs it. It never touches a resumable run.
 func Refused(ctx context.Context, q Querier, r Run, reason, message string) (int64, error) {
-	r.StopReason, r.Message = &reason, &message
-	id, err := insertRun(ctx, q, r, StatusRefused)
+	var id int64
+	err := q.QueryRow(ctx, "SELECT backfill.refuse_run($1, $2, $3, $4, $5::jsonb, $6::jsonb, $7, $8, $9, $10, $11, $12)",
+		r.Backfill, r.Digest, r.RunSignature, r.Purpose, paramsArg(r.Params), parametersArg(r.Parameters), r.OSUser, r.ClientHost,
+		r.CodeVersion, r.SourceCommit, reason, message).Scan(&id)
 	if err != nil {
-		return 0, err
+		return 0, fmt.Errorf("error recording the refused run of %s: %w", r.Backfill, err)
 	}
-	if _, err := q.Exec(ctx, "UPDATE backfill.runs SET finished_at = now() WHERE id = $1", id); err != nil {
-		return 0, fmt.Errorf("error finishing refused run: %w", err)
-	}
-	return id, Append(ctx, q, id, "refused", map[string]any{"backfill": r.Backfill, "digest": r.Digest,
-		"stop_reason": reason, "message": message, "os_user": r.OSUser, "client_host": r.ClientHost, "params": paramsArg(r.Params)})
-}
-
-// Progress records a committed batch on its run and returns the batch's
-// number; call it in the batch's transaction. The run's row stays locked
-// until that transaction ends, so batch numbers follow commit order without
-// gaps even when several lanes of one run commit batches at once.
-func Progress(ctx context.Context, q Querier, id int64, cursor json.RawMessage, scanned, changed int64) (int64, error) {
-	var batch int64
-	err := q.QueryRow(ctx, `UPDATE backfill.runs SET cursor = $2, scanned = scanned + $3, changed = changed + $4,
-		batches = batches + 1, updated_at = now() WHERE id = $1 RETURNING batches`, id, cursor, scanned, changed).Scan(&batch)
-	if err != nil {
-		return 0, fmt.Errorf("error recording progress of run %d: %w", id, err)
-	}
-	return batch, nil
+	return id, nil
 }
 
 // Finish ends a run with a status and, unless completed, a stop reason.
+// The session holding the run finishes it; so may its login from a new
+// session when none of the run's is alive.
 func Finish(ctx context.Context, q Querier, id int64, status, reason, message string) error {
-	_, err := q.Exec(ctx, `UPDATE backfill.runs SET status = $2, stop_reason = nullif($3, ''), message = nullif($4, ''),
-		updated_at = now(), finished_at = now() WHERE id = $1`, id, status, reason, message)
-	if err != nil {
+	if _, err := q.Exec(ctx, "SELECT backfill.finish_run($1, $2, $3, $4, '{}')", id, status, reason, message); err != nil {
 		return fmt.Errorf("error finishing run %d as %s: %w", id, status, err)
 	}
-	return Append(ctx, q, id, "finished", map[string]any{"status": status, "stop_reason": reason, "message": message})
+	return nil
 }
 
 // SaveDryRun stores a dry-run report. Its audit event carries the sha256 of
@@ -223,14 +217,10 @@ func SaveDryRun(ctx context.Context, q Querier, backfill, digest, signature stri
 		return 0, fmt.Errorf("error encoding dry-run report: %w", err)
 	}
 	var id int64
-	var sum string
-	err = q.QueryRow(ctx, `INSERT INTO backfill.dry_runs (backfill, digest, run_signature, report) VALUES ($1, $2, $3, $4)
-		RETURNING id, encode(sha256(convert_to(report::text, 'UTF8')), 'hex')`,
-		backfill, digest, signature, data).Scan(&id, &sum)
-	if err != nil {
+	if err := q.QueryRow(ctx, "SELECT backfill.save_dry_run($1, $2, $3, $4::jsonb)", backfill, digest, signature, data).Scan(&id); err != nil {
 		return 0, fmt.Errorf("error saving dry-run report: %w", err)
 	}
-	return id, Append(ctx, q, 0, "dry_run", map[string]any{"dry_run_id": id, "backfill": backfill, "digest": digest, "report_sha256": sum})
+	return id, nil
 }
 
 // IsNotFound reports whether err is a missing row.
@@ -251,85 +241,58 @@ type Batch struct {
 	Committed  time.Time       `json:"committed_at"`
 }
 
-// insertBatch takes committed_at from the clock, not the transaction's start:
-// it runs after Progress has locked the run's row, so with lanes the times
-// follow the batch numbers, which follow commit order.
-const insertBatch = `INSERT INTO backfill.batches (run_id, batch, lane, cursor, scanned, intended, changed, size, attempts, duration_ms, committed_at)
-	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, clock_timestamp())`
-
-func (b Batch) args() []any {
-	return []any{b.RunID, b.Batch, b.Lane, b.Cursor, b.Scanned, b.Intended, b.Changed, b.Size, b.Attempts, b.DurationMS}
-}
-
-// RecordBatch writes a batch's progress row; call it in the batch's transaction.
-func RecordBatch(ctx context.Context, q Querier, b Batch) error {
-	if _, err := q.Exec(ctx, insertBatch, b.args()...); err != nil {
-		return fmt.Errorf("error recording batch %d of run %d: %w", b.Batch, b.RunID, err)
-	}
-	return nil
-}
-
-// BatchRecord is everything a batch records beside its own writes, after
-// Progress has numbered it: its progress row, its lane's checkpoint when
-// the run has lanes, its before-images (encoded as backfill.undo holds them)
-// when the backfill is reversible, and its audit event.
+// BatchRecord is what a batch records beside its own writes: its progress
+// row, the run's counters, its lane's checkpoint (moved forward from From,
+// the cursor the batch started at, only), its before-images (encoded as
+// backfill.undo holds them; nil when none are kept) and its audit event,
+// whose batch, lane, cursor and counts the database sets.
 type BatchRecord struct {
-	Batch    Batch
-	Lanes    bool   // the run has lanes: move this lane's checkpoint too
-	LaneDone bool   // this batch ends its lane
-	Undo     []byte // nil when no images are kept
-	Event    map[string]any
+	RunID      int64
+	Lane       int
+	From       json.RawMessage // the lane's checkpoint the batch started after; nil: the start
+	Cursor     json.RawMessage
+	Last       bool // this batch ends its lane (or the run's one lane)
+	Scanned    int
+	Intended   int
+	Size       int
+	Attempts   int
+	DurationMS float64
+	Undo       []byte
+	Kind       string // batch, or revert_batch for a revert
+	Event      map[string]any
 }
 
-// RecordBatchAll writes a BatchRecord in one round trip; call it in the
-// batch's transaction, after Progress. A lane's checkpoint moves only from
-// the cursor the batch started at: when another process moved it (a second
-// copy of the run after its lock was lost), the batch fails and rolls back.
-func RecordBatchAll(ctx context.Context, tx pgx.Tx, r BatchRecord, from json.RawMessage) error {
+// RecordBatch records a batch in its transaction, after its writes, and
+// returns its number and the rows its writes changed as the database
+// counted them (backfill.exec). The run's row stays locked until that
+// transaction ends, so batch numbers follow commit order without gaps even
+// when several lanes of one run commit batches at once. When the lane's
+// checkpoint is no longer From (another process wrote it), it fails with
+// ErrLaneMoved and the batch rolls back.
+func RecordBatch(ctx context.Context, q Querier, r BatchRecord) (number, changed int64, err error) {
 	event, err := json.Marshal(r.Event)
 	if err != nil {
-		return fmt.Errorf("error encoding audit event of batch %d: %w", r.Batch.Batch, err)
+		return 0, 0, fmt.Errorf("error encoding the audit event of a batch of run %d: %w", r.RunID, err)
 	}
-	var p pgx.Batch
-	p.Queue(insertBatch, r.Batch.args()...)
-	if r.Lanes {
-		p.Queue(`UPDATE backfill.lanes SET cursor = $3, done = $4
-			WHERE run_id = $1 AND lane = $2 AND coalesce(cursor, after, 'null'::jsonb) = coalesce($5::jsonb, 'null'::jsonb)`,
-			r.Batch.RunID, r.Batch.Lane, r.Batch.Cursor, r.LaneDone, from)
+	kind := r.Kind
+	if kind == "" {
+		kind = "batch"
 	}
+	var undo *string
 	if r.Undo != nil {
-		p.Queue("INSERT INTO backfill.undo (run_id, batch, items) VALUES ($1, $2, $3::json)", r.Batch.RunID, r.Batch.Batch, string(r.Undo))
+		u := string(r.Undo)
+		undo = &u
 	}
-	p.Queue(insertEvent, r.Batch.RunID, "batch", event)
-	res := tx.SendBatch(ctx, &p)
-	err = func() error {
-		if _, err := res.Exec(); err != nil {
-			return err
-		}
-		if r.Lanes {
-			tag, err := res.Exec()
-			if err != nil {
-				return err
-			}
-			if tag.RowsAffected() != 1 {
-				return fmt.Errorf("lane %d's checkpoint is no longer %s: another process is writing this run: %w", r.Batch.Lane, from, ErrLaneMoved)
-			}
-		}
-		if r.Undo != nil {
-			if _, err := res.Exec(); err != nil {
-				return err
-			}
-		}
-		_, err := res.Exec()
-		return err
-	}()
-	if cerr := res.Close(); err == nil {
-		err = cerr
+	err = q.QueryRow(ctx, `SELECT batch, changed FROM backfill.record_batch($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)`,
+		r.RunID, r.Lane, nullJSON(r.From), string(r.Cursor), r.Last, r.Scanned, r.Intended, r.Size, r.Attempts, r.DurationMS,
+		undo, kind, event).Scan(&number, &changed)
+	if IsCode(err, CodeCheckpoint) {
+		return 0, 0, fmt.Errorf("lane %d's checkpoint is no longer %s: another process is writing this run: %w", r.Lane, r.From, ErrLaneMoved)
 	}
 	if err != nil {
-		return fmt.Errorf("error recording batch %d of run %d: %w", r.Batch.Batch, r.Batch.RunID, err)
+		return 0, 0, fmt.Errorf("error recording a batch of run %d: %w", r.RunID, err)
 	}
-	return nil
+	return number, changed, nil
 }
 
 // ErrLaneMoved is a lane checkpoint that moved under a batch.
@@ -356,37 +319,29 @@ const (
 	ControlCancel = "cancel"
 )
 
-// SetControl asks a running run to pause, resume or cancel, and logs it.
+// SetControl asks a running run to pause, resume or cancel, and logs it. A
+// cancel is final; a cancel of a run no process holds ends it at once.
 func SetControl(ctx context.Context, q Querier, id int64, control string) error {
-	tag, err := q.Exec(ctx, `UPDATE backfill.runs SET control = $2, control_by = session_user, updated_at = now()
-		WHERE id = $1 AND status = 'running'`, id, control)
-	if err != nil {
+	if _, err := q.Exec(ctx, "SELECT backfill.set_control($1, $2)", id, control); err != nil {
+		if IsCode(err, CodeFinal) {
+			return fmt.Errorf("run %d is not running (%s): %w", id, pgMessage(err), ErrNotFound)
+		}
 		return fmt.Errorf("error setting run %d to %s: %w", id, control, err)
 	}
-	if tag.RowsAffected() == 0 {
-		return fmt.Errorf("run %d is not running: %w", id, ErrNotFound)
-	}
-	return Append(ctx, q, id, "control", map[string]any{"control": control})
+	return nil
 }
 
 // PauseAfterCanary pauses a run in the transaction of its canary batch
 // (--pause-after-canary), so that no process, this one or a rerun, goes past
 // the canary before someone has checked it and run backfill resume. The
-// control audit event says why ("canary": true), which keepCanaryPause reads.
+// control audit event says why ("canary": true), and a resume keeps that
+// pause until someone resumes or cancels the run.
 func PauseAfterCanary(ctx context.Context, q Querier, id, batch int64) error {
-	if _, err := q.Exec(ctx, `UPDATE backfill.runs SET control = 'pause', control_by = session_user, updated_at = now()
-		WHERE id = $1`, id); err != nil {
+	if _, err := q.Exec(ctx, "SELECT backfill.pause_after_canary($1, $2)", id, batch); err != nil {
 		return fmt.Errorf("error pausing run %d after its canary batch: %w", id, err)
 	}
-	return Append(ctx, q, id, "control", map[string]any{"control": ControlPause, "canary": true, "batch": batch})
+	return nil
 }
-
-// keepCanaryPause is the control a resumed run starts with: 'run', except
-// that a run paused after its canary batch whose last control event is still
-// that pause (nobody ran backfill resume or cancel since) stays paused.
-const keepCanaryPause = `CASE WHEN control = 'pause' AND coalesce((SELECT (e.payload->>'canary')::boolean
-			FROM backfill.audit_events e WHERE e.run_id = $1 AND e.kind = 'control' ORDER BY e.seq DESC LIMIT 1), false)
-			THEN 'pause' ELSE 'run' END`
 
 // Control reads a run's requested control.
 func Control(ctx context.Context, q Querier, id int64) (string, error) {
@@ -476,20 +431,32 @@ func Lanes(ctx context.Context, q Querier, runID int64) ([]Lane, error) {
 	})
 }
 
-// CreateLanes fixes a run's lanes before its first batch, and logs them.
-func CreateLanes(ctx context.Context, q Querier, runID int64, lanes []Lane) error {
-	for _, l := range lanes {
-		if _, err := q.Exec(ctx, "INSERT INTO backfill.lanes (run_id, lane, after, until) VALUES ($1, $2, $3, $4)",
-			runID, l.Lane, l.After, l.Until); err != nil {
-			return fmt.Errorf("error creating lane %d of run %d: %w", l.Lane, runID, err)
-		}
+// CreateLanes fixes a run's lanes before its first batch, and logs them
+// with payload (none: the run goes on in one lane, and payload says why).
+func CreateLanes(ctx context.Context, q Querier, runID int64, lanes []Lane, payload map[string]any) error {
+	if lanes == nil {
+		lanes = []Lane{}
 	}
-	return Append(ctx, q, runID, "lanes", map[string]any{"lanes": lanes})
+	data, err := json.Marshal(lanes)
+	if err != nil {
+		return fmt.Errorf("error encoding lanes of run %d: %w", runID, err)
+	}
+	if payload == nil {
+		payload = map[string]any{"lanes": lanes}
+	}
+	event, err := json.Marshal(payload)
+	if err != nil {
+		return fmt.Errorf("error encoding lanes of run %d: %w", runID, err)
+	}
+	if _, err := q.Exec(ctx, "SELECT backfill.create_lanes($1, $2::jsonb, $3::jsonb)", runID, data, event); err != nil {
+		return fmt.Errorf("error creating the lanes of run %d: %w", runID, err)
+	}
+	return nil
 }
 
 // LaneDone marks a lane whose last page held no rows of it.
 func LaneDone(ctx context.Context, q Querier, runID int64, lane int) error {
-	if _, err := q.Exec(ctx, "UPDATE backfill.lanes SET done = true WHERE run_id = $1 AND lane = $2", runID, lane); err != nil {
+	if _, err := q.Exec(ctx, "SELECT backfill.lane_done($1, $2)", runID, lane); err != nil {
 		return fmt.Errorf("error marking lane %d of run %d done: %w", lane, runID, err)
 	}
 	return nil

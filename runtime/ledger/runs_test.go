@@ -3,7 +3,9 @@ package ledger
 import (
 	"context"
 	"encoding/json"
+	"strings"
 	"testing"
+	"time"
 
 	"github.com/jackc/pgx/v5"
 	"github.com/stretchr/testify/require"
@@ -47,48 +49,55 @@ func TestLatestDryRunIgnoresOffTargetReports(t *testing.T) {
 }
 
 // Run once is per run signature, purpose and parameter values: a completed
-// run of one cutoff neither blocks nor is resumed by a run of another, and
-// the database refuses a second completed run of the same values.
+// run of one cutoff neither blocks nor is resumed by a run of another, a run
+// of the same values resumes only once its session is gone, and the
+// database refuses a second completed run of the same values.
 func TestRunOncePerParams(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
-	conn, err := pgx.Connect(ctx, pgtest.NewDB(t))
-	require.NoError(t, err)
-	defer conn.Close(ctx)
-	_, err = Init(ctx, conn, "test")
-	require.NoError(t, err)
-
+	d := newLedgerDB(t)
 	early, late := json.RawMessage(`{"cutoff":"2025-01-01"}`), json.RawMessage(`{"cutoff": "2026-08-01"}`)
-	run := func(params json.RawMessage) Run {
-		return Run{Backfill: "b", Digest: "d", RunSignature: "sig", Purpose: "execute", OSUser: "u", ClientHost: "h",
-			CodeVersion: "v", SourceCommit: "c", Params: params, ApprovalIDs: []int64{}}
+	for _, values := range []json.RawMessage{early, late} {
+		st := statement(d.alice, "execute", testStatements(), time.Hour)
+		st = strings.Replace(st, `"purpose":"execute"`, `"purpose":"execute","params":`+string(values), 1)
+		_, err := AddApproval(ctx, d.as(d.alice), Approval{Approver: d.alice, Statement: st, Signature: "s"})
+		require.NoError(t, err)
 	}
-	first, resumed, err := Start(ctx, conn, run(early))
+	run := func(params json.RawMessage) Run {
+		r := testRun("execute")
+		r.Params = params
+		return r
+	}
+	runner := d.as(d.runner)
+	first, resumed, err := Start(ctx, runner, run(early), testStatements(), 1)
 	require.NoError(t, err)
 	require.False(t, resumed)
 	require.JSONEq(t, string(early), string(first.Params))
-	require.NoError(t, Finish(ctx, conn, first.ID, StatusCompleted, "", ""))
+	require.Equal(t, d.runner, first.DBUser, "the database sets the login")
+	require.NoError(t, Finish(ctx, runner, first.ID, StatusCompleted, "", ""))
 
-	done, err := Ended(ctx, conn, "sig", "execute", early)
+	done, err := Ended(ctx, runner, "sig", "execute", early)
 	require.NoError(t, err)
 	require.Equal(t, first.ID, done.ID)
-	done, err = Ended(ctx, conn, "sig", "execute", late)
+	done, err = Ended(ctx, runner, "sig", "execute", late)
 	require.NoError(t, err)
 	require.Nil(t, done, "another cutoff has not run")
-	done, err = Ended(ctx, conn, "sig", "execute", nil)
-	require.NoError(t, err)
-	require.Nil(t, done, "no parameters is a value of its own")
+	_, _, err = Start(ctx, runner, run(nil), testStatements(), 1)
+	require.True(t, IsCode(err, CodeNotApproved), "no parameters is a value of its own, not approved: %v", err)
 
-	second, resumed, err := Start(ctx, conn, run(late))
+	other := d.as(d.runner)
+	second, resumed, err := Start(ctx, other, run(late), testStatements(), 1)
 	require.NoError(t, err)
 	require.False(t, resumed, "a run of other values is not resumed")
 	require.NotEqual(t, first.ID, second.ID)
-	again, resumed, err := Start(ctx, conn, run(json.RawMessage(`{"cutoff":"2026-08-01"}`)))
+	_, _, err = Start(ctx, runner, run(json.RawMessage(`{"cutoff":"2026-08-01"}`)), testStatements(), 1)
+	require.True(t, IsCode(err, CodeHeld), "a live session holds it: %v", err)
+	require.NoError(t, other.Close(ctx))
+	again, resumed, err := Start(ctx, runner, run(json.RawMessage(`{"cutoff":"2026-08-01"}`)), testStatements(), 1)
 	require.NoError(t, err)
-	require.True(t, resumed, "the same values, spelt differently, resume")
+	require.True(t, resumed, "the same values, spelt differently, resume once the session is gone")
 	require.Equal(t, second.ID, again.ID)
 
-	third, _, err := Start(ctx, conn, run(early))
-	require.NoError(t, err)
-	require.Error(t, Finish(ctx, conn, third.ID, StatusCompleted, "", ""), "the database keeps one completed run per values")
+	_, _, err = Start(ctx, d.as(d.runner), run(early), testStatements(), 1)
+	require.True(t, IsCode(err, CodeAlreadyDone), "%v", err)
 }

@@ -58,11 +58,15 @@ type Skipped struct {
 
 // RecordSkipped stores rows a revert batch left alone.
 func RecordSkipped(ctx context.Context, q Querier, runID int64, skipped []Skipped) error {
-	for _, s := range skipped {
-		if _, err := q.Exec(ctx, `INSERT INTO backfill.revert_skipped (run_id, key, why, current) VALUES ($1, $2, $3, $4)
-			ON CONFLICT DO NOTHING`, runID, s.Key, s.Why, s.Current); err != nil {
-			return fmt.Errorf("error recording a row the revert left alone: %w", err)
-		}
+	if len(skipped) == 0 {
+		return nil
+	}
+	data, err := json.Marshal(skipped)
+	if err != nil {
+		return fmt.Errorf("error encoding the rows the revert left alone: %w", err)
+	}
+	if _, err := q.Exec(ctx, "SELECT backfill.record_skipped($1, $2::jsonb)", runID, data); err != nil {
+		return fmt.Errorf("error recording the rows the revert left alone: %w", err)
 	}
 	return nil
 }

@@ -87,3 +87,10 @@ func Detail(err error) string {
 	}
 	return ""
 }
+
+// IsUniqueViolation reports a unique_violation (23505): two writers raced
+// for a row only one may hold.
+func IsUniqueViolation(err error) bool {
+	var pgErr *pgconn.PgError
+	return errors.As(err, &pgErr) && pgErr.Code == "23505"
+}

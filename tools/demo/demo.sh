@@ -76,7 +76,10 @@ BEGIN
         EXECUTE format('GRANT %I TO %I', r[2], r[1]);
     END LOOP;
 END $$;
-GRANT SELECT, UPDATE ON users TO demo_runner;
+GRANT SELECT ON users TO demo_runner;
+-- The writes go to the NOLOGIN role backfill_writer, which no login is a
+-- member of: only an approved run's statements write, through the ledger.
+GRANT SELECT, UPDATE (role) ON users TO backfill_writer;
 GRANT SELECT ON role_grants, app_settings TO demo_runner;
 SQL
 echo "logins: demo_alice and demo_bob (backfill_approver), demo_runner (backfill_runner)"

@@ -31,6 +31,9 @@ type subject struct {
 	// Manifest is what the approval reads of the embedded manifest: its
 	// targets and promote: (EvidenceFrom).
 	Manifest bftype.Manifest
+	// Statements are the SQL texts the binary runs, which the approval
+	// names by sha256.
+	Statements []bftype.Statement
 }
 
 // inspectBinary hashes a backfill binary and reads its run signature from
@@ -51,9 +54,10 @@ func inspectBinary(ctx context.Context, path string) (*subject, error) {
 		return nil, fmt.Errorf("error running %s info --json (is it a backfill binary?): %w", path, err)
 	}
 	var info struct {
-		Name         string `json:"name"`
-		Digest       string `json:"digest"`
-		RunSignature string `json:"run_signature"`
+		Name         string             `json:"name"`
+		Digest       string             `json:"digest"`
+		RunSignature string             `json:"run_signature"`
+		Statements   []bftype.Statement `json:"statements"`
 		Manifest     struct {
 			Params  map[string]bftype.ParamSpec `json:"params"`
 			Promote *bftype.Promote             `json:"promote"`
@@ -65,8 +69,11 @@ func inspectBinary(ctx context.Context, path string) (*subject, error) {
 	if info.Digest != digest {
 		return nil, fmt.Errorf("%s reports digest %s but the file hashes to %s; it changed while being read", path, info.Digest, digest)
 	}
+	if len(info.Statements) == 0 {
+		return nil, fmt.Errorf("%s info --json names no SQL statements; rebuild it with this version of bin/backfill", path)
+	}
 	return &subject{Name: info.Name, Digest: digest, RunSignature: info.RunSignature, Params: info.Manifest.Params,
-		Manifest: bftype.Manifest{Params: info.Manifest.Params, Promote: info.Manifest.Promote}}, nil
+		Manifest: bftype.Manifest{Params: info.Manifest.Params, Promote: info.Manifest.Promote}, Statements: info.Statements}, nil
 }
 
 // loadSigner loads a private key, asking for its password as needed.
@@ -235,7 +242,7 @@ func buildStatement(ctx context.Context, conn *pgx.Conn, subj *subject, sf *stat
 		return nil, err
 	}
 	return approval.New(approval.Request{Backfill: subj.Name, Digest: subj.Digest, RunSignature: subj.RunSignature,
-		Environment: envName, Purpose: sf.purposeName(), Params: params, Evidence: evidence, Approver: approver, Reason: sf.reason, Now: time.Now(), TTL: sf.expires})
+		Environment: envName, Purpose: sf.purposeName(), Params: params, Evidence: evidence, Statements: approval.Hashes(subj.Statements), Approver: approver, Reason: sf.reason, Now: time.Now(), TTL: sf.expires})
 }
 
 // approvedParams are the canonical parameter values the statement pins: the

@@ -215,19 +215,6 @@ func TestConcurrentExecutionsOneRunsOneIsRefused(t *testing.T) {
 	x.approve("alice", x.bin)
 	x.approve("bob", x.bin)
 
-	// Deterministic: a session holding the run's lock makes execute exit at once, naming it.
-	ctx := context.Background()
-	holder, err := pgx.Connect(ctx, x.db)
-	require.NoError(t, err)
-	info := runBinary(t, nil, x.bin, "info", "--json")
-	runSig := between(info.stdout, `"run_signature": "`, `"`)
-	_, err = holder.Exec(ctx, "SELECT pg_advisory_lock($1)", engine.LockKey(runSig, "execute"))
-	require.NoError(t, err)
-	before := x.state()
-	res := x.execute(x.bin)
-	x.requireRefused(res, before, bftype.ExitLocked, bftype.ReasonLocked, "Another execution of this backfill holds its lock: pid")
-	require.NoError(t, holder.Close(ctx))
-
 	// For real: two executions at once; one completes, the other is refused.
 	var wg sync.WaitGroup
 	codes := make([]int, 2)

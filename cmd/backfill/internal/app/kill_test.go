@@ -57,7 +57,7 @@ func killUntilDone(t *testing.T, x *target) {
 		`CREATE FUNCTION count_write() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN
 			INSERT INTO row_writes VALUES (NEW.id, 1) ON CONFLICT (id) DO UPDATE SET n = row_writes.n + 1; RETURN NEW; END $$`,
 		`CREATE TRIGGER count_write AFTER UPDATE ON users FOR EACH ROW EXECUTE FUNCTION count_write()`,
-		`GRANT SELECT, INSERT, UPDATE ON row_writes TO backfill_runner`)
+		`GRANT SELECT ON row_writes TO backfill_runner`, `GRANT SELECT, INSERT, UPDATE ON row_writes TO backfill_writer`)
 	expected := pgtest.Query(t, x.db, `SELECT string_agg(u.id::text, ',' ORDER BY u.id) FROM users u WHERE created_at < '2026-01-01' AND role <>
 		(SELECT g.role FROM role_grants g WHERE g.user_id = u.id ORDER BY g.granted_at DESC, g.id DESC LIMIT 1)`)
 	x.approve("alice", x.bin)

@@ -28,7 +28,7 @@ func TestUpsertInsertsRaisesAndRevertsByDeleting(t *testing.T) {
 			SELECT id, (ARRAY[50, 200])[1 + (id / 3) % 2], (ARRAY[NULL, '', 'vip'])[1 + id % 3]
 			FROM accounts WHERE plan = 'pro' AND id % 3 = 0 OR plan = 'free' AND id % 2 = 0`,
 		"GRANT SELECT ON accounts TO backfill_runner",
-		"GRANT SELECT, INSERT, UPDATE, DELETE ON quotas TO backfill_runner")
+		"GRANT SELECT ON quotas TO backfill_runner", "GRANT SELECT, INSERT, UPDATE, DELETE ON quotas TO backfill_writer")
 	const quotasState = `SELECT md5(string_agg(q::text, ',' ORDER BY account_id)) FROM quotas q WHERE account_id NOT IN ($1, $2)`
 	missing := pgtest.Query(t, x.db, `SELECT count(*) FROM accounts a WHERE plan = 'pro' AND NOT EXISTS (SELECT FROM quotas WHERE account_id = a.id)`)
 	raised := pgtest.Query(t, x.db, `SELECT count(*) FROM quotas q JOIN accounts a ON a.id = q.account_id WHERE plan = 'pro' AND storage_gb < 100`)
@@ -79,7 +79,7 @@ func TestDeleteKeepsWholeRowsAndRevertReinsertsThem(t *testing.T) {
 				timestamptz '2025-12-31 23:59:59.123456+00' + (i % 2) * interval '1 day' - i * interval '1 minute 0.000001 second',
 				(ARRAY[NULL, '{"a": [1, 2.50]}', '[]', '"x"'])[1 + i % 4]::jsonb
 			FROM generate_series(1, 600) AS i`,
-		"GRANT SELECT, INSERT, DELETE, UPDATE (id) ON sessions TO backfill_runner")
+		"GRANT SELECT ON sessions TO backfill_runner", "GRANT SELECT, INSERT, DELETE, UPDATE (id) ON sessions TO backfill_writer")
 	const sessionsState = `SELECT md5(string_agg(s::text, ',' ORDER BY id)) FROM sessions s WHERE id <> $1`
 	expired := pgtest.Query(t, x.db, "SELECT count(*) FROM sessions WHERE expires_at < '2026-01-01'")
 	kept := pgtest.Query(t, x.db, "SELECT md5(string_agg(s::text, ',' ORDER BY id)) FROM sessions s WHERE expires_at >= '2026-01-01'")
@@ -126,7 +126,7 @@ func TestInsertRaceKeepsAnotherSessionsRow(t *testing.T) {
 	pgtest.Exec(t, x.db,
 		`INSERT INTO accounts (tenant, plan) SELECT 'acme', 'pro' FROM generate_series(1, 60)`,
 		"GRANT SELECT ON accounts TO backfill_runner",
-		"GRANT SELECT, INSERT, UPDATE, DELETE ON quotas TO backfill_runner")
+		"GRANT SELECT ON quotas TO backfill_runner", "GRANT SELECT, INSERT, UPDATE, DELETE ON quotas TO backfill_writer")
 	x.approve("alice", bin)
 	x.approve("bob", bin)
 

@@ -87,7 +87,7 @@ func TestNullsRoundTripThroughKillResumeAndRevert(t *testing.T) {
 	t.Parallel()
 	x := newTarget(t)
 	bin := x.build("fill_nicknames", edit2{"batch: {size: 500, canary: 50, max_rows_per_second: 20000,", "batch: {size: 5, canary: 2, max_rows_per_second: 250,"})
-	pgtest.Exec(t, x.db, seedProfiles, "GRANT SELECT, UPDATE ON profiles TO backfill_runner")
+	pgtest.Exec(t, x.db, seedProfiles, "GRANT SELECT ON profiles TO backfill_runner", "GRANT SELECT, UPDATE ON profiles TO backfill_writer")
 	require.Equal(t, "150 150 200 200", pgtest.Query(t, x.db, `SELECT count(*) FILTER (WHERE nickname IS NULL) || ' ' ||
 		count(*) FILTER (WHERE nickname = '') || ' ' || count(*) FILTER (WHERE points IS NULL) || ' ' || count(*) FILTER (WHERE points = 0) FROM profiles`))
 	original := pgtest.Query(t, x.db, profilesState, 1) // row 1 is changed by hand below

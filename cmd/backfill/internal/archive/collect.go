@@ -12,7 +12,6 @@ import (
 
 	"github.com/jackc/pgx/v5"
 
-	"github.com/runonce/backfill/runtime/engine"
 	"github.com/runonce/backfill/runtime/ledger"
 	"github.com/runonce/backfill/runtime/pgdb"
 )
@@ -41,8 +40,8 @@ func Collect(ctx context.Context, conn *pgx.Conn, o CollectOpts) (*Archive, erro
 		return nil, err
 	}
 	if run.Status == ledger.StatusRunning {
-		if held, err := lockHeld(ctx, conn, engine.LockKey(run.RunSignature, run.Purpose)); err != nil || held {
-			return nil, errors.Join(fmt.Errorf("run %d is %w (its process holds the run lock); archive it after it ends", run.ID, ErrStillRunning), err)
+		if held, err := ledger.Held(ctx, conn, run.ID); err != nil || held {
+			return nil, errors.Join(fmt.Errorf("run %d is %w (a live session of its process holds it in the ledger); archive it after it ends", run.ID, ErrStillRunning), err)
 		}
 	}
 	a := newArchive()
@@ -81,18 +80,6 @@ func server(id pgdb.Identity) string {
 		return id.ServerAddress
 	}
 	return id.DialedHost
-}
-
-// lockHeld reports whether some session holds an advisory lock.
-func lockHeld(ctx context.Context, conn *pgx.Conn, key int64) (bool, error) {
-	var held bool
-	err := conn.QueryRow(ctx, `SELECT EXISTS (SELECT FROM pg_locks WHERE locktype = 'advisory' AND granted
-		AND classid = (($1::bigint >> 32) & 4294967295)::oid AND objid = ($1::bigint & 4294967295)::oid AND objsubid = 1
-		AND database = (SELECT oid FROM pg_database WHERE datname = current_database()))`, key).Scan(&held)
-	if err != nil {
-		return false, fmt.Errorf("error checking whether the run is still running: %w", err)
-	}
-	return held, nil
 }
 
 // readDist reads the binary and its build files, and refuses a binary that

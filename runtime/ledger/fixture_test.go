@@ -1,0 +1,130 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/sha256"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"fmt"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/pgdb/pgtest"
+)
+
+// ledgerDB is a test database with a ledger of environment "test", a table
+// t(id bigint, v text) of 10 rows the writer role may update, and logins
+// for a runner and two approvers (cluster-wide roles, named per test).
+type ledgerDB struct {
+	t       *testing.T
+	url     string
+	admin   *pgx.Conn // superuser
+	suffix  string
+	runner  string // login names
+	alice   string
+	bob     string
+	outside string // a login with CONNECT and no backfill role
+}
+
+func newLedgerDB(t *testing.T) *ledgerDB {
+	t.Helper()
+	ctx := context.Background()
+	url := pgtest.NewDB(t)
+	conn, err := pgx.Connect(ctx, url)
+	require.NoError(t, err)
+	t.Cleanup(func() { conn.Close(context.Background()) })
+	_, err = Init(ctx, conn, "test")
+	require.NoError(t, err)
+	s := fmt.Sprintf("%d", time.Now().UnixNano()%1e12)
+	d := &ledgerDB{t: t, url: url, admin: conn, suffix: s,
+		runner: "l_runner_" + s, alice: "l_alice_" + s, bob: "l_bob_" + s, outside: "l_outside_" + s}
+	for login, group := range map[string]string{d.runner: "backfill_runner", d.alice: "backfill_approver", d.bob: "backfill_approver", d.outside: ""} {
+		pgtest.Exec(t, pgtest.AdminURL(), "CREATE ROLE "+login+" LOGIN")
+		if group != "" {
+			pgtest.Exec(t, pgtest.AdminURL(), "GRANT "+group+" TO "+login)
+		}
+		t.Cleanup(func() { pgtest.Exec(t, pgtest.AdminURL(), "DROP OWNED BY "+login, "DROP ROLE IF EXISTS "+login) })
+	}
+	pgtest.Exec(t, url, "CREATE TABLE t (id bigint PRIMARY KEY, v text)", "INSERT INTO t SELECT g, 'old' FROM generate_series(1, 10) g",
+		"GRANT SELECT ON t TO backfill_runner", "GRANT SELECT, UPDATE (v) ON t TO backfill_writer")
+	for _, who := range []string{d.alice, d.bob} {
+		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+		require.NoError(t, err)
+		der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+		require.NoError(t, err)
+		pemText := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+		require.NoError(t, AddApprover(ctx, conn, Approver{Name: who, Login: who, PublicKey: pemText, KeyID: who}))
+	}
+	return d
+}
+
+// as connects as login.
+func (d *ledgerDB) as(login string) *pgx.Conn {
+	d.t.Helper()
+	conn, err := pgx.Connect(context.Background(), strings.Replace(d.url, "postgres://postgres@", "postgres://"+login+"@", 1))
+	require.NoError(d.t, err)
+	d.t.Cleanup(func() { conn.Close(context.Background()) })
+	return conn
+}
+
+const (
+	testApply = "UPDATE t SET v = u.v FROM unnest($1::bigint[], $2::text[]) AS u(id, v) WHERE t.id = u.id"
+	testRead  = "SELECT id, v FROM t WHERE id = ANY($1::bigint[]) ORDER BY id FOR UPDATE"
+	testPage  = "SELECT id, v FROM t WHERE id > $1 ORDER BY id LIMIT $2"
+)
+
+func testStatements() []bftype.Statement {
+	return []bftype.Statement{{Name: "Apply", Role: "apply", SQL: testApply}, {Name: "RevertRead", Role: "revert_read", SQL: testRead},
+		{Name: "ScopePage", Role: "page", SQL: testPage}}
+}
+
+// statement is an approval statement as `backfill approve` writes it.
+func statement(approver, purpose string, stmts []bftype.Statement, expires time.Duration) string {
+	type hash struct {
+		Name   string `json:"name"`
+		Role   string `json:"role"`
+		SHA256 string `json:"sha256"`
+	}
+	var hs []hash
+	for _, s := range stmts {
+		var sum string
+		for _, b := range sha256Sum(s.SQL) {
+			sum += fmt.Sprintf("%02x", b)
+		}
+		hs = append(hs, hash{s.Name, s.Role, sum})
+	}
+	now := time.Now().UTC().Truncate(time.Second)
+	st := map[string]any{
+		"_type":         "https://in-toto.io/Statement/v1",
+		"subject":       []any{map[string]any{"name": "b", "digest": map[string]string{"sha256": strings.Repeat("d", 64)}}},
+		"predicateType": "https://github.com/runonce/backfill/approval/v1",
+		"predicate": map[string]any{"backfill": "b", "run_signature": "sig", "environment": "test", "purpose": purpose,
+			"statements": hs, "approver": approver, "reason": "ok", "issued_at": now, "expires_at": now.Add(expires)},
+	}
+	out, _ := json.Marshal(st)
+	return string(out)
+}
+
+// approve submits an approval of digest dddd... for purpose as login who.
+func (d *ledgerDB) approve(who, purpose string) int64 {
+	d.t.Helper()
+	id, err := AddApproval(context.Background(), d.as(who), Approval{Approver: who, Statement: statement(who, purpose, testStatements(), time.Hour), Signature: "sig"})
+	require.NoError(d.t, err)
+	return id
+}
+
+func testRun(purpose string) Run {
+	return Run{Backfill: "b", Digest: strings.Repeat("d", 64), RunSignature: "sig", Purpose: purpose, OSUser: "u", ClientHost: "h",
+		CodeVersion: "v", SourceCommit: "c"}
+}
+
+func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
