@@ -61,7 +61,8 @@ func (g Gate) q() queryer {
 // types and, for a query, the column definition list of its rows.
 type described struct {
 	params []uint32
-	cols   string
+	cols   string   // the column definition list: c1 bigint, c2 text
+	types  []string // the column types, as format_type names them
 }
 
 // descriptions caches them by connection and SQL text: type OIDs of
@@ -97,6 +98,7 @@ func (g Gate) describe(ctx context.Context, sql string, rows bool) (*described, 
 			defs[i] = fmt.Sprintf("c%d %s", i+1, t)
 		}
 		d.cols = strings.Join(defs, ", ")
+		d.types = types
 	}
 	descriptions.Store(key, d)
 	return d, nil
@@ -157,9 +159,9 @@ func (g Gate) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, err
 		return nil, err
 	}
 	if g.Peek {
-		return g.q().Query(ctx, "SELECT * FROM backfill.peek($1, $2) AS t("+d.cols+")", sql, texts)
+		return g.q().Query(ctx, "SELECT * FROM backfill.peek($1, $2, $3) AS t("+d.cols+")", sql, texts, d.types)
 	}
-	return g.Tx.Query(ctx, "SELECT * FROM backfill.query($1, $2, $3) AS t("+d.cols+")", g.RunID, sql, texts)
+	return g.Tx.Query(ctx, "SELECT * FROM backfill.query($1, $2, $3, $4) AS t("+d.cols+")", g.RunID, sql, texts, d.types)
 }
 
 // QueryRow is Query's first row.

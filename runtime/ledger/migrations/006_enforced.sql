@@ -799,8 +799,8 @@ BEGIN
     IF r.control = 'pause' THEN
         RAISE EXCEPTION 'run % is paused', run USING ERRCODE = 'BF006';
     END IF;
-    SELECT * INTO s FROM backfill.run_statements t WHERE t.run_id = run AND t.sha256 = backfill._sha256(sql) LIMIT 1;
-    IF NOT FOUND OR s.sql <> sql THEN
+    SELECT * INTO s FROM backfill.run_statements t WHERE t.run_id = run AND t.sha256 = backfill._sha256(_statement.sql) LIMIT 1;
+    IF NOT FOUND OR s.sql <> _statement.sql THEN
         RAISE EXCEPTION 'this statement is not one the approvals of run % name', run USING ERRCODE = 'BF005';
     END IF;
     IF writes AND NOT ((r.purpose = 'execute' AND s.role = 'apply')
@@ -821,31 +821,42 @@ $$;
 
 -- _wrapper returns the function of backfill_exec that runs sql with its
 -- parameters as PostgreSQL types them, creating it the first time: its
--- name is derived from the text, its search_path is the ledger's, pg_temp
+-- name is derived from the text (and, for a query, the column types the
+-- caller reads, each checked to be a type: PostgreSQL 15 does not say a
+-- prepared statement's result types, and a list that does not match its
+-- rows makes the query fail), its search_path is the ledger's, pg_temp
 -- last, so no temp table shadows a table the statement names.
-CREATE FUNCTION backfill._wrapper(sql text, rows boolean) RETURNS text
+CREATE FUNCTION backfill._wrapper(sql text, cols text[]) RETURNS text
 LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    fname  text := (CASE WHEN rows THEN 'q_' ELSE 'x_' END) || left(backfill._sha256(sql), 40);
+    fname  text;
     pname  text := 'backfill_probe_' || left(backfill._sha256(sql), 16);
     ptypes regtype[];
-    rtypes regtype[];
     usings text;
-    cols   text;
+    defs   text;
     path   text := backfill._setting('search_path');
 BEGIN
+    IF cols IS NOT NULL THEN
+        IF EXISTS (SELECT FROM unnest(cols) c WHERE to_regtype(c) IS NULL) THEN
+            RAISE EXCEPTION 'the column types % are not all types', cols USING ERRCODE = 'BF010';
+        END IF;
+        SELECT string_agg(format('c%s %s', i, to_regtype(c)::text), ', ' ORDER BY i) INTO defs
+        FROM unnest(cols) WITH ORDINALITY AS u(c, i);
+        fname := 'q_' || left(backfill._sha256(sql || E'\n' || coalesce(defs, '')), 40);
+    ELSE
+        fname := 'x_' || left(backfill._sha256(sql), 40);
+    END IF;
     IF EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'backfill_exec'::regnamespace AND p.proname = fname) THEN
         RETURN fname;
     END IF;
     EXECUTE format('SET LOCAL search_path = %s, pg_catalog, pg_temp', path);
     EXECUTE format('PREPARE %I AS %s', pname, sql);
-    SELECT parameter_types, result_types INTO ptypes, rtypes FROM pg_prepared_statements WHERE name = pname;
+    SELECT parameter_types INTO ptypes FROM pg_prepared_statements WHERE name = pname;
     EXECUTE format('DEALLOCATE %I', pname);
     SELECT string_agg(format('a[%s]::%s', i, t), ', ' ORDER BY i) INTO usings FROM unnest(ptypes) WITH ORDINALITY AS u(t, i);
-    IF rows THEN
-        SELECT string_agg(format('c%s %s', i, t), ', ' ORDER BY i) INTO cols FROM unnest(rtypes) WITH ORDINALITY AS u(t, i);
+    IF cols IS NOT NULL THEN
         EXECUTE format('CREATE FUNCTION backfill_exec.%I(a text[]) RETURNS TABLE (%s) LANGUAGE plpgsql SET search_path = %s, pg_catalog, pg_temp AS %L',
-            fname, cols, path, format('BEGIN RETURN QUERY EXECUTE %L%s; END', sql, CASE WHEN usings IS NULL THEN '' ELSE ' USING ' || usings END));
+            fname, defs, path, format('BEGIN RETURN QUERY EXECUTE %L%s; END', sql, CASE WHEN usings IS NULL THEN '' ELSE ' USING ' || usings END));
     ELSE
         EXECUTE format('CREATE FUNCTION backfill_exec.%I(a text[]) RETURNS bigint LANGUAGE plpgsql SET search_path = %s, pg_catalog, pg_temp AS %L',
             fname, path, format('DECLARE n bigint; BEGIN EXECUTE %L%s; GET DIAGNOSTICS n = ROW_COUNT; RETURN n; END',
@@ -865,7 +876,7 @@ DECLARE
     n     bigint;
 BEGIN
     PERFORM backfill._statement(run, sql, true);
-    fname := backfill._wrapper(sql, false);
+    fname := backfill._wrapper(sql, NULL);
     EXECUTE format('SELECT backfill_exec.%I($1)', fname) INTO n USING args;
     PERFORM backfill._count_rows(run, lane, n);
     RETURN n;
@@ -873,20 +884,20 @@ END $$;
 
 -- query runs the run's approved RevertRead, which locks the rows it reads
 -- (FOR UPDATE needs a write privilege the runner does not hold).
-CREATE FUNCTION backfill.query(run bigint, sql text, args text[]) RETURNS SETOF record
+CREATE FUNCTION backfill.query(run bigint, sql text, args text[], cols text[]) RETURNS SETOF record
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     fname text;
 BEGIN
     PERFORM backfill._statement(run, sql, false);
-    fname := backfill._wrapper(sql, true);
+    fname := backfill._wrapper(sql, coalesce(cols, '{}'));
     RETURN QUERY EXECUTE format('SELECT * FROM backfill_exec.%I($1)', fname) USING args;
 END $$;
 
 -- peek runs an approved RevertRead outside a batch (a spot check, a revert's
 -- preview), for a runner or an observer: one that an approval names, in a
 -- transaction the caller should keep short (its row locks last until it ends).
-CREATE FUNCTION backfill.peek(sql text, args text[]) RETURNS SETOF record
+CREATE FUNCTION backfill.peek(sql text, args text[], cols text[]) RETURNS SETOF record
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     fname text;
@@ -894,7 +905,7 @@ BEGIN
     IF NOT backfill._approved_read(sql) THEN
         RAISE EXCEPTION 'this statement is not a RevertRead an approval names' USING ERRCODE = 'BF005';
     END IF;
-    fname := backfill._wrapper(sql, true);
+    fname := backfill._wrapper(sql, coalesce(cols, '{}'));
     RETURN QUERY EXECUTE format('SELECT * FROM backfill_exec.%I($1)', fname) USING args;
 END $$;
 
@@ -921,9 +932,9 @@ BEGIN
     END LOOP;
     EXECUTE 'ALTER SCHEMA backfill_exec OWNER TO backfill_writer';
     EXECUTE 'ALTER FUNCTION backfill.exec(bigint, integer, text, text[]) OWNER TO backfill_writer';
-    EXECUTE 'ALTER FUNCTION backfill.query(bigint, text, text[]) OWNER TO backfill_writer';
-    EXECUTE 'ALTER FUNCTION backfill.peek(text, text[]) OWNER TO backfill_writer';
-    EXECUTE 'ALTER FUNCTION backfill._wrapper(text, boolean) OWNER TO backfill_writer';
+    EXECUTE 'ALTER FUNCTION backfill.query(bigint, text, text[], text[]) OWNER TO backfill_writer';
+    EXECUTE 'ALTER FUNCTION backfill.peek(text, text[], text[]) OWNER TO backfill_writer';
+    EXECUTE 'ALTER FUNCTION backfill._wrapper(text, text[]) OWNER TO backfill_writer';
 END $$;
 
 REVOKE ALL ON SCHEMA backfill_exec FROM PUBLIC;
@@ -934,7 +945,7 @@ GRANT EXECUTE ON FUNCTION backfill.audit_hash(bigint, timestamptz, bigint, text,
     TO backfill_runner, backfill_approver, backfill_observer, backfill_admin;
 GRANT EXECUTE ON FUNCTION backfill._statement(bigint, text, boolean), backfill._count_rows(bigint, integer, bigint),
     backfill._sha256(text), backfill._setting(text), backfill._approved_read(text) TO backfill_writer;
-GRANT EXECUTE ON FUNCTION backfill.peek(text, text[]) TO backfill_runner, backfill_observer;
+GRANT EXECUTE ON FUNCTION backfill.peek(text, text[], text[]) TO backfill_runner, backfill_observer;
 GRANT EXECUTE ON FUNCTION backfill.add_approver(text, text, text, text), backfill.revoke_approver(text) TO backfill_admin;
 GRANT EXECUTE ON FUNCTION backfill.submit_approval(text, text) TO backfill_approver;
 GRANT EXECUTE ON FUNCTION
@@ -952,7 +963,7 @@ GRANT EXECUTE ON FUNCTION
     backfill.save_dry_run(text, text, text, jsonb),
     backfill.acknowledge(bigint, jsonb),
     backfill.exec(bigint, integer, text, text[]),
-    backfill.query(bigint, text, text[])
+    backfill.query(bigint, text, text[], text[])
     TO backfill_runner;
 GRANT EXECUTE ON FUNCTION backfill.run_live(bigint) TO backfill_runner, backfill_approver, backfill_observer, backfill_admin;
 GRANT EXECUTE ON FUNCTION backfill.archived(bigint, jsonb) TO backfill_runner, backfill_observer, backfill_admin;

@@ -13,7 +13,6 @@ import (
 	"github.com/stretchr/testify/require"
 
 	"github.com/runonce/backfill/runtime/bftype"
-	"github.com/runonce/backfill/runtime/engine"
 	"github.com/runonce/backfill/runtime/pgdb/pgtest"
 )
 
