@@ -52,7 +52,7 @@ func newLedgerDB(t *testing.T) *ledgerDB {
 		if group != "" {
 			pgtest.Exec(t, pgtest.AdminURL(), "GRANT "+group+" TO "+login)
 		}
-		t.Cleanup(func() { pgtest.Exec(t, pgtest.AdminURL(), "DROP OWNED BY "+login, "DROP ROLE IF EXISTS "+login) })
+		t.Cleanup(func() { dropLogin(url, login) })
 	}
 	pgtest.Exec(t, url, "CREATE TABLE t (id bigint PRIMARY KEY, v text)", "INSERT INTO t SELECT g, 'old' FROM generate_series(1, 10) g",
 		"GRANT SELECT ON t TO backfill_runner", "GRANT SELECT, UPDATE (v) ON t TO backfill_writer")
@@ -128,3 +128,18 @@ func testRun(purpose string) Run {
 }
 
 func sha256Sum(s string) [32]byte { return sha256.Sum256([]byte(s)) }
+
+// dropLogin drops a test login and what it owns in the test database (the
+// database itself, for a test that made it the owner).
+func dropLogin(url, login string) {
+	ctx := context.Background()
+	for _, c := range []struct{ url, sql string }{
+		{url, "REASSIGN OWNED BY " + login + " TO postgres"}, {url, "DROP OWNED BY " + login},
+		{pgtest.AdminURL(), "DROP ROLE IF EXISTS " + login},
+	} {
+		if conn, err := pgx.Connect(ctx, c.url); err == nil {
+			_, _ = conn.Exec(ctx, c.sql)
+			conn.Close(ctx)
+		}
+	}
+}

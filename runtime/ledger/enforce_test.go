@@ -1,0 +1,351 @@
+package ledger
+
+import (
+	"context"
+	"crypto/ecdsa"
+	"crypto/ed25519"
+	"crypto/elliptic"
+	"crypto/rand"
+	"crypto/rsa"
+	"crypto/x509"
+	"encoding/json"
+	"encoding/pem"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+	"github.com/stretchr/testify/require"
+
+	"github.com/runonce/backfill/runtime/pgdb/pgtest"
+)
+
+// These tests attack the ledger the way a hostile runner, approver, outside
+// login or database owner would, each logged in with only the grants
+// docs/operating.md prescribes, and check that each attempt is refused and
+// changes neither a row of the target table nor the audit chain.
+
+// snapshot is what no refused attempt may change: the target table, the
+// runs, batches and undo rows, and the audit chain's head.
+func (d *ledgerDB) snapshot() string {
+	d.t.Helper()
+	return pgtest.Query(d.t, d.url, `SELECT md5(concat_ws('|',
+		(SELECT string_agg(t::text, ',' ORDER BY id) FROM t),
+		(SELECT string_agg(r.id || r.status || r.control || coalesce(r.cursor::text, '') || r.changed || r.db_user, ',' ORDER BY id) FROM backfill.runs r),
+		(SELECT count(*) FROM backfill.batches), (SELECT count(*) FROM backfill.undo),
+		(SELECT max(seq) || hash FROM backfill.audit_events GROUP BY hash ORDER BY max(seq) DESC LIMIT 1)))`)
+}
+
+// refused runs sql as conn and requires it to fail with SQLSTATE code
+// (42501: permission denied) and change nothing.
+func (d *ledgerDB) refused(conn *pgx.Conn, code, sql string, args ...any) {
+	d.t.Helper()
+	before := d.snapshot()
+	_, err := conn.Exec(context.Background(), sql, args...)
+	require.Error(d.t, err, sql)
+	require.True(d.t, IsCode(err, code), "%s: want SQLSTATE %s, got %v", sql, code, err)
+	require.Equal(d.t, before, d.snapshot(), "a refused attempt changed something: %s", sql)
+}
+
+// started is a running run of the test backfill, held by a runner session.
+func (d *ledgerDB) started() (*pgx.Conn, *Run) {
+	d.t.Helper()
+	d.approve(d.alice, "execute")
+	conn := d.as(d.runner)
+	run, _, err := Start(context.Background(), conn, testRun("execute"), testStatements(), 1)
+	require.NoError(d.t, err)
+	return conn, run
+}
+
+// B1, B2, B3, B4: the runner writes neither the target table nor the ledger
+// except through the ledger's functions.
+func TestRunnerHoldsNoWritePrivilege(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	runner, run := d.started()
+	ctx := context.Background()
+	// A batch, so there are rows to tamper with.
+	tx, err := runner.Begin(ctx)
+	require.NoError(t, err)
+	n, err := Gate{Tx: tx, RunID: run.ID}.Exec(ctx, testApply, []int64{1, 2}, []string{"new", "new"})
+	require.NoError(t, err)
+	require.Equal(t, int64(2), n.RowsAffected())
+	num, changed, err := RecordBatch(ctx, tx, BatchRecord{RunID: run.ID, Cursor: json.RawMessage("2"), Scanned: 2, Intended: 2, Size: 2, Attempts: 1,
+		Undo: []byte(`[{"key":1,"before":{"v":"old"},"after":{"v":"new"}}]`)})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), num)
+	require.Equal(t, int64(2), changed, "the database counts the rows")
+	require.NoError(t, tx.Commit(ctx))
+
+	for _, sql := range []string{
+		"UPDATE t SET v = 'psql'",                                 // B1
+		"DELETE FROM t",                                           // B1
+		"UPDATE backfill.runs SET status = 'failed'",              // B2
+		"UPDATE backfill.runs SET cursor = NULL, db_user = 'bob'", // identity
+		`INSERT INTO backfill.runs (backfill, digest, run_signature, status, os_user, client_host, code_version, source_commit)
+			VALUES ('b', 'd', 'sig', 'completed', 'u', 'h', 'v', 'c')`, // B3
+		`INSERT INTO backfill.batches (run_id, batch, cursor, scanned, intended, changed, size, attempts, duration_ms)
+			VALUES (1, 9, '9', 1, 1, 1, 1, 1, 1)`, // B3
+		"INSERT INTO backfill.audit_events (run_id, kind, payload) VALUES (1, 'finished', '{}')", // B3
+		`INSERT INTO backfill.undo (run_id, batch, items) VALUES (1, 9, '[{"key":5,"before":{"v":"evil"},"after":{"v":"old"}}]')`, // B4
+		"DELETE FROM backfill.audit_events",
+		"TRUNCATE backfill.audit_events",
+		"DO $$ BEGIN LOCK TABLE backfill.audit_head IN EXCLUSIVE MODE; END $$",
+		"SELECT * FROM backfill.audit_head FOR UPDATE",
+		"SELECT backfill._event(1, 'finished', '{}')",
+		"UPDATE backfill.settings SET value = 'production'",
+	} {
+		d.refused(runner, "42501", sql)
+	}
+}
+
+// Audit events are written only by the ledger's functions, each its own
+// kinds, with the database's actor: a runner cannot log an approval, a
+// finish or an archive, nor set a run's login.
+func TestForgedEventsAndIdentity(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	runner, run := d.started()
+	require.Equal(t, d.runner, run.DBUser)
+	for _, kind := range []string{"approval", "finished", "archived", "started", "batch", "acknowledged", "dry_run"} {
+		d.refused(runner, CodeMalformed, "SELECT backfill.run_event($1, $2, '{}')", run.ID, kind)
+	}
+	// A run in another session's hands is not this session's to log.
+	d.refused(d.as(d.runner), CodeNotHeld, "SELECT backfill.run_event($1, 'preflight', '{}')", run.ID)
+	// Whatever a process claims, the actor is the session's login.
+	require.NoError(t, Append(context.Background(), runner, run.ID, "preflight", map[string]string{"actor": "alice"}))
+	require.Equal(t, d.runner, pgtest.Query(t, d.url, "SELECT actor FROM backfill.audit_events ORDER BY seq DESC LIMIT 1"))
+	// An approver is not a runner.
+	d.refused(d.as(d.alice), "42501", "SELECT backfill.run_event($1, 'preflight', '{}')", run.ID)
+}
+
+// Writes go only through the run's approved statements, in a batch of a
+// run this session holds, not paused or cancelled, and checkpoints only
+// move forward.
+func TestWritesOnlyAsApproved(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	runner, run := d.started()
+	ctx := context.Background()
+	exec := func(conn *pgx.Conn, sql string, args ...string) error {
+		_, err := conn.Exec(ctx, "SELECT backfill.exec($1, 0, $2, $3)", run.ID, sql, args)
+		return err
+	}
+	before := d.snapshot()
+	require.True(t, IsCode(exec(runner, "UPDATE t SET v = 'evil'"), CodeNotApprovedSQL), "an unapproved statement")
+	require.True(t, IsCode(exec(runner, testApply+" ", "{1}", "{evil}"), CodeNotApprovedSQL), "another text, one space more")
+	require.True(t, IsCode(exec(runner, testRead, "{1}"), CodeNotApprovedSQL), "RevertRead does not write")
+	require.True(t, IsCode(exec(d.as(d.runner), testApply, "{1}", "{evil}"), CodeNotHeld), "another session of the same login")
+	_, err := d.as(d.alice).Exec(ctx, "SELECT backfill.exec($1, 0, $2, $3)", run.ID, testApply, []string{"{1}", "{evil}"})
+	require.True(t, IsCode(err, "42501"), "an approver: %v", err)
+	_, err = d.as(d.outside).Exec(ctx, "SELECT backfill.exec($1, 0, $2, $3)", run.ID, testApply, []string{"{1}", "{evil}"})
+	require.True(t, IsCode(err, "42501"), "a login without a backfill role: %v", err)
+	_, err = d.as(d.runner).Exec(ctx, "SELECT backfill_exec.x_0()")
+	require.Error(t, err, "the wrappers are the writer's")
+	require.Equal(t, before, d.snapshot())
+
+	// A checkpoint never goes back.
+	tx, err := runner.Begin(ctx)
+	require.NoError(t, err)
+	_, _, err = RecordBatch(ctx, tx, BatchRecord{RunID: run.ID, Cursor: json.RawMessage("5"), Scanned: 5, Size: 5, Attempts: 1})
+	require.NoError(t, err)
+	require.NoError(t, tx.Commit(ctx))
+	for _, c := range []struct{ from, to string }{{"5", "3"}, {"5", "5"}, {"null", "7"}, {"2", "7"}} {
+		tx, err := runner.Begin(ctx)
+		require.NoError(t, err)
+		_, _, err = RecordBatch(ctx, tx, BatchRecord{RunID: run.ID, From: json.RawMessage(c.from), Cursor: json.RawMessage(c.to), Scanned: 1, Size: 1, Attempts: 1})
+		require.ErrorIs(t, err, ErrLaneMoved, "from %s to %s", c.from, c.to)
+		require.NoError(t, tx.Rollback(ctx))
+	}
+
+	// Paused: no write until it is resumed; cancelled: none ever again.
+	require.NoError(t, SetControl(ctx, d.as(d.runner), run.ID, ControlPause))
+	require.True(t, IsCode(exec(runner, testApply, "{6}", "{new}"), CodePaused))
+	require.NoError(t, SetControl(ctx, d.as(d.runner), run.ID, ControlRun))
+	require.NoError(t, exec(runner, testApply, "{6}", "{new}"))
+	require.NoError(t, SetControl(ctx, d.as(d.runner), run.ID, ControlCancel))
+	require.True(t, IsCode(exec(runner, testApply, "{6}", "{new}"), CodeFinal))
+	require.Error(t, SetControl(ctx, d.as(d.runner), run.ID, ControlRun), "a cancel is final")
+}
+
+// A dead run's cancel is final: the next start does not undo it; and while
+// a revert of a run has started, the run does not resume.
+func TestCancelStaysAndRevertExcludesResume(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	runner, run := d.started()
+	ctx := context.Background()
+	require.NoError(t, runner.Close(ctx)) // the process died
+	require.NoError(t, SetControl(ctx, d.as(d.runner), run.ID, ControlCancel))
+	require.Equal(t, StatusCancelled, pgtest.Query(t, d.url, "SELECT status FROM backfill.runs WHERE id = 1"))
+	_, _, err := Start(ctx, d.as(d.runner), testRun("execute"), testStatements(), 1)
+	require.True(t, IsCode(err, CodeAlreadyDone), "a cancelled run is final: %v", err)
+
+	d2 := newLedgerDB(t)
+	runner, run = d2.started()
+	require.NoError(t, runner.Close(ctx))
+	d2.approve(d2.alice, "revert:1")
+	_, _, err = Start(ctx, d2.as(d2.runner), testRun("revert:1"), testStatements(), 1)
+	require.NoError(t, err)
+	_, _, err = Start(ctx, d2.as(d2.runner), testRun("execute"), testStatements(), 1)
+	require.True(t, IsCode(err, CodeConflict), "a run does not resume once its revert started: %v", err)
+	_ = run
+}
+
+// Approvals count by the database's rules: from the statement itself,
+// strict JSON, at most 30 days, by the server's clock, by a login other
+// than the runner's, naming exactly the statements the run submits.
+func TestApprovalsCheckedByTheDatabase(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	ctx := context.Background()
+	alice := d.as(d.alice)
+	submit := func(st string) error {
+		_, err := AddApproval(ctx, alice, Approval{Approver: d.alice, Statement: st, Signature: "s"})
+		return err
+	}
+	good := statement(d.alice, "execute", testStatements(), time.Hour)
+	before := d.snapshot()
+	for name, st := range map[string]string{
+		"2099 expiry":        statement(d.alice, "execute", testStatements(), 80*365*24*time.Hour),
+		"duplicate key":      strings.Replace(good, `"purpose":"execute"`, `"purpose":"execute","purpose":"revert:9"`, 1),
+		"case-variant key":   strings.Replace(good, `"purpose":"execute"`, `"purpose":"execute","Purpose":"revert:9"`, 1),
+		"trailing data":      good + `{"predicate":{}}`,
+		"unknown key":        strings.Replace(good, `"purpose":"execute"`, `"purpose":"execute","environmnet":"prod"`, 1),
+		"names no SQL":       statement(d.alice, "execute", nil, time.Hour),
+		"another's approver": statement(d.bob, "execute", testStatements(), time.Hour),
+	} {
+		require.Error(t, submit(st), name)
+	}
+	_, err := alice.Exec(ctx, `INSERT INTO backfill.approvals (backfill, digest, run_signature, environment, purpose, approver, reason, expires_at, statement, signature)
+		VALUES ('b', $1, 'sig', 'test', 'execute', $2, 'r', '2099-01-01', '{}', 's')`, strings.Repeat("d", 64), d.alice)
+	require.True(t, IsCode(err, "42501"), "an approval row is the database's to write: %v", err)
+	require.Equal(t, before, d.snapshot())
+
+	// An approval of other SQL does not count for this run.
+	other := testStatements()
+	other[0].SQL = "UPDATE t SET v = 'x'"
+	require.NoError(t, submit(statement(d.alice, "execute", other, time.Hour)))
+	_, _, err = Start(ctx, d.as(d.runner), testRun("execute"), testStatements(), 1)
+	require.True(t, IsCode(err, CodeNotApproved), "%v", err)
+	// The runner's own approval never counts for its run.
+	require.NoError(t, submit(good))
+	_, _, err = Start(ctx, alice, testRun("execute"), testStatements(), 1)
+	require.Error(t, err, "alice is no runner")
+	pgtest.Exec(t, pgtest.AdminURL(), "GRANT backfill_runner TO "+d.alice)
+	_, _, err = Start(ctx, d.as(d.alice), testRun("execute"), testStatements(), 1)
+	require.True(t, IsCode(err, CodeNotApproved), "alice approving her own run: %v", err)
+	// Two approvals are needed: one approver login counts once.
+	require.NoError(t, submit(good))
+	_, _, err = Start(ctx, d.as(d.runner), testRun("execute"), testStatements(), 2)
+	require.True(t, IsCode(err, CodeNotApproved), "%v", err)
+	run, _, err := Start(ctx, d.as(d.runner), testRun("execute"), testStatements(), 1)
+	require.NoError(t, err)
+	require.Len(t, run.ApprovalIDs, 1)
+}
+
+// Only ECDSA P-256 approver keys are trusted.
+func TestOnlyP256Keys(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	ctx := context.Background()
+	pemOf := func(pub any) string {
+		der, err := x509.MarshalPKIXPublicKey(pub)
+		require.NoError(t, err)
+		return string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	}
+	rsa1024, err := rsa.GenerateKey(rand.Reader, 1024)
+	require.NoError(t, err)
+	rsa2048, err := rsa.GenerateKey(rand.Reader, 2048)
+	require.NoError(t, err)
+	edPub, _, err := ed25519.GenerateKey(rand.Reader)
+	require.NoError(t, err)
+	p384, err := ecdsa.GenerateKey(elliptic.P384(), rand.Reader)
+	require.NoError(t, err)
+	for name, key := range map[string]string{"rsa1024": pemOf(&rsa1024.PublicKey), "rsa2048": pemOf(&rsa2048.PublicKey),
+		"ed25519": pemOf(edPub), "p384": pemOf(&p384.PublicKey), "junk": "-----BEGIN PUBLIC KEY-----\nAAAA\n-----END PUBLIC KEY-----\n"} {
+		err := AddApprover(ctx, d.admin, Approver{Name: name, Login: "x", PublicKey: key, KeyID: name})
+		require.True(t, IsCode(err, CodeMalformed), "%s: %v", name, err)
+	}
+}
+
+// A login without a backfill role reads nothing of the ledger, calls none
+// of its functions and cannot block a run: it may take any advisory lock.
+func TestOutsideLoginCannotBlockARun(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	ctx := context.Background()
+	outside := d.as(d.outside)
+	tx, err := d.as(d.outside).Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	for i := int64(0); i < 64; i++ {
+		_, err := tx.Exec(ctx, "SELECT pg_advisory_lock($1)", 7305811741290600+i)
+		require.NoError(t, err)
+	}
+	_, err = outside.Exec(ctx, "SELECT * FROM backfill.runs")
+	require.True(t, IsCode(err, "42501"), "%v", err)
+	_, err = outside.Exec(ctx, "SELECT backfill.run_live(1)")
+	require.True(t, IsCode(err, "42501"), "%v", err)
+	runner, run := d.started()
+	tx2, err := runner.Begin(ctx)
+	require.NoError(t, err)
+	_, err = Gate{Tx: tx2, RunID: run.ID}.Exec(ctx, testApply, []int64{3}, []string{"new"})
+	require.NoError(t, err)
+	_, _, err = RecordBatch(ctx, tx2, BatchRecord{RunID: run.ID, Cursor: json.RawMessage("3"), Scanned: 3, Intended: 1, Size: 3, Attempts: 1})
+	require.NoError(t, err)
+	require.NoError(t, tx2.Commit(ctx))
+}
+
+// The statement's names resolve in the ledger's search_path, whatever the
+// session's: neither a schema first on the runner's search_path nor a
+// temp table of the same name redirects a write.
+func TestSearchPathAndTempTablesDoNotRedirect(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	pgtest.Exec(t, d.url, "CREATE SCHEMA evil AUTHORIZATION "+d.runner)
+	runner, run := d.started()
+	ctx := context.Background()
+	for _, sql := range []string{"CREATE TABLE evil.t (id bigint, v text)", "INSERT INTO evil.t VALUES (4, 'evil')",
+		"CREATE TEMP TABLE t (id bigint, v text)", "INSERT INTO t VALUES (4, 'temp')", "SET search_path = evil, public"} {
+		_, err := runner.Exec(ctx, sql)
+		require.NoError(t, err, sql)
+	}
+	tx, err := runner.Begin(ctx)
+	require.NoError(t, err)
+	rows, err := Gate{Tx: tx, RunID: run.ID}.Query(ctx, testRead, []int64{4})
+	require.NoError(t, err)
+	got, err := pgx.CollectRows(rows, pgx.RowToMap)
+	require.NoError(t, err)
+	require.Equal(t, "old", got[0]["c2"], "RevertRead read public.t")
+	n, err := Gate{Tx: tx, RunID: run.ID}.Exec(ctx, testApply, []int64{4}, []string{"new"})
+	require.NoError(t, err)
+	require.Equal(t, int64(1), n.RowsAffected())
+	require.NoError(t, tx.Commit(ctx))
+	require.Equal(t, "new", pgtest.Query(t, d.url, "SELECT v FROM public.t WHERE id = 4"))
+	require.Equal(t, "evil", pgtest.Query(t, d.url, "SELECT v FROM evil.t WHERE id = 4"))
+}
+
+// B6: the database owner, who is not a superuser, can neither disable the
+// ledger's triggers nor rewrite an event.
+func TestDatabaseOwnerCannotRewriteTheLedger(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	name := pgtest.Query(t, d.url, "SELECT current_database()")
+	pgtest.Exec(t, d.url, "ALTER DATABASE "+name+" OWNER TO "+d.outside)
+	owner := d.as(d.outside)
+	d.approve(d.alice, "execute")
+	for _, sql := range []string{
+		"ALTER TABLE backfill.audit_events DISABLE TRIGGER ALL",
+		"ALTER TABLE backfill.audit_events DISABLE TRIGGER audit_append_only",
+		"UPDATE backfill.audit_events SET payload = '{}'",
+		"DROP TABLE backfill.audit_events",
+		"DROP SCHEMA backfill CASCADE",
+		"ALTER SCHEMA backfill RENAME TO old",
+		"CREATE OR REPLACE FUNCTION backfill.append_only() RETURNS trigger LANGUAGE plpgsql AS $$ BEGIN RETURN NEW; END $$",
+		"GRANT backfill_owner TO " + d.outside,
+		"SET ROLE backfill_owner",
+	} {
+		d.refused(owner, "42501", sql)
+	}
+}
