@@ -371,9 +371,8 @@ func batchEvent(b *plan.Batch, canary bool) map[string]any {
 	return e
 }
 
-// reconnectForRecord opens a fresh connection to record how the run ended;
-// the run's lock went with the old session, and only this one last write
-// follows, so it is not taken again.
+// reconnectForRecord opens a fresh connection to record how the run ended,
+// joined to the run (the old session is gone).
 func (r *runner) reconnectForRecord(ctx context.Context) error {
 	if r.opts.Connect == nil {
 		return errors.New("no way to reconnect")
@@ -381,6 +380,11 @@ func (r *runner) reconnectForRecord(ctx context.Context) error {
 	conn, err := r.opts.Connect(ctx)
 	if err != nil {
 		return err
+	}
+	// The new session records the end as one of the run's: a lane's
+	// session may still be alive.
+	if err := ledger.Join(ctx, conn, r.run.ID); err != nil {
+		r.log.Warn("could not join the run from the new connection", "event", "reconnect", "error", pgdb.ErrorSentence(err))
 	}
 	r.conn.Close(ctx)
 	r.conn = conn

@@ -86,7 +86,7 @@ func TestRunnerHoldsNoWritePrivilege(t *testing.T) {
 			VALUES ('b', 'd', 'sig', 'completed', 'u', 'h', 'v', 'c')`, // B3
 		`INSERT INTO backfill.batches (run_id, batch, cursor, scanned, intended, changed, size, attempts, duration_ms)
 			VALUES (1, 9, '9', 1, 1, 1, 1, 1, 1)`, // B3
-		"INSERT INTO backfill.audit_events (run_id, kind, payload) VALUES (1, 'finished', '{}')", // B3
+		"INSERT INTO backfill.audit_events (run_id, kind, payload) VALUES (1, 'finished', '{}')",                                  // B3
 		`INSERT INTO backfill.undo (run_id, batch, items) VALUES (1, 9, '[{"key":5,"before":{"v":"evil"},"after":{"v":"old"}}]')`, // B4
 		"DELETE FROM backfill.audit_events",
 		"TRUNCATE backfill.audit_events",

@@ -114,6 +114,15 @@ func Init(ctx context.Context, conn *pgx.Conn, environment string) (*InitResult,
 	if err != nil {
 		return nil, err
 	}
+	// From version 6 the roles exist; a ledger that logins can write
+	// around is not finished.
+	exposed, err := Exposures(ctx, tx)
+	if err != nil {
+		return nil, err
+	}
+	if len(exposed) > 0 {
+		return nil, &ExposureError{Exposures: exposed}
+	}
 	if err := tx.Commit(ctx); err != nil {
 		return nil, fmt.Errorf("error committing ledger migration: %w", err)
 	}
@@ -199,4 +208,55 @@ func ledgerRefusal(err error) error {
 		return r
 	}
 	return err
+}
+
+// Exposure is a login that can act as the ledger's owner or writer role,
+// which the ledger's guarantees rule out: through membership, or through
+// CREATEROLE, with which a PostgreSQL 15 login may grant itself any role
+// that is not a superuser's. Superusers can always; that is PostgreSQL's
+// rule, and docs/operating.md says so.
+type Exposure struct {
+	Login string `json:"login"`
+	Role  string `json:"role"` // backfill_owner or backfill_writer
+	How   string `json:"how"`  // "member", "createrole", "the role can log in"
+}
+
+// Exposures lists the logins that can act as backfill_owner or
+// backfill_writer, superusers excepted.
+func Exposures(ctx context.Context, q Querier) ([]Exposure, error) {
+	rows, err := q.Query(ctx, `SELECT l.rolname, r.rolname,
+			CASE WHEN l.oid = r.oid THEN 'the role can log in'
+			     WHEN pg_has_role(l.oid, r.oid, 'MEMBER') THEN 'member'
+			     ELSE 'createrole' END
+		FROM pg_roles l CROSS JOIN pg_roles r
+		WHERE r.rolname IN ('backfill_owner', 'backfill_writer') AND l.rolcanlogin AND NOT l.rolsuper
+		  AND (l.oid = r.oid OR pg_has_role(l.oid, r.oid, 'MEMBER') OR l.rolcreaterole)
+		ORDER BY 1, 2`)
+	if err != nil {
+		return nil, fmt.Errorf("error reading which logins can act as the ledger's roles: %w", err)
+	}
+	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Exposure, error) {
+		var e Exposure
+		err := r.Scan(&e.Login, &e.Role, &e.How)
+		return e, err
+	})
+}
+
+// ExposureError is a ledger that logins can write around.
+type ExposureError struct{ Exposures []Exposure }
+
+func (e *ExposureError) Error() string {
+	var parts []string
+	for _, x := range e.Exposures {
+		switch x.How {
+		case "member":
+			parts = append(parts, fmt.Sprintf("%s is a member of %s (REVOKE %s FROM %s)", x.Login, x.Role, x.Role, x.Login))
+		case "createrole":
+			parts = append(parts, fmt.Sprintf("%s has CREATEROLE and can grant itself %s (ALTER ROLE %s NOCREATEROLE)", x.Login, x.Role, x.Login))
+		default:
+			parts = append(parts, fmt.Sprintf("%s can log in (ALTER ROLE %s NOLOGIN)", x.Login, x.Login))
+		}
+	}
+	return "logins can act as the ledger's owner or writer role, which would let them change the ledger or the target tables outside an approved run: " +
+		strings.Join(parts, "; ")
 }

@@ -44,7 +44,7 @@ var commands = map[string]command{
 	"new":            {"scaffold a backfill: query set, manifest and transform", newCommand},
 	"generate":       {"regenerate the wiring of backfills (--check: fail on drift, write nothing)", generateCommand},
 	"build":          {"generate and build the reproducible binary dist/NAME/NAME", buildCommand},
-	"ledger":         {"ledger init: create or migrate the ledger and its roles", ledgerCommand},
+	"ledger":         {"ledger init|check: create or migrate the ledger and its roles; check who can act as them", ledgerCommand},
 	"keys":           {"keys generate NAME: write an approver key pair (cosign format)", keysCommand},
 	"approvers":      {"approvers add|list|revoke: manage trusted approver keys", approversCommand},
 	"approve":        {"approve BINARY: sign and store an approval of a binary's digest", approveCommand},

@@ -5,6 +5,7 @@ import (
 	"encoding/json"
 	"fmt"
 	"strconv"
+	"strings"
 	"text/tabwriter"
 	"time"
 
@@ -15,12 +16,15 @@ import (
 )
 
 func ledgerCommand(ctx context.Context, e *env, args []string) error {
+	if len(args) > 0 && args[0] == "check" {
+		return ledgerCheckCommand(ctx, e, args[1:])
+	}
 	if len(args) == 0 || args[0] != "init" {
-		return usageError{"usage: backfill ledger init --environment NAME [--database-url URL]"}
+		return usageError{"usage: backfill ledger init --environment NAME [--database-url URL] | backfill ledger check [--database-url URL]"}
 	}
 	fs := flags(e, "ledger init", "--environment NAME", "Creates or migrates the ledger (schema backfill) in the target database, with the\n"+
 		"roles backfill_runner, backfill_approver, backfill_observer and backfill_admin.\n"+
-		"Idempotent. --environment names what this database is (e.g. production); it is\nset once and every backfill's target.environment must match it. Run as the\ndatabase owner or a superuser.")
+		"Idempotent. --environment names what this database is (e.g. production); it is\nset once and every backfill's target.environment must match it. Run as a\nsuperuser: the ledger is given to the NOLOGIN role backfill_owner, and the\ntarget tables' writes to backfill_writer; init refuses to finish while a login\ncan act as either (ledger check lists them).")
 	url := dbFlag(fs)
 	envName := fs.String("environment", "", "the environment this database is (required the first time)")
 	if err := parse(fs, args[1:], 0, 0); err != nil {
@@ -252,4 +256,46 @@ func fmtTime(t *time.Time) string {
 		return "-"
 	}
 	return t.Format(time.RFC3339)
+}
+
+// ledgerCheckCommand reports whether the ledger is what this bin/backfill
+// expects and whether any login can write around it.
+func ledgerCheckCommand(ctx context.Context, e *env, args []string) error {
+	fs := flags(e, "ledger check", "", "Checks the ledger: its version and environment, and that no login (superusers\n"+
+		"aside) can act as backfill_owner or backfill_writer. Exits 1 naming each login that can.")
+	url := dbFlag(fs)
+	if err := parse(fs, args, 0, 0); err != nil {
+		return err
+	}
+	conn, err := connect(ctx, *url)
+	if err != nil {
+		return err
+	}
+	defer conn.Close(context.WithoutCancel(ctx))
+	env, err := ledger.Check(ctx, conn)
+	if err != nil {
+		return err
+	}
+	var owner string
+	if err := conn.QueryRow(ctx, "SELECT nspowner::regrole::text FROM pg_namespace WHERE nspname = 'backfill'").Scan(&owner); err != nil {
+		return fmt.Errorf("error reading the ledger's owner: %w", err)
+	}
+	var supers []string
+	if err := conn.QueryRow(ctx, "SELECT coalesce(array_agg(rolname ORDER BY rolname), '{}') FROM pg_roles WHERE rolsuper AND rolcanlogin").Scan(&supers); err != nil {
+		return fmt.Errorf("error listing superusers: %w", err)
+	}
+	fmt.Fprintf(e.stdout, "ledger version %d, environment %s, owned by %s\n", ledger.Version(), env, owner)
+	fmt.Fprintf(e.stdout, "superusers (PostgreSQL lets them do anything, this ledger included): %s\n", strings.Join(supers, ", "))
+	exposed, err := ledger.Exposures(ctx, conn)
+	if err != nil {
+		return err
+	}
+	if owner != "backfill_owner" {
+		return fmt.Errorf("schema backfill is owned by %s, not backfill_owner; run bin/backfill ledger init as a superuser", owner)
+	}
+	if len(exposed) > 0 {
+		return &ledger.ExposureError{Exposures: exposed}
+	}
+	fmt.Fprintln(e.stdout, "no other login can act as backfill_owner or backfill_writer")
+	return nil
 }
