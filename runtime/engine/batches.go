@@ -147,7 +147,7 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 		}
 		if o.b == nil {
 			l.done = true
-			if r.multi && fail == nil {
+			if fail == nil {
 				if err := ledger.LaneDone(ctx, r.conn, r.run.ID, l.n); err != nil {
 					fail = func() error { return r.recover(ctx, err) }
 				}

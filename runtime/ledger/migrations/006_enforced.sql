@@ -570,15 +570,21 @@ BEGIN
         RAISE EXCEPTION 'run % already has batches or lanes', run USING ERRCODE = 'BF008';
     END IF;
     INSERT INTO backfill.lanes (run_id, lane, after, until)
-    SELECT run, (e->>'lane')::integer, e->'after', e->'until' FROM jsonb_array_elements(lanes) e;
+    SELECT run, (e->>'lane')::integer, nullif(e->'after', 'null'::jsonb), nullif(e->'until', 'null'::jsonb) FROM jsonb_array_elements(lanes) e;
     PERFORM backfill._event(run, 'lanes', payload);
 END $$;
 
+-- lane_done marks a lane whose last page held no rows of it; for a run
+-- with one lane (lane 0, no rows in backfill.lanes), the run's scope.
 CREATE FUNCTION backfill.lane_done(run bigint, lane integer) RETURNS void
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 BEGIN
     PERFORM backfill._held(run);
-    UPDATE backfill.lanes l SET done = true WHERE l.run_id = run AND l.lane = lane_done.lane;
+    IF EXISTS (SELECT FROM backfill.lanes l WHERE l.run_id = run) THEN
+        UPDATE backfill.lanes l SET done = true WHERE l.run_id = run AND l.lane = lane_done.lane;
+    ELSIF lane = 0 THEN
+        UPDATE backfill.runs SET done = true WHERE id = run;
+    END IF;
 END $$;
 
 -- Whether key a is after key b in key order (JSON numbers or strings).

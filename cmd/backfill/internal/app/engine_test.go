@@ -455,7 +455,8 @@ BEGIN
 	IF EXISTS (SELECT 1 FROM app_settings WHERE key = 'slow') THEN PERFORM pg_sleep(0.3); END IF;
 	RETURN NULL;
 END $$;
-CREATE TRIGGER slow_batches AFTER UPDATE ON users FOR EACH STATEMENT EXECUTE FUNCTION slow_batches()`
+CREATE TRIGGER slow_batches AFTER UPDATE ON users FOR EACH STATEMENT EXECUTE FUNCTION slow_batches();
+GRANT SELECT ON app_settings TO backfill_writer` // the trigger runs as the writer
 
 // With the adaptive mode on (the default), sessions that wait on the run's
 // locks longer than batch.max_app_impact.lock_wait slow the run down: the

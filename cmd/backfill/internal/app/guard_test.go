@@ -121,20 +121,17 @@ func TestApprovalRefusals(t *testing.T) {
 	}
 }
 
-// insertApproval writes an approval row directly, as the CLI would, but
-// without the CLI's own signature check: the runtime must catch it.
+// insertApproval submits an approval straight to the ledger's function, as
+// the CLI would, but without the CLI's own signature check: the database
+// stores any signature text, and the runtime must catch it.
 func insertApproval(t *testing.T, url, approver, stmt, sig string) {
 	t.Helper()
 	ctx := context.Background()
 	conn, err := pgx.Connect(ctx, url)
 	require.NoError(t, err)
 	defer conn.Close(ctx)
-	_, err = conn.Exec(ctx, `INSERT INTO backfill.approvals (backfill, digest, run_signature, environment, purpose, approver,
-		reason, expires_at, statement, signature)
-		SELECT s->'predicate'->>'backfill', s->'subject'->0->'digest'->>'sha256', s->'predicate'->>'run_signature',
-		s->'predicate'->>'environment', s->'predicate'->>'purpose', $1, s->'predicate'->>'reason',
-		(s->'predicate'->>'expires_at')::timestamptz, $2, $3 FROM (SELECT $2::jsonb AS s) x`, approver, stmt, sig)
-	require.NoError(t, err)
+	_, err = conn.Exec(ctx, "SELECT backfill.submit_approval($1, $2)", stmt, sig)
+	require.NoError(t, err, "approver %s", approver)
 }
 
 // sign signs a statement with who's key through backfill approval sign.

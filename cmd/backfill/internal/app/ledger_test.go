@@ -35,33 +35,45 @@ func tryExec(t *testing.T, url, sql string) string {
 
 const denied = "42501" // insufficient_privilege
 
+// Each role does what it must through the ledger's functions, and writes
+// no ledger table directly (ledger version 6): the grants are checked by
+// logging in as each role.
 func TestEachRoleCanDoWhatItMustAndNothingElse(t *testing.T) {
 	t.Parallel()
 	x := newTarget(t)
-	x.approve("alice", x.bin) // alice's login inserts an approval: allowed
+	x.approve("alice", x.bin) // alice's login submits an approval: allowed
 	approval := func(who string) string {
 		return `INSERT INTO backfill.approvals (backfill, digest, run_signature, environment, purpose, approver, reason, expires_at, statement, signature)
 			VALUES ('fix_roles', repeat('a', 64), 's', 'demo', 'execute', '` + who + `', 'r', now() + interval '1 hour', '{}', 'x')`
 	}
+	pub, err := os.ReadFile(filepath.Join(x.keys, "alice.pub"))
+	require.NoError(t, err)
 	approver := `INSERT INTO backfill.approvers (name, login, public_key, key_id) VALUES ('eve', 'eve', 'k', 'id-eve')`
+	addApprover := `SELECT backfill.add_approver('eve', 'eve', '` + string(pub) + `', 'id-eve')`
 	run := `INSERT INTO backfill.runs (backfill, digest, run_signature, status, os_user, client_host, code_version, source_commit)
 		VALUES ('x', 'd', 's', 'refused', 'u', 'h', 'v', 'c')`
+	refuseRun := `SELECT backfill.refuse_run('x', 'd', 's', 'execute', '{}', '{}', 'u', 'h', 'v', 'c', 'not_approved', 'm')`
 	event := `INSERT INTO backfill.audit_events (kind) VALUES ('note')`
+	submit := `SELECT backfill.submit_approval('{}', 'x')`
 	for _, c := range []struct {
 		role, url string
 		allowed   []string
 		refused   []string
 	}{
-		{"runner", x.runner, []string{run, event, "SELECT count(*) FROM backfill.approvals", "UPDATE backfill.runs SET message = 'm' WHERE backfill = 'x'"},
-			[]string{approval("alice"), approver, "UPDATE backfill.approvers SET revoked_at = now()", "DELETE FROM backfill.runs", "UPDATE backfill.audit_events SET kind = 'x'"}},
-		{"approver", x.bob, []string{approval("bob"), "SELECT count(*) FROM backfill.runs"},
-			[]string{approval("alice"), approver, run, "DELETE FROM backfill.approvals", "UPDATE backfill.approvals SET reason = 'x'"}},
+		{"runner", x.runner, []string{refuseRun, "SELECT count(*) FROM backfill.approvals"},
+			[]string{run, event, approval("alice"), approver, addApprover, submit, "UPDATE backfill.runs SET message = 'm' WHERE backfill = 'x'",
+				"UPDATE backfill.approvers SET revoked_at = now()", "DELETE FROM backfill.runs", "UPDATE backfill.audit_events SET kind = 'x'",
+				"UPDATE users SET role = 'x'"}},
+		{"approver", x.bob, []string{"SELECT count(*) FROM backfill.runs"},
+			[]string{approval("bob"), approval("alice"), approver, addApprover, run, refuseRun, "DELETE FROM backfill.approvals",
+				"UPDATE backfill.approvals SET reason = 'x'", "UPDATE users SET role = 'x'"}},
 		{"observer", x.observer, []string{"SELECT count(*) FROM backfill.runs", "SELECT count(*) FROM backfill.audit_events"},
-			[]string{run, event, approval("alice"), approver, "UPDATE backfill.runs SET message = 'x'", "TRUNCATE backfill.audit_events"}},
-		{"admin", x.admin, []string{approver, "UPDATE backfill.approvers SET revoked_at = now() WHERE name = 'eve'"},
-			[]string{approval("alice"), run, "DELETE FROM backfill.approvers WHERE name = 'bob'", "UPDATE backfill.approvers SET login = 'x' WHERE name = 'bob'"}},
-		// Even the owner cannot rewrite history: the triggers refuse.
-		{"owner", x.db, []string{"SELECT 1"},
+			[]string{run, event, refuseRun, submit, approval("alice"), approver, addApprover, "UPDATE backfill.runs SET message = 'x'", "TRUNCATE backfill.audit_events"}},
+		{"admin", x.admin, []string{addApprover, "SELECT backfill.revoke_approver('eve')"},
+			[]string{approval("alice"), approver, run, refuseRun, submit, "DELETE FROM backfill.approvers WHERE name = 'bob'",
+				"UPDATE backfill.approvers SET login = 'x' WHERE name = 'bob'", "UPDATE backfill.approvers SET revoked_at = now()"}},
+		// Even a superuser cannot rewrite history while the triggers stand.
+		{"superuser", x.db, []string{"SELECT 1"},
 			[]string{"UPDATE backfill.audit_events SET kind = 'x'", "DELETE FROM backfill.audit_events", "TRUNCATE backfill.audit_events",
 				"UPDATE backfill.approvals SET reason = 'x'", "DELETE FROM backfill.approvals", "DELETE FROM backfill.approvers"}},
 	} {
@@ -73,7 +85,7 @@ func TestEachRoleCanDoWhatItMustAndNothingElse(t *testing.T) {
 		}
 	}
 	// The log recorded the approval and the approver changes, and still verifies.
-	require.Contains(t, pgtest.Query(t, x.db, "SELECT string_agg(kind, ',' ORDER BY seq) FROM backfill.audit_events"), "approver_added,approver_added,approval")
+	require.Contains(t, pgtest.Query(t, x.db, "SELECT string_agg(kind, ',' ORDER BY seq) FROM backfill.audit_events"), "approver_added,approver_added,approval,refused,approver_added,approver_revoked")
 	require.Contains(t, x.cli("audit", "verify", "--database-url", x.observer), "audit chain verified")
 }
 
@@ -184,8 +196,10 @@ func TestApprovalsInterworkWithOpenSSL(t *testing.T) {
 	require.Contains(t, res.stdout, "2 distinct approvers (carol, bob; 2 required)")
 }
 
-// TestLedgerInitByTheDatabaseOwner: an owner without CREATEROLE can create a
-// ledger once the cluster-wide roles exist.
+// TestLedgerInitByTheDatabaseOwner: from ledger version 6 only a superuser
+// installs the ledger (it gives it to backfill_owner, which the database
+// owner must not be able to act as); the owner is refused and nothing is
+// created.
 func TestLedgerInitByTheDatabaseOwner(t *testing.T) {
 	t.Parallel()
 	groupRoles(t)
@@ -196,6 +210,41 @@ func TestLedgerInitByTheDatabaseOwner(t *testing.T) {
 	pgtest.Exec(t, db, "ALTER DATABASE "+name+" OWNER TO "+owner)
 	asOwner := strings.Replace(db, "postgres://postgres@", "postgres://"+owner+"@", 1)
 	res := runBinary(t, nil, cliBin, "ledger", "init", "--environment", "demo", "--database-url", asOwner)
-	require.Equal(t, 0, res.code, res.stderr)
-	require.Contains(t, res.stdout, "ledger migrated from version 0 to")
+	require.Equal(t, 1, res.code, res.stdout+res.stderr)
+	require.Contains(t, res.stderr, "ledger version 6 must be installed by a superuser")
+	require.Equal(t, "false", pgtest.Query(t, db, "SELECT to_regnamespace('backfill') IS NOT NULL"), "nothing is left half-made")
+}
+
+// ledger check names every login that can act as the ledger's owner or
+// writer role, and init refuses to finish while one can. Not parallel: the
+// roles are cluster-wide, and the other tests' ledger init would see the
+// membership this test grants.
+func TestLedgerCheckNamesLoginsThatCanActAsTheLedgersRoles(t *testing.T) {
+	x := newTarget(t)
+	res := runBinary(t, nil, cliBin, "ledger", "check", "--database-url", x.observer)
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
+	require.Contains(t, res.stdout, "owned by backfill_owner")
+	require.Contains(t, res.stdout, "no other login can act as backfill_owner or backfill_writer")
+
+	mallory := "t_mallory_" + x.suffix
+	login(t, mallory)
+	pgtest.Exec(t, pgtest.AdminURL(), "GRANT backfill_writer TO "+mallory)
+	func() {
+		defer pgtest.Exec(t, pgtest.AdminURL(), "REVOKE backfill_writer FROM "+mallory)
+		res = runBinary(t, nil, cliBin, "ledger", "check", "--database-url", x.observer)
+		require.Equal(t, 1, res.code, res.stdout+res.stderr)
+		require.Contains(t, res.stderr, mallory+" is a member of backfill_writer (REVOKE backfill_writer FROM "+mallory+")")
+		res = runBinary(t, nil, cliBin, "ledger", "init", "--database-url", x.db)
+		require.Equal(t, 1, res.code, res.stdout+res.stderr)
+		require.Contains(t, res.stderr, "logins can act as the ledger's owner or writer role")
+	}()
+	pgtest.Exec(t, pgtest.AdminURL(), "ALTER ROLE "+mallory+" CREATEROLE")
+	func() {
+		defer pgtest.Exec(t, pgtest.AdminURL(), "ALTER ROLE "+mallory+" NOCREATEROLE")
+		res = runBinary(t, nil, cliBin, "ledger", "check", "--database-url", x.observer)
+		require.Equal(t, 1, res.code, res.stdout+res.stderr)
+		require.Contains(t, res.stderr, mallory+" has CREATEROLE and can grant itself backfill_owner")
+	}()
+	res = runBinary(t, nil, cliBin, "ledger", "check", "--database-url", x.observer)
+	require.Equal(t, 0, res.code, res.stdout+res.stderr)
 }
