@@ -34,13 +34,12 @@ func SignEnvelope(sv signature.SignerVerifier, statement []byte) ([]byte, error)
 	return env, nil
 }
 
-// ParseEnvelope decodes a DSSE envelope strictly: exactly one signature (an
-// approval is one approver's), payload type in-toto.
+// ParseEnvelope decodes a DSSE envelope strictly (decodeStrict: no
+// duplicate, case-variant or unknown keys, nothing after it): exactly one
+// signature (an approval is one approver's), payload type in-toto.
 func ParseEnvelope(data []byte) (*ssldsse.Envelope, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var env ssldsse.Envelope
-	if err := dec.Decode(&env); err != nil {
+	if err := decodeStrict(data, &env); err != nil {
 		return nil, fmt.Errorf("the DSSE envelope is not valid JSON of an envelope: %w", err)
 	}
 	switch {
