@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 )
@@ -76,9 +75,9 @@ func verifyEnvelope(pubPEM, statement []byte, envelope string) error {
 	if !bytes.Equal(payload, statement) {
 		return fmt.Errorf("the DSSE envelope's payload is not this statement byte for byte")
 	}
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
+	pub, err := ParsePublicKey(pubPEM)
 	if err != nil {
-		return fmt.Errorf("error reading public key: %w", err)
+		return err
 	}
 	v, err := signature.LoadVerifier(pub, crypto.SHA256)
 	if err != nil {
