@@ -9,7 +9,6 @@ import (
 	"strings"
 
 	ssldsse "github.com/secure-systems-lab/go-securesystemslib/dsse"
-	"github.com/sigstore/sigstore/pkg/cryptoutils"
 	"github.com/sigstore/sigstore/pkg/signature"
 	sigdsse "github.com/sigstore/sigstore/pkg/signature/dsse"
 )
@@ -34,13 +33,12 @@ func SignEnvelope(sv signature.SignerVerifier, statement []byte) ([]byte, error)
 	return env, nil
 }
 
-// ParseEnvelope decodes a DSSE envelope strictly: exactly one signature (an
-// approval is one approver's), payload type in-toto.
+// ParseEnvelope decodes a DSSE envelope strictly (decodeStrict: no
+// duplicate, case-variant or unknown keys, nothing after it): exactly one
+// signature (an approval is one approver's), payload type in-toto.
 func ParseEnvelope(data []byte) (*ssldsse.Envelope, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var env ssldsse.Envelope
-	if err := dec.Decode(&env); err != nil {
+	if err := decodeStrict(data, &env); err != nil {
 		return nil, fmt.Errorf("the DSSE envelope is not valid JSON of an envelope: %w", err)
 	}
 	switch {
@@ -77,9 +75,9 @@ func verifyEnvelope(pubPEM, statement []byte, envelope string) error {
 	if !bytes.Equal(payload, statement) {
 		return fmt.Errorf("the DSSE envelope's payload is not this statement byte for byte")
 	}
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
+	pub, err := ParsePublicKey(pubPEM)
 	if err != nil {
-		return fmt.Errorf("error reading public key: %w", err)
+		return err
 	}
 	v, err := signature.LoadVerifier(pub, crypto.SHA256)
 	if err != nil {

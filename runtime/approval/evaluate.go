@@ -112,6 +112,9 @@ func check(a ledger.Approval, keys map[string]ledger.Approver, w Want) (ledger.A
 	case key.RevokedAt != nil:
 		return key, "the approver's key was revoked"
 	}
+	if _, err := ParsePublicKey([]byte(key.PublicKey)); err != nil {
+		return key, "the approver's key never counts: " + err.Error()
+	}
 	if err := Verify([]byte(key.PublicKey), []byte(a.Statement), a.Signature); err != nil {
 		return key, "the signature does not verify with the approver's key (forged or modified statement)"
 	}

@@ -3,10 +3,14 @@ package approval
 import (
 	"bytes"
 	"crypto"
+	"crypto/ecdsa"
+	"crypto/ed25519"
 	"crypto/elliptic"
+	"crypto/rsa"
 	"crypto/sha256"
 	"encoding/base64"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"os"
 	"strings"
@@ -37,6 +41,13 @@ func LoadPrivateKey(path string, password []byte) (signature.SignerVerifier, err
 	if err != nil {
 		return nil, fmt.Errorf("error loading private key %q (wrong password?): %w", path, err)
 	}
+	if k, ok := priv.(*ecdsa.PrivateKey); !ok || k.Curve != elliptic.P256() {
+		var pub crypto.PublicKey
+		if s, ok := priv.(crypto.Signer); ok {
+			pub = s.Public()
+		}
+		return nil, fmt.Errorf("error loading private key %q: the key is %s: %w", path, keyKind(pub), ErrKeyType)
+	}
 	sv, err := signature.LoadSignerVerifier(priv, crypto.SHA256)
 	if err != nil {
 		return nil, fmt.Errorf("error loading private key %q: %w", path, err)
@@ -53,12 +64,43 @@ func PublicKeyPEM(sv signature.SignerVerifier) ([]byte, error) {
 	return cryptoutils.MarshalPublicKeyToPEM(pub)
 }
 
-// KeyID is the hex sha256 of the public key's PKIX DER, a stable name for a
-// key whatever its PEM formatting.
-func KeyID(pubPEM []byte) (string, error) {
+// ParsePublicKey reads a PEM public key and accepts only ECDSA P-256, the
+// one key type approvals are specified with: sigstore would also verify
+// RSA (of any size, 1024 bits included), Ed25519 and other curves, so a weak
+// or unexpected key registered by mistake would otherwise count.
+func ParsePublicKey(pubPEM []byte) (*ecdsa.PublicKey, error) {
 	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
 	if err != nil {
-		return "", fmt.Errorf("error reading public key: %w", err)
+		return nil, fmt.Errorf("error reading public key: %w", err)
+	}
+	if k, ok := pub.(*ecdsa.PublicKey); ok && k.Curve == elliptic.P256() {
+		return k, nil
+	}
+	return nil, fmt.Errorf("the key is %s: %w (make one with backfill keys generate or cosign generate-key-pair)", keyKind(pub), ErrKeyType)
+}
+
+// ErrKeyType marks a key ParsePublicKey refuses for its type.
+var ErrKeyType = errors.New("approver keys must be ECDSA P-256")
+
+func keyKind(pub crypto.PublicKey) string {
+	switch k := pub.(type) {
+	case *rsa.PublicKey:
+		return fmt.Sprintf("RSA %d", k.N.BitLen())
+	case ed25519.PublicKey:
+		return "Ed25519"
+	case *ecdsa.PublicKey:
+		return "ECDSA " + k.Curve.Params().Name
+	}
+	return fmt.Sprintf("a %T", pub)
+}
+
+// KeyID is the hex sha256 of the public key's PKIX DER, a stable name for a
+// key whatever its PEM formatting. It refuses keys that are not ECDSA P-256
+// (ParsePublicKey), so no other key gets a name to be trusted by.
+func KeyID(pubPEM []byte) (string, error) {
+	pub, err := ParsePublicKey(pubPEM)
+	if err != nil {
+		return "", err
 	}
 	der, err := cryptoutils.MarshalPublicKeyToDER(pub)
 	if err != nil {
@@ -85,9 +127,9 @@ func Verify(pubPEM []byte, message []byte, sig string) error {
 	if IsEnvelope(sig) {
 		return verifyEnvelope(pubPEM, message, sig)
 	}
-	pub, err := cryptoutils.UnmarshalPEMToPublicKey(pubPEM)
+	pub, err := ParsePublicKey(pubPEM)
 	if err != nil {
-		return fmt.Errorf("error reading public key: %w", err)
+		return err
 	}
 	v, err := signature.LoadVerifier(pub, crypto.SHA256)
 	if err != nil {

@@ -144,12 +144,12 @@ func New(r Request) ([]byte, error) {
 	return append(out, '\n'), nil
 }
 
-// Parse decodes statement bytes strictly.
+// Parse decodes statement bytes strictly (decodeStrict): every reader of a
+// statement (approve, the runtime's evaluation, verify-archive) goes
+// through it, so none of them reads a statement another would read otherwise.
 func Parse(data []byte) (*Statement, error) {
-	dec := json.NewDecoder(bytes.NewReader(data))
-	dec.DisallowUnknownFields()
 	var s Statement
-	if err := dec.Decode(&s); err != nil {
+	if err := decodeStrict(data, &s); err != nil {
 		return nil, fmt.Errorf("error decoding approval statement: %w", err)
 	}
 	if s.Type != StatementType || s.PredicateType != PredicateType {

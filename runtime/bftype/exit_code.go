@@ -20,6 +20,7 @@ const (
 	ExitLedger       ExitCode = 16 // the ledger is missing, too old or too new
 	ExitTenant       ExitCode = 17 // a row in scope belongs to a tenant outside the allowlist
 	ExitPermission   ExitCode = 18 // the login lacks a privilege the run needs
+	ExitReplaced     ExitCode = 19 // the executable file was deleted or replaced while it runs
 	ExitInterrupted  ExitCode = 20 // stopped by a signal or cancel; resumable
 	ExitPartial      ExitCode = 21 // stopped by an error after some batches
 	ExitValidation   ExitCode = 22 // a post-run check did not hold

@@ -23,6 +23,7 @@ const (
 	ReasonCancelled     StopReason = "cancelled"
 	ReasonNotReversible StopReason = "not_reversible"
 	ReasonValidation    StopReason = "validation_failed"
+	ReasonReplaced      StopReason = "binary_replaced"
 )
 
 // Refusal is the error a backfill returns when it will not go on. It carries

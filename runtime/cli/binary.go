@@ -9,9 +9,12 @@ package cli
 import (
 	"crypto/sha256"
 	"encoding/hex"
+	"errors"
 	"fmt"
 	"io"
+	"io/fs"
 	"os"
+	"strings"
 
 	"github.com/runonce/backfill/runtime/bftype"
 	"github.com/runonce/backfill/runtime/plan"
@@ -30,22 +33,100 @@ type Binary struct {
 	Plan         plan.Plan          // the typed queries and transform
 }
 
+// procExe names the running executable's file itself, whatever became of
+// its path since exec.
+const procExe = "/proc/self/exe"
+
 // Digest returns the sha256 of the running executable, the digest reviewers
-// approve. It hashes the file on disk, so a binary changed after approval
-// has a different digest.
+// approve. It hashes the file the kernel runs, through one descriptor
+// (procExe), never a path read first and opened after: a file put in the
+// executable's place after it started (say, the approved binary over a
+// patched one) is not what runs, and must not lend its digest.
 func Digest() (string, error) {
-	path, err := os.Executable()
+	me, err := readSelf()
+	return me.digest, err
+}
+
+// executingDigest is Digest for commands that write (--execute and revert):
+// they also refuse to run when the executable's path no longer names the
+// file that runs, since then nobody can check the digest it reports against
+// the file on disk.
+func executingDigest() (string, error) {
+	me, err := readSelf()
 	if err != nil {
-		return "", fmt.Errorf("error locating own executable: %w", err)
+		return "", err
 	}
-	f, err := os.Open(path)
+	if me.replaced {
+		return "", bftype.Refuse(bftype.ReasonReplaced, bftype.ExitReplaced,
+			"Run the binary from a file that stays in place until it exits (check it with sha256sum -c SHA256SUMS first).",
+			"This binary's file %s was deleted or replaced after it started, so the file there is not the one running (sha256:%s).", me.path, me.digest)
+	}
+	return me.digest, nil
+}
+
+// self is the running executable: its digest, its path and whether that path
+// still names it.
+type self struct {
+	digest   string
+	path     string
+	replaced bool
+}
+
+func readSelf() (self, error) {
+	f, err := openSelf()
 	if err != nil {
-		return "", fmt.Errorf("error opening own executable %q: %w", path, err)
+		return self{}, err
 	}
 	defer f.Close()
+	info, err := f.Stat()
+	if err != nil {
+		return self{}, fmt.Errorf("error reading own executable: %w", err)
+	}
 	h := sha256.New()
 	if _, err := io.Copy(h, f); err != nil {
-		return "", fmt.Errorf("error hashing own executable %q: %w", path, err)
+		return self{}, fmt.Errorf("error hashing own executable: %w", err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	s := self{digest: hex.EncodeToString(h.Sum(nil))}
+	s.path, s.replaced = selfPath(info)
+	return s, nil
+}
+
+// openSelf opens the running executable: procExe where there is a /proc,
+// else the path os.Executable reports.
+func openSelf() (*os.File, error) {
+	f, err := os.Open(procExe)
+	if err == nil || !errors.Is(err, fs.ErrNotExist) {
+		if err != nil {
+			return nil, fmt.Errorf("error opening own executable %q: %w", procExe, err)
+		}
+		return f, nil
+	}
+	path, err := os.Executable()
+	if err != nil {
+		return nil, fmt.Errorf("error locating own executable: %w", err)
+	}
+	f, err = os.Open(path)
+	if err != nil {
+		return nil, fmt.Errorf("error opening own executable %q: %w", path, err)
+	}
+	return f, nil
+}
+
+// selfPath is the executable's path and whether it no longer names the file
+// opened (info): Linux marks a deleted or renamed-over executable's link
+// " (deleted)", and a path that now names another file was replaced.
+func selfPath(info fs.FileInfo) (string, bool) {
+	link, err := os.Readlink(procExe)
+	if err != nil {
+		link, err = os.Executable()
+		if err != nil {
+			return "", false
+		}
+	}
+	path, deleted := strings.CutSuffix(link, " (deleted)")
+	if deleted {
+		return path, true
+	}
+	now, err := os.Stat(path)
+	return path, err != nil || !os.SameFile(info, now)
 }

@@ -53,7 +53,7 @@ func (f *execFlags) register(fs *pflag.FlagSet, name string) {
 
 // execute runs the preflight and the batches, drawing progress for the operator.
 func execute(ctx context.Context, b Binary, m *bftype.Manifest, f dryRunFlags, args []string, stdout, stderr io.Writer) error {
-	digest, err := Digest()
+	digest, err := executingDigest()
 	if err != nil {
 		return err
 	}

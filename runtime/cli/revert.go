@@ -34,7 +34,11 @@ func revertCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	if *target <= 0 {
 		return usageError{"revert needs --run RUN"}
 	}
-	digest, err := Digest()
+	digestOf := Digest // a preview writes nothing
+	if *write {
+		digestOf = executingDigest
+	}
+	digest, err := digestOf()
 	if err != nil {
 		return err
 	}

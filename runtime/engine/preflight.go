@@ -55,15 +55,20 @@ func (p *preflight) checkEnvironment(ctx context.Context) error {
 	t := p.job.Manifest.Target
 	next := "Connect to the database named in the manifest's target, or rebuild the backfill for this one."
 	switch {
+	case len(p.id.Hosts) > 1:
+		return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment,
+			"Connect with a connection string that names one host and port, the target's.",
+			"The connection string names %d hosts (%s); --execute and revert connect to exactly one, so that the target check knows which server they reached.",
+			len(p.id.Hosts), strings.Join(p.id.Hosts, ", "))
 	case p.env != t.Environment:
 		return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment, next,
 			"This database's ledger says it is environment %q, but the backfill targets %s.", p.env, p.job.Manifest.EnvironmentsText())
 	case p.id.Database != t.Database:
 		return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment, next,
 			"Connected to database %q, but the backfill targets %q.", p.id.Database, t.Database)
-	case t.Host != "" && t.Host != p.id.DialedHost && t.Host != p.id.ServerAddress:
+	case t.Host != "" && !p.id.Reached(pgdb.ParsePin(t.Host)):
 		return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment, next,
-			"Connected to host %q (server address %q), but the backfill targets %q.", p.id.DialedHost, p.id.ServerAddress, t.Host)
+			"Connected to %s, but the backfill targets %q (%s; without a port, target.host means port %d).", p.id.Where(), t.Host, pgdb.ParsePin(t.Host), pgdb.DefaultPort)
 	case t.SystemIdentifier != "" && t.SystemIdentifier != p.id.SystemIdentifier:
 		return refuse(bftype.ReasonEnvironment, bftype.ExitEnvironment, next,
 			"This PostgreSQL cluster's system identifier is %s, but the backfill targets %s.", p.id.SystemIdentifier, t.SystemIdentifier)

@@ -43,12 +43,18 @@ func Resolve(flag string) (string, Source) {
 // Connect opens one connection. Every failure is a Refusal with one sentence.
 // The session's application_name is app after the operator's own
 // (PGAPPNAME or the URL's application_name), so a DBA sees both.
+//
+// Every session runs with SearchPath, whatever the connection string,
+// PGOPTIONS, the role or the database say: the statements a backfill was
+// approved with name tables without a schema, and they must reach the same
+// tables for every operator.
 func Connect(ctx context.Context, url string, src Source, app string) (*pgx.Conn, error) {
 	cfg, err := pgx.ParseConfig(url)
 	if err != nil {
 		return nil, connRefusal(src, "", fmt.Errorf("the connection string from %s is not valid: %s", src, rootCause(err)), err)
 	}
 	cfg.RuntimeParams["application_name"] = appName(cfg.RuntimeParams["application_name"], app)
+	pinSearchPath(cfg.RuntimeParams)
 	if cfg.ConnectTimeout == 0 {
 		cfg.ConnectTimeout = 10 * time.Second
 	}
@@ -56,6 +62,10 @@ func Connect(ctx context.Context, url string, src Source, app string) (*pgx.Conn
 	if err != nil {
 		where := fmt.Sprintf("%s as %q to database %q", net.JoinHostPort(cfg.Host, fmt.Sprint(cfg.Port)), cfg.User, cfg.Database)
 		return nil, connRefusal(src, where, errors.New(rootCause(err)), err)
+	}
+	if err := checkSearchPath(ctx, conn); err != nil {
+		conn.Close(context.WithoutCancel(ctx))
+		return nil, err
 	}
 	return conn, nil
 }
