@@ -23,6 +23,7 @@ import (
 	"github.com/runonce/backfill/generator/inspect"
 	"github.com/runonce/backfill/generator/manifest"
 	"github.com/runonce/backfill/generator/model"
+	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // CodeVersion is the version of the generator and runtime. It is part of
@@ -201,7 +202,7 @@ func sortedKeys(m map[string][]byte) []string {
 }
 
 // groupFields finds the report.group_by columns among the scope row's fields.
-func groupFields(name string, m *manifest.Manifest, row []model.RowField) ([]model.RowField, error) {
+func groupFields(name string, m *bftype.Manifest, row []model.RowField) ([]model.RowField, error) {
 	if m.Report == nil {
 		return nil, nil
 	}
