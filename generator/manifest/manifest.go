@@ -96,14 +96,17 @@ func decode(name string, data []byte) (*bftype.Manifest, lines, error) {
 
 // written holds the rules about keys as written, which the decoded value
 // cannot tell from omitted ones: an explicit 0 where omitting means a
-// default, a reason or a lineage written blank, and required: left out of a
-// parameter (required unless it has a default). The embedded manifest has
+// default, an empty targets:, a reason or a lineage written blank, and
+// required: left out of a parameter (required unless it has a default). The embedded manifest has
 // none of these spellings, so they are the only rules outside Validate.
 func (l lines) written(m *bftype.Manifest) error {
 	for _, key := range []string{"batch.size", "batch.canary", "batch.lanes"} {
 		if n := l.node(key); n != nil && n.Value == "0" {
 			return l.errorf(key, "must be at least 1 (omit it for the default)")
 		}
+	}
+	if l.node("targets") != nil && len(m.Targets) == 0 { // the embedded JSON omits an empty map
+		return l.errorf("targets", "must name at least one environment, e.g. {staging: {database: app}}")
 	}
 	if l.node("risk_reason") != nil && strings.TrimSpace(m.RiskReason) == "" {
 		return l.errorf("risk_reason", "must say why the risk is what it is, or be left out")

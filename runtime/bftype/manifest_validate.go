@@ -1,6 +1,7 @@
 package bftype
 
 import (
+	"bytes"
 	"encoding/json"
 	"fmt"
 	"reflect"
@@ -116,8 +117,6 @@ func (m *Manifest) validateTarget() error {
 	switch {
 	case len(m.Targets) > 0 && !reflect.ValueOf(m.Target).IsZero():
 		return refuse("targets", "and target are exclusive: name one target, or several by environment under targets")
-	case len(m.Targets) == 0 && m.Targets != nil:
-		return refuse("targets", "must name at least one environment, e.g. {staging: {database: app}}")
 	case len(m.Targets) == 0:
 		if m.Target.Environment == "" {
 			return refuse("target.environment", "is required (e.g. production)")
@@ -264,7 +263,12 @@ func (m *Manifest) validateReport() error {
 	}
 	for i, k := range r.SpotCheck {
 		if !isKey(k) {
-			return refuse(fmt.Sprintf("report.spot_check.%d", i), "must be a key value (an integer or a string), not %s", k)
+			var shown bytes.Buffer // one line, however the JSON was indented
+			if json.Compact(&shown, k) != nil {
+				shown.Reset()
+				shown.Write(k)
+			}
+			return refuse(fmt.Sprintf("report.spot_check.%d", i), "must be a key value (an integer or a string), not %s", shown.String())
 		}
 	}
 	return nil

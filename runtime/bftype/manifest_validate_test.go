@@ -58,7 +58,6 @@ func TestValidateRefuses(t *testing.T) {
 		{"no environment", func(m *Manifest) { m.Target.Environment = "" }, "target.environment", "is required"},
 		{"no database", func(m *Manifest) { m.Target.Database = "" }, "target.database", "is required"},
 		{"target and targets", func(m *Manifest) { m.Targets = map[string]Target{"staging": {Database: "a"}} }, "targets", "and target are exclusive"},
-		{"empty targets", func(m *Manifest) { m.Target, m.Targets = Target{}, map[string]Target{} }, "targets", "must name at least one environment"},
 		{"promote without targets", func(m *Manifest) { m.Promote = &Promote{From: "test"} }, "promote", "needs targets"},
 		{"letters in system_identifier", func(m *Manifest) { m.Target.SystemIdentifier = "73x" }, "target.system_identifier", "decimal number"},
 		{"empty tenant", func(m *Manifest) { m.Target.Tenants = []string{"acme", " "} }, "target.tenants.1", "must not be empty"},

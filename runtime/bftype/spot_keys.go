@@ -19,14 +19,14 @@ func (k *SpotKeys) UnmarshalYAML(n *yaml.Node) error {
 		return fmt.Errorf("line %d: report.spot_check must be a list of keys", n.Line)
 	}
 	out := make(SpotKeys, 0, len(n.Content))
-	for _, item := range n.Content {
+	for i, item := range n.Content {
 		var v any
 		if err := item.Decode(&v); err != nil {
 			return err
 		}
 		raw, err := json.Marshal(v)
-		if err != nil { // e.g. a mapping with non-string keys
-			return fmt.Errorf("line %d: report.spot_check: must be a key value (an integer or a string)", item.Line)
+		if err != nil || item.Tag == "!!float" { // a mapping with non-string keys; 1.0, which JSON would write as 1
+			return fmt.Errorf("line %d: report.spot_check.%d: must be a key value (an integer or a string), not %s", item.Line, i, item.Value)
 		}
 		out = append(out, raw)
 	}
