@@ -51,14 +51,10 @@ func Load(path string) (*bftype.Manifest, error) {
 // Parse decodes data strictly, applies the defaults and runs the one
 // Validate; name is used in errors.
 func Parse(name string, data []byte) (*bftype.Manifest, error) {
-	m, l, err := decode(name, data)
+	m, l, err := unvalidated(name, data)
 	if err != nil {
 		return nil, err
 	}
-	if err := l.written(m); err != nil {
-		return nil, err
-	}
-	m.ApplyDefaults()
 	if err := m.Validate(); err != nil {
 		var merr *bftype.ManifestError
 		if errors.As(err, &merr) {
@@ -67,6 +63,21 @@ func Parse(name string, data []byte) (*bftype.Manifest, error) {
 		return nil, &Error{File: name, Msg: err.Error()}
 	}
 	return m, nil
+}
+
+// unvalidated is Parse up to Validate: the manifest as it would be
+// embedded, with the file's own rules checked and the defaults applied.
+func unvalidated(name string, data []byte) (*bftype.Manifest, lines, error) {
+	m, l, err := decode(name, data)
+	if err != nil {
+		return nil, l, err
+	}
+	if err := l.written(m); err != nil {
+		return nil, l, err
+	}
+	l.requiredByOmission(m)
+	m.ApplyDefaults()
+	return m, l, nil
 }
 
 // decode is the strict YAML decoding alone, without defaults or rules.
@@ -96,9 +107,9 @@ func decode(name string, data []byte) (*bftype.Manifest, lines, error) {
 
 // written holds the rules about keys as written, which the decoded value
 // cannot tell from omitted ones: an explicit 0 where omitting means a
-// default, an empty targets:, a reason or a lineage written blank, and
-// required: left out of a parameter (required unless it has a default). The embedded manifest has
-// none of these spellings, so they are the only rules outside Validate.
+// default, an empty targets:, and a reason or a lineage written blank. The
+// embedded manifest has none of these spellings, so they are the only rules
+// outside Validate.
 func (l lines) written(m *bftype.Manifest) error {
 	for _, key := range []string{"batch.size", "batch.canary", "batch.lanes"} {
 		if n := l.node(key); n != nil && n.Value == "0" {
@@ -114,13 +125,19 @@ func (l lines) written(m *bftype.Manifest) error {
 	if l.node("supersedes") != nil && m.Supersedes == "" {
 		return l.errorf("supersedes", "must be the name of the backfill this one is a new version of, not %q", m.Supersedes)
 	}
+	return nil
+}
+
+// requiredByOmission makes a parameter that leaves out required: and has
+// no default required, the one spelling the embedded JSON has; an explicit
+// required: false without a default stays false, for Validate to refuse.
+func (l lines) requiredByOmission(m *bftype.Manifest) {
 	for name, p := range m.Params {
 		if l.node("params."+name+".required") == nil && p.Default == nil {
-			p.Required = true // one spelling in the embedded JSON
+			p.Required = true
 			m.Params[name] = p
 		}
 	}
-	return nil
 }
 
 var yamlLine = regexp.MustCompile(`line (\d+): (.*)`)
