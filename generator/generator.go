@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -31,12 +30,10 @@ import (
 // backfill binary does.
 const CodeVersion = "0.1.0"
 
-// validName is a backfill name: a Go package name and a file name at once.
-var validName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-
-// CheckName rejects a name that cannot be a package, directory and binary.
+// CheckName rejects a name that cannot be a package, directory and binary
+// (the rule the manifest's supersedes: follows too).
 func CheckName(name string) error {
-	if !validName.MatchString(name) {
+	if !bftype.IsBackfillName(name) {
 		return fmt.Errorf("backfill name %q must be lower case letters, digits and underscores, starting with a letter", name)
 	}
 	return nil

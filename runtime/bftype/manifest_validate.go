@@ -76,9 +76,13 @@ func (m *Manifest) Validate() error {
 	return nil
 }
 
-// backfillName is a backfill's name, the generator's CheckName rule: a Go
-// package, a directory and a binary at once.
+// backfillName is a backfill's name: a Go package, a directory and a
+// binary at once. A parameter name follows it too (sqlc.arg(name)).
 var backfillName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
+
+// IsBackfillName reports whether name can name a backfill (the generator's
+// CheckName, and the manifest's supersedes:).
+func IsBackfillName(name string) bool { return backfillName.MatchString(name) }
 
 func (m *Manifest) validateHeader() error {
 	switch {
