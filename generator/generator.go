@@ -12,7 +12,6 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
-	"regexp"
 	"slices"
 	"sort"
 	"strings"
@@ -23,6 +22,7 @@ import (
 	"github.com/runonce/backfill/generator/inspect"
 	"github.com/runonce/backfill/generator/manifest"
 	"github.com/runonce/backfill/generator/model"
+	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // CodeVersion is the version of the generator and runtime. It is part of
@@ -30,12 +30,10 @@ import (
 // backfill binary does.
 const CodeVersion = "0.1.0"
 
-// validName is a backfill name: a Go package name and a file name at once.
-var validName = regexp.MustCompile(`^[a-z][a-z0-9_]{0,62}$`)
-
-// CheckName rejects a name that cannot be a package, directory and binary.
+// CheckName rejects a name that cannot be a package, directory and binary
+// (the rule the manifest's supersedes: follows too).
 func CheckName(name string) error {
-	if !validName.MatchString(name) {
+	if !bftype.IsBackfillName(name) {
 		return fmt.Errorf("backfill name %q must be lower case letters, digits and underscores, starting with a letter", name)
 	}
 	return nil
@@ -201,7 +199,7 @@ func sortedKeys(m map[string][]byte) []string {
 }
 
 // groupFields finds the report.group_by columns among the scope row's fields.
-func groupFields(name string, m *manifest.Manifest, row []model.RowField) ([]model.RowField, error) {
+func groupFields(name string, m *bftype.Manifest, row []model.RowField) ([]model.RowField, error) {
 	if m.Report == nil {
 		return nil, nil
 	}

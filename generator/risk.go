@@ -3,15 +3,15 @@ package generator
 import (
 	"fmt"
 
-	"github.com/runonce/backfill/generator/manifest"
 	"github.com/runonce/backfill/generator/model"
+	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // checkRisk refuses a manifest whose risk is lower than its Apply statement
 // calls for without saying why. A DELETE loses rows a revert can only put
 // back from before-images, so it is high risk (two approvers, each with a
 // reason) unless the author writes down why it is not.
-func checkRisk(name string, m *manifest.Manifest, a model.Apply) error {
+func checkRisk(name string, m *bftype.Manifest, a model.Apply) error {
 	if a.Kind != model.KindDelete || m.Risk == "high" || m.RiskReason != "" {
 		return nil
 	}

@@ -5,8 +5,8 @@ import (
 
 	"github.com/stretchr/testify/require"
 
-	"github.com/runonce/backfill/generator/manifest"
 	"github.com/runonce/backfill/generator/model"
+	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // A DELETE below high risk needs a reason; every other kind, and a DELETE
@@ -15,13 +15,13 @@ func TestCheckRisk(t *testing.T) {
 	t.Parallel()
 	del := model.Apply{Kind: model.KindDelete, Table: "sessions"}
 	for _, risk := range []string{"low", "medium"} {
-		err := checkRisk("purge", &manifest.Manifest{Risk: risk}, del)
+		err := checkRisk("purge", &bftype.Manifest{Risk: risk}, del)
 		require.EqualError(t, err, `backfill "purge": its Apply statement deletes rows (DELETE FROM sessions), so backfill.yaml needs risk: high, `+
 			`or, to keep risk: `+risk+`, a risk_reason: "..." saying why deleting them is not high risk`)
-		require.NoError(t, checkRisk("purge", &manifest.Manifest{Risk: risk, RiskReason: "sessions expire within a day anyway"}, del))
+		require.NoError(t, checkRisk("purge", &bftype.Manifest{Risk: risk, RiskReason: "sessions expire within a day anyway"}, del))
 	}
-	require.NoError(t, checkRisk("purge", &manifest.Manifest{Risk: "high"}, del))
+	require.NoError(t, checkRisk("purge", &bftype.Manifest{Risk: "high"}, del))
 	for _, a := range []model.Apply{{Kind: model.KindUpdate}, {Kind: model.KindInsert}, {Kind: model.KindInsert, Upsert: true}} {
-		require.NoError(t, checkRisk("x", &manifest.Manifest{Risk: "low"}, a))
+		require.NoError(t, checkRisk("x", &bftype.Manifest{Risk: "low"}, a))
 	}
 }

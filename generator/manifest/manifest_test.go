@@ -11,6 +11,8 @@ import (
 	"testing"
 
 	"github.com/stretchr/testify/require"
+
+	"github.com/runonce/backfill/runtime/bftype"
 )
 
 // minimal is the smallest valid manifest. Error cases are written as edits of
@@ -80,8 +82,8 @@ var errorCases = []errorCase{
 	// Empty and malformed files.
 	{"empty file", "", 0, "the manifest is empty"},
 	{"only comments", "# nothing here\n", 0, "the manifest is empty"},
-	{"not a mapping", "just text\n", 1, "into manifest.Manifest"},
-	{"a list", "- a\n- b\n", 1, "into manifest.Manifest"},
+	{"not a mapping", "just text\n", 1, "into bftype.Manifest"},
+	{"a list", "- a\n- b\n", 1, "into bftype.Manifest"},
 	{"invalid UTF-8", "scope: \xff\n", 0, "UTF-8"},
 
 	// Header. A missing key points at the mapping that should hold it.
@@ -143,9 +145,15 @@ var errorCases = []errorCase{
 	{"duration without unit", appendLines("batch: {statement_timeout: 30}"), 11, `batch.statement_timeout: must be a positive duration such as 2s or 500ms (got "30")`},
 	{"probe ratio below 1", appendLines("batch:", "  max_app_impact: {probe_ratio: 0.5}"), 12, "batch.max_app_impact.probe_ratio: must be at least 1"},
 	{"commit ratio below 1", appendLines("batch:", "  max_app_impact:", "    commit_ratio: 0.9"), 13, "batch.max_app_impact.commit_ratio: must be at least 1"},
-	{"bad lock wait", appendLines("batch: {max_app_impact: {lock_wait: soon}}"), 11, `batch.max_app_impact.lock_wait: must be a positive duration such as 100ms (got "soon")`},
+	{"bad lock wait", appendLines("batch: {max_app_impact: {lock_wait: soon}}"), 11, `batch.max_app_impact.lock_wait: must be a positive duration such as 2s or 500ms (got "soon")`},
 	{"negative floor", appendLines("batch: {max_app_impact: {min_rows_per_second: -1}}"), 11, "batch.max_app_impact.min_rows_per_second: must not be negative"},
 	{"unknown app impact key", appendLines("batch: {max_app_impact: {p99: 2}}"), 11, "p99"},
+
+	// Report.
+	{"spot check key 1.0", appendLines("report:", "  spot_check: [1, 1.0]"), 12, "report.spot_check.1: must be a key value (an integer or a string), not 1.0"},
+	{"spot check key true", appendLines("report:", "  spot_check:", "    - 1", "    - true"), 14, "report.spot_check.1: must be a key value (an integer or a string), not true"},
+	{"spot check key a list", appendLines("report: {spot_check: [[1]]}"), 11, "report.spot_check.0: must be a key value"},
+	{"group_by twice", appendLines("report: {group_by: [tenant, tenant]}"), 11, `report.group_by.1: names "tenant" twice`},
 
 	// Checks.
 	{"check without name", appendLines("checks:", "  - {query: SELECT 0, equals: 0}"), 12, "checks.0: needs a name"},
@@ -238,14 +246,14 @@ func TestParseFixRoles(t *testing.T) {
 	require.Equal(t, "identity-team", m.Owner)
 	require.Equal(t, "high", m.Risk)
 	require.True(t, m.Reversible)
-	require.Equal(t, Expect{Matched: bounds(1, 15000), Changed: bounds(1, 15000)}, m.Expect)
-	require.Equal(t, Target{
+	require.Equal(t, bftype.Expect{Matched: bounds(1, 15000), Changed: bounds(1, 15000)}, m.Expect)
+	require.Equal(t, bftype.Target{
 		Environment: "demo",
 		Database:    "backfill_demo",
-		Canary:      &Canary{Query: "SELECT value FROM app_settings WHERE key = 'env'", Equals: "demo"},
+		Canary:      &bftype.Canary{Query: "SELECT value FROM app_settings WHERE key = 'env'", Equals: "demo"},
 	}, m.Target)
-	require.Equal(t, Batch{Size: 500, Canary: 50, MaxRowsPerSecond: 20000, LockTimeout: "2s", StatementTimeout: "30s"}, m.Batch)
-	require.Equal(t, []Check{{Name: "no_null_roles", Query: "SELECT count(*) FROM users WHERE role IS NULL", Equals: "0"}}, m.Checks)
+	require.Equal(t, bftype.Batch{Size: 500, Canary: 50, MaxRowsPerSecond: 20000, LockTimeout: "2s", StatementTimeout: "30s"}, m.Batch)
+	require.Equal(t, []bftype.Check{{Name: "no_null_roles", Query: "SELECT count(*) FROM users WHERE role IS NULL", Equals: "0"}}, m.Checks)
 }
 
 func TestParseScaffold(t *testing.T) {
@@ -254,8 +262,8 @@ func TestParseScaffold(t *testing.T) {
 	m, err := Parse("backfill.yaml", renderScaffold(t))
 	require.NoError(t, err)
 	require.Equal(t, "medium", m.Risk)
-	require.Equal(t, Target{Environment: "production", Database: "app"}, m.Target)
-	require.Equal(t, Batch{Size: 1000, Canary: 50, MaxRowsPerSecond: 5000, LockTimeout: "2s", StatementTimeout: "30s"}, m.Batch)
+	require.Equal(t, bftype.Target{Environment: "production", Database: "app"}, m.Target)
+	require.Equal(t, bftype.Batch{Size: 1000, Canary: 50, MaxRowsPerSecond: 5000, LockTimeout: "2s", StatementTimeout: "30s"}, m.Batch)
 	require.Len(t, m.Checks, 1)
 }
 
@@ -265,14 +273,14 @@ func TestParseBatchDefaults(t *testing.T) {
 	tests := []struct {
 		name  string
 		yaml  string
-		batch Batch
+		batch bftype.Batch
 	}{
-		{"omitted", minimal, Batch{Size: 1000, Canary: 50, LockTimeout: "2s", StatementTimeout: "30s"}},
-		{"null", appendLines("batch:"), Batch{Size: 1000, Canary: 50, LockTimeout: "2s", StatementTimeout: "30s"}},
-		{"empty", appendLines("batch: {}"), Batch{Size: 1000, Canary: 50, LockTimeout: "2s", StatementTimeout: "30s"}},
-		{"canary capped by a small size", appendLines("batch: {size: 10}"), Batch{Size: 10, Canary: 10, LockTimeout: "2s", StatementTimeout: "30s"}},
-		{"only a rate", appendLines("batch: {max_rows_per_second: 7}"), Batch{Size: 1000, Canary: 50, MaxRowsPerSecond: 7, LockTimeout: "2s", StatementTimeout: "30s"}},
-		{"explicit values kept", appendLines("batch: {size: 100000, canary: 1, lock_timeout: 500ms, statement_timeout: 1m}"), Batch{Size: 100000, Canary: 1, LockTimeout: "500ms", StatementTimeout: "1m"}},
+		{"omitted", minimal, bftype.Batch{Size: 1000, Canary: 50, LockTimeout: "2s", StatementTimeout: "30s"}},
+		{"null", appendLines("batch:"), bftype.Batch{Size: 1000, Canary: 50, LockTimeout: "2s", StatementTimeout: "30s"}},
+		{"empty", appendLines("batch: {}"), bftype.Batch{Size: 1000, Canary: 50, LockTimeout: "2s", StatementTimeout: "30s"}},
+		{"canary capped by a small size", appendLines("batch: {size: 10}"), bftype.Batch{Size: 10, Canary: 10, LockTimeout: "2s", StatementTimeout: "30s"}},
+		{"only a rate", appendLines("batch: {max_rows_per_second: 7}"), bftype.Batch{Size: 1000, Canary: 50, MaxRowsPerSecond: 7, LockTimeout: "2s", StatementTimeout: "30s"}},
+		{"explicit values kept", appendLines("batch: {size: 100000, canary: 1, lock_timeout: 500ms, statement_timeout: 1m}"), bftype.Batch{Size: 100000, Canary: 1, LockTimeout: "500ms", StatementTimeout: "1m"}},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -290,13 +298,13 @@ func TestParseMinimal(t *testing.T) {
 
 	m, err := Parse("backfill.yaml", []byte(minimal))
 	require.NoError(t, err)
-	require.Equal(t, &Manifest{
+	require.Equal(t, &bftype.Manifest{
 		Scope:  "Set t.x from t.y where x is NULL.",
 		Owner:  "team",
 		Risk:   "low",
-		Expect: Expect{Matched: bounds(0, 10), Changed: bounds(0, 10)},
-		Target: Target{Environment: "test", Database: "app"},
-		Batch:  Batch{Size: 1000, Canary: 50, LockTimeout: "2s", StatementTimeout: "30s"},
+		Expect: bftype.Expect{Matched: bounds(0, 10), Changed: bounds(0, 10)},
+		Target: bftype.Target{Environment: "test", Database: "app"},
+		Batch:  bftype.Batch{Size: 1000, Canary: 50, LockTimeout: "2s", StatementTimeout: "30s"},
 	}, m)
 }
 
@@ -306,37 +314,37 @@ func TestParseValidEdges(t *testing.T) {
 	tests := []struct {
 		name  string
 		yaml  string
-		check func(t *testing.T, m *Manifest)
+		check func(t *testing.T, m *bftype.Manifest)
 	}{
-		{"folded scope is trimmed", edit("scope: Set t.x from t.y where x is NULL.", "scope: >\n  Set t.x.\n\n"), func(t *testing.T, m *Manifest) {
+		{"folded scope is trimmed", edit("scope: Set t.x from t.y where x is NULL.", "scope: >\n  Set t.x.\n\n"), func(t *testing.T, m *bftype.Manifest) {
 			require.Equal(t, "Set t.x.", m.Scope)
 		}},
-		{"unquoted system_identifier", appendLines("  system_identifier: 7301234567890123456"), func(t *testing.T, m *Manifest) {
+		{"unquoted system_identifier", appendLines("  system_identifier: 7301234567890123456"), func(t *testing.T, m *bftype.Manifest) {
 			require.Equal(t, "7301234567890123456", m.Target.SystemIdentifier)
 		}},
-		{"tenants and host", appendLines("  host: db.internal", "  tenants: [acme, globex]"), func(t *testing.T, m *Manifest) {
+		{"tenants and host", appendLines("  host: db.internal", "  tenants: [acme, globex]"), func(t *testing.T, m *bftype.Manifest) {
 			require.Equal(t, "db.internal", m.Target.Host)
 			require.Equal(t, []string{"acme", "globex"}, m.Target.Tenants)
 		}},
-		{"targets by environment", edit("target:\n  environment: test\n  database: app\n", "targets:\n  staging: {database: app_staging, tenants: [acme]}\n  production: {database: app, host: db}\n"), func(t *testing.T, m *Manifest) {
-			require.Equal(t, Target{}, m.Target)
-			require.Equal(t, map[string]Target{"staging": {Database: "app_staging", Tenants: []string{"acme"}}, "production": {Database: "app", Host: "db"}}, m.Targets)
+		{"targets by environment", edit("target:\n  environment: test\n  database: app\n", "targets:\n  staging: {database: app_staging, tenants: [acme]}\n  production: {database: app, host: db}\n"), func(t *testing.T, m *bftype.Manifest) {
+			require.Equal(t, bftype.Target{}, m.Target)
+			require.Equal(t, map[string]bftype.Target{"staging": {Database: "app_staging", Tenants: []string{"acme"}}, "production": {Database: "app", Host: "db"}}, m.Targets)
 			require.True(t, m.HasTenants())
 			require.JSONEq(t, `{"production": {"database": "app", "host": "db"}, "staging": {"database": "app_staging", "tenants": ["acme"]}}`, string(jsonField(t, m, "targets")))
 			require.Nil(t, jsonField(t, m, "target"), "no target: key in the embedded manifest")
 		}},
-		{"risk_reason is trimmed", edit("risk: low", "risk_reason: >\n  sessions expire within a day anyway\nrisk: low"), func(t *testing.T, m *Manifest) {
+		{"risk_reason is trimmed", edit("risk: low", "risk_reason: >\n  sessions expire within a day anyway\nrisk: low"), func(t *testing.T, m *bftype.Manifest) {
 			require.Equal(t, "sessions expire within a day anyway", m.RiskReason)
 		}},
-		{"supersedes", edit("risk: low", "risk: low\nsupersedes: fix_roles"), func(t *testing.T, m *Manifest) {
+		{"supersedes", edit("risk: low", "risk: low\nsupersedes: fix_roles"), func(t *testing.T, m *bftype.Manifest) {
 			require.Equal(t, "fix_roles", m.Supersedes)
 			require.Contains(t, string(m.JSON()), `"supersedes": "fix_roles"`)
 		}},
-		{"equal bounds", edit("matched: {min: 0, max: 10}", "matched: {min: 5, max: 5}"), func(t *testing.T, m *Manifest) {
+		{"equal bounds", edit("matched: {min: 0, max: 10}", "matched: {min: 5, max: 5}"), func(t *testing.T, m *bftype.Manifest) {
 			require.Equal(t, bounds(5, 5), m.Expect.Matched)
 		}},
-		{"check values are strings", appendLines("checks:", "  - {name: a, query: SELECT 0, equals: 0}", "  - {name: b, query: SELECT true, equals: true}"), func(t *testing.T, m *Manifest) {
-			require.Equal(t, []Check{{Name: "a", Query: "SELECT 0", Equals: "0"}, {Name: "b", Query: "SELECT true", Equals: "true"}}, m.Checks)
+		{"check values are strings", appendLines("checks:", "  - {name: a, query: SELECT 0, equals: 0}", "  - {name: b, query: SELECT true, equals: true}"), func(t *testing.T, m *bftype.Manifest) {
+			require.Equal(t, []bftype.Check{{Name: "a", Query: "SELECT 0", Equals: "0"}, {Name: "b", Query: "SELECT true", Equals: "true"}}, m.Checks)
 		}},
 	}
 	for _, tc := range tests {
@@ -364,7 +372,7 @@ func TestJSON(t *testing.T) {
 			require.Equal(t, string(m.JSON()), string(again.JSON()), "JSON must not depend on the parse")
 			require.Equal(t, string(m.JSON()), string(m.JSON()), "JSON must be deterministic")
 
-			var back Manifest
+			var back bftype.Manifest
 			require.NoError(t, json.Unmarshal(m.JSON(), &back))
 			require.Equal(t, *m, back)
 		})
@@ -439,7 +447,8 @@ func TestErrorString(t *testing.T) {
 
 // FuzzParse checks that no input makes Parse panic, that every refusal is a
 // *Error naming the file, and that every accepted manifest has a JSON
-// encoding that decodes, and re-parses as a manifest, to the same bytes.
+// encoding that the binary's DecodeManifest accepts, and that decodes, and
+// re-parses as a manifest, to the same bytes.
 func FuzzParse(f *testing.F) {
 	for _, data := range validManifests(f) {
 		f.Add(data)
@@ -461,8 +470,8 @@ func FuzzParse(f *testing.F) {
 			require.Nil(t, m)
 			return
 		}
-		var back Manifest
-		require.NoError(t, json.Unmarshal(m.JSON(), &back))
+		back, err := bftype.DecodeManifest(m.JSON())
+		require.NoError(t, err, "the binary must start on every manifest the generator accepts")
 		require.Equal(t, string(m.JSON()), string(back.JSON()))
 
 		// JSON is YAML, so the canonical form must itself be a manifest that
@@ -474,8 +483,8 @@ func FuzzParse(f *testing.F) {
 }
 
 // bounds returns the Bounds {min, max}.
-func bounds(lo, hi int64) Bounds {
-	return Bounds{Min: &lo, Max: &hi}
+func bounds(lo, hi int64) bftype.Bounds {
+	return bftype.Bounds{Min: &lo, Max: &hi}
 }
 
 func TestParseParams(t *testing.T) {
@@ -494,7 +503,7 @@ func TestParseParams(t *testing.T) {
 }
 
 // jsonField is one top-level field of the embedded manifest, nil if absent.
-func jsonField(t *testing.T, m *Manifest, key string) json.RawMessage {
+func jsonField(t *testing.T, m *bftype.Manifest, key string) json.RawMessage {
 	t.Helper()
 	var fields map[string]json.RawMessage
 	require.NoError(t, json.Unmarshal(m.JSON(), &fields))

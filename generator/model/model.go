@@ -4,6 +4,8 @@
 // by hand (as sqlc's code generators see only their plain request).
 package model
 
+import "github.com/runonce/backfill/runtime/bftype"
+
 // Backfill is everything needed to emit one backfill's wiring.
 type Backfill struct {
 	Name        string // the backfill's name, e.g. fix_roles
@@ -61,11 +63,12 @@ type Cursor struct {
 	ParamName  string // the cursor's snake_case name, e.g. after_id
 }
 
-// The kinds of Apply statement; the runtime's bftype.Kind* spell them the same.
+// The kinds of Apply statement, spelt once in bftype: the generator writes
+// them into the binary and the runtime words its counts by them.
 const (
-	KindUpdate = "update"
-	KindInsert = "insert"
-	KindDelete = "delete"
+	KindUpdate = bftype.KindUpdate
+	KindInsert = bftype.KindInsert
+	KindDelete = bftype.KindDelete
 )
 
 // Apply is what the Apply statement does: its kind (KindUpdate, KindInsert

@@ -12,10 +12,10 @@ type ReportSpec struct {
 	// GroupBy names ScopePage columns; the dry-run counts matched, will
 	// change and unchanged per distinct combination of their values, and a
 	// run records its changed rows per group so verify can reconcile them.
-	GroupBy []string `json:"group_by,omitempty"`
+	GroupBy []string `yaml:"group_by,omitempty" json:"group_by,omitempty"`
 	// SpotCheck are keys whose before and after the dry-run always shows,
 	// and whose current values verify shows after the run.
-	SpotCheck []json.RawMessage `json:"spot_check,omitempty"`
+	SpotCheck SpotKeys `yaml:"spot_check,omitempty" json:"spot_check,omitempty"`
 }
 
 // Bounds of the breakdown, so that a dry-run's memory does not grow with the

@@ -24,18 +24,21 @@ const (
 	ParamTextArray   = "text[]"
 )
 
+// ParamTypes are the declarable parameter types, in the order docs list them.
+var ParamTypes = []string{ParamDate, ParamTimestamptz, ParamText, ParamBigint, ParamInteger, ParamBoolean, ParamTextArray}
+
 // ParamSpec is one declared parameter of a backfill: a value the operator
 // passes (--param NAME=VALUE), the approvals pin and the run-once key
 // includes. A parameter is required unless it has a default; Default, Min
 // and Max are written as on the command line.
 type ParamSpec struct {
-	Type     string   `json:"type"`
-	Doc      string   `json:"doc"`
-	Required bool     `json:"required,omitempty"`
-	Default  *string  `json:"default,omitempty"`
-	Min      string   `json:"min,omitempty"`
-	Max      string   `json:"max,omitempty"`
-	Allowed  []string `json:"allowed,omitempty"`
+	Type     string   `yaml:"type" json:"type"`
+	Doc      string   `yaml:"doc" json:"doc"`
+	Required bool     `yaml:"required,omitempty" json:"required,omitempty"`
+	Default  *string  `yaml:"default,omitempty" json:"default,omitempty"`
+	Min      string   `yaml:"min,omitempty" json:"min,omitempty"`
+	Max      string   `yaml:"max,omitempty" json:"max,omitempty"`
+	Allowed  []string `yaml:"allowed,omitempty" json:"allowed,omitempty"`
 }
 
 // ParamError is a parameter value that is missing, malformed or outside what
@@ -277,8 +280,13 @@ func compare(a, b any) (int, bool) {
 	case int64:
 		y := b.(int64)
 		return cmpOrder(x < y, x > y), true
-	case string: // dates and UTC timestamps in canonical form order as text
+	case string: // dates in canonical form order as text; timestamps by time
 		y := b.(string)
+		tx, errx := time.Parse(time.RFC3339Nano, x)
+		ty, erry := time.Parse(time.RFC3339Nano, y)
+		if errx == nil && erry == nil { // a fraction makes the text longer: 00.5Z sorts before 00Z
+			return tx.Compare(ty), true
+		}
 		return strings.Compare(x, y), true
 	}
 	return 0, false

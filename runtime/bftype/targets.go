@@ -91,3 +91,17 @@ func (m *Manifest) EvidenceFrom(env, purpose string) string {
 	}
 	return m.Promote.From
 }
+
+// HasTenants reports whether a target (any of targets:) has a tenant
+// allowlist, which needs a tenant column in the ScopePage rows.
+func (m *Manifest) HasTenants() bool {
+	if len(m.Target.Tenants) > 0 {
+		return true
+	}
+	for _, t := range m.Targets {
+		if len(t.Tenants) > 0 {
+			return true
+		}
+	}
+	return false
+}

@@ -257,18 +257,29 @@ func TestNewScaffoldBuildsAndDryRuns(t *testing.T) {
 	require.Contains(t, res.stdout, `status           "unknown" -> "active"`)
 }
 
-// TestPackageBoundaries holds the layout contract: the generator and the
-// runtime never import each other, and no package is named runtime.
+// TestPackageBoundaries holds the layout contract: the runtime never
+// imports the generator, the generator imports of the runtime only the leaf
+// bftype (the one manifest type both decode and validate), and no package
+// is named runtime.
 func TestPackageBoundaries(t *testing.T) {
 	t.Parallel()
 	const mod = "github.com/runonce/backfill/"
-	deps := func(pattern string) string {
+	deps := func(pattern string) []string {
 		out, err := run(repoRoot, nil, "go", "list", "-deps", "-test", pattern)
 		require.NoError(t, err, out)
-		return out
+		return strings.Fields(out)
 	}
-	require.NotContains(t, deps("./generator/..."), mod+"runtime/")
-	require.NotContains(t, deps("./runtime/..."), mod+"generator")
+	for _, dep := range deps("./generator/...") {
+		if strings.HasPrefix(dep, mod+"runtime/") {
+			require.Equal(t, mod+"runtime/bftype", dep, "the generator may import only the leaf runtime/bftype")
+		}
+	}
+	for _, dep := range deps("./runtime/...") {
+		require.False(t, strings.HasPrefix(dep, mod+"generator"), "the runtime imports %s", dep)
+	}
+	bftypeDeps, err := run(repoRoot, nil, "go", "list", "-f", `{{join .Imports "\n"}}`, "./runtime/bftype")
+	require.NoError(t, err, bftypeDeps)
+	require.NotContains(t, bftypeDeps, mod, "runtime/bftype is a leaf: no project imports")
 	names, err := run(repoRoot, nil, "go", "list", "-f", "{{.Name}}", "./...")
 	require.NoError(t, err, names)
 	for _, n := range strings.Fields(names) {

@@ -9,9 +9,10 @@ import (
 	"github.com/runonce/backfill/runtime/bftype"
 )
 
-// The runtime decodes the embedded manifest strictly, so every key the
-// generator writes, risk_reason included, must be one it knows. The test
-// lives here because the generator and the runtime never import each other.
+// The runtime decodes the embedded manifest strictly and validates it, so
+// every key the generator writes, risk_reason included, must be one it
+// knows and every value one it accepts, through the generator's YAML reader
+// and the binary's DecodeManifest end to end.
 func TestRuntimeDecodesEveryManifestKeyTheGeneratorWrites(t *testing.T) {
 	t.Parallel()
 	m, err := manifest.Parse("backfill.yaml", []byte(`scope: Delete expired sessions.
