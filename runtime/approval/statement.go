@@ -178,6 +178,11 @@ type StatementHash struct {
 	Name   string `json:"name"`
 	Role   string `json:"role"`
 	SHA256 string `json:"sha256"`
+	// Where the statement binds the batch's keys (bftype.Statement): the
+	// ledger checks each batch's keys by them, so approvals sign them too.
+	KeyParam    int `json:"key_param,omitempty"`
+	CursorParam int `json:"cursor_param,omitempty"`
+	KeyColumn   int `json:"key_column,omitempty"`
 }
 
 // Hashes are the StatementHashes of a binary's statements, by name.
@@ -185,7 +190,8 @@ func Hashes(stmts []bftype.Statement) []StatementHash {
 	out := make([]StatementHash, len(stmts))
 	for i, s := range stmts {
 		sum := sha256.Sum256([]byte(s.SQL))
-		out[i] = StatementHash{Name: s.Name, Role: s.Role, SHA256: hex.EncodeToString(sum[:])}
+		out[i] = StatementHash{Name: s.Name, Role: s.Role, SHA256: hex.EncodeToString(sum[:]),
+			KeyParam: s.KeyParam, CursorParam: s.CursorParam, KeyColumn: s.KeyColumn}
 	}
 	sort.Slice(out, func(i, j int) bool { return out[i].Name < out[j].Name })
 	return out

@@ -14,6 +14,13 @@ type Statement struct {
 	Role string `json:"role"`
 	Name string `json:"name"`
 	SQL  string `json:"sql"`
+	// KeyParam is the parameter ($n, 1-based) that binds the batch's keys, an
+	// array, in an apply, revert_read, revert_insert or revert_delete statement;
+	// CursorParam is the page's cursor parameter ($n) and KeyColumn the page's
+	// result column (1-based) that is the key. 0: none.
+	KeyParam    int `json:"key_param,omitempty"`
+	CursorParam int `json:"cursor_param,omitempty"`
+	KeyColumn   int `json:"key_column,omitempty"`
 }
 
 // FieldDiff is one field a change would set: its value now and after.

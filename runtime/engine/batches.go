@@ -676,7 +676,9 @@ func applyBatch(ctx context.Context, tx pgx.Tx, gate ledger.Gate, job *Job, curs
 		m.Batch.LockTimeoutDuration().Milliseconds(), m.Batch.StatementTimeoutDuration().Milliseconds())); err != nil {
 		return nil, 0, nil, fmt.Errorf("error setting batch timeouts: %w", err)
 	}
-	b, err := job.Plan.NextIn(ctx, tx, cursor, until, size)
+	// The page goes through the ledger too: it records the keys the batch
+	// may write, and refuses a page that does not start at the checkpoint.
+	b, err := job.Plan.NextIn(ctx, gate, cursor, until, size)
 	if err != nil || b == nil {
 		return nil, 0, nil, err
 	}

@@ -201,7 +201,9 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 					return err
 				}
 				var err error
-				if page, err = ledger.NextUndo(ctx, tx, target, after); err != nil || page == nil {
+				// The ledger gives the images after the revert's checkpoint,
+				// and lets the batch write only their keys.
+				if page, err = ledger.NextRevertUndo(ctx, tx, r.run.ID); err != nil || page == nil {
 					return err
 				}
 				gate := ledger.Gate{Tx: tx, RunID: r.run.ID}

@@ -19,6 +19,7 @@ const (
 	CodeCheckpoint     = "BF008" // a checkpoint would not move forward from where it is
 	CodeConflict       = "BF009" // a run and a revert of it, or another binary's run
 	CodeMalformed      = "BF010" // a malformed statement, key or argument
+	CodeKeys           = "BF011" // a batch writes a key its page did not read
 )
 
 // IsCode reports whether err is a PostgreSQL error with SQLSTATE code.

@@ -67,6 +67,7 @@ func TestRunnerHoldsNoWritePrivilege(t *testing.T) {
 	// A batch, so there are rows to tamper with.
 	tx, err := runner.Begin(ctx)
 	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2}, page(t, tx, run.ID, 0, 2))
 	n, err := Gate{Tx: tx, RunID: run.ID}.Exec(ctx, testApply, []int64{1, 2}, []string{"new", "new"})
 	require.NoError(t, err)
 	require.Equal(t, int64(2), n.RowsAffected())
@@ -144,27 +145,58 @@ func TestWritesOnlyAsApproved(t *testing.T) {
 	require.Error(t, err, "the wrappers are the writer's")
 	require.Equal(t, before, d.snapshot())
 
-	// A checkpoint never goes back.
-	tx, err := runner.Begin(ctx)
-	require.NoError(t, err)
-	_, _, err = RecordBatch(ctx, tx, BatchRecord{RunID: run.ID, Cursor: json.RawMessage("5"), Scanned: 5, Size: 5, Attempts: 1})
-	require.NoError(t, err)
-	require.NoError(t, tx.Commit(ctx))
-	for _, c := range []struct{ from, to string }{{"5", "3"}, {"5", "5"}, {"null", "7"}, {"2", "7"}} {
+	// A batch writes only keys its page read, and reads its page only from
+	// the checkpoint: a checkpoint never goes back.
+	batch := func(after int64, limit int32, write []int64, from, to string) error {
 		tx, err := runner.Begin(ctx)
 		require.NoError(t, err)
-		_, _, err = RecordBatch(ctx, tx, BatchRecord{RunID: run.ID, From: json.RawMessage(c.from), Cursor: json.RawMessage(c.to), Scanned: 1, Size: 1, Attempts: 1})
-		require.ErrorIs(t, err, ErrLaneMoved, "from %s to %s", c.from, c.to)
-		require.NoError(t, tx.Rollback(ctx))
+		defer tx.Rollback(ctx)
+		rows, err := Gate{Tx: tx, RunID: run.ID}.Query(ctx, testPage, after, limit)
+		if err == nil {
+			rows.Close()
+			err = rows.Err()
+		}
+		if err != nil {
+			return err
+		}
+		if len(write) > 0 {
+			vals := make([]string, len(write))
+			for i := range vals {
+				vals[i] = "new"
+			}
+			if _, err := (Gate{Tx: tx, RunID: run.ID}).Exec(ctx, testApply, write, vals); err != nil {
+				return err
+			}
+		}
+		var f json.RawMessage
+		if from != "" {
+			f = json.RawMessage(from)
+		}
+		if _, _, err := RecordBatch(ctx, tx, BatchRecord{RunID: run.ID, From: f, Cursor: json.RawMessage(to), Scanned: 1, Size: 1, Attempts: 1}); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
 	}
+	before = d.snapshot()
+	require.True(t, IsCode(batch(0, 2, []int64{1, 9}, "", "2"), CodeKeys), "key 9 is not in the page of keys 1 and 2")
+	require.True(t, IsCode(batch(0, 2, []int64{1}, "", "5"), CodeKeys), "cursor 5 is not a key the page read")
+	require.Equal(t, before, d.snapshot())
+	require.NoError(t, batch(0, 5, []int64{5}, "", "5"))
+	before = d.snapshot()
+	require.True(t, IsCode(batch(3, 2, nil, "5", "5"), CodeCheckpoint), "a page from before the checkpoint")
+	require.True(t, IsCode(batch(7, 2, nil, "5", "8"), CodeCheckpoint), "a page from after the checkpoint skips rows")
+	require.ErrorIs(t, batch(5, 2, nil, "2", "7"), ErrLaneMoved)
+	require.ErrorIs(t, batch(5, 2, nil, "null", "7"), ErrLaneMoved)
+	require.True(t, IsCode(batch(5, 2, []int64{4}, "5", "7"), CodeKeys), "key 4 was written by an earlier batch")
+	require.Equal(t, before, d.snapshot())
 
 	// Paused: no write until it is resumed; cancelled: none ever again.
 	require.NoError(t, SetControl(ctx, d.as(d.runner), run.ID, ControlPause))
-	require.True(t, IsCode(exec(runner, testApply, "{6}", "{new}"), CodePaused))
+	require.True(t, IsCode(batch(5, 2, []int64{6}, "5", "7"), CodePaused))
 	require.NoError(t, SetControl(ctx, d.as(d.runner), run.ID, ControlRun))
-	require.NoError(t, exec(runner, testApply, "{6}", "{new}"))
+	require.NoError(t, batch(5, 2, []int64{6}, "5", "7"))
 	require.NoError(t, SetControl(ctx, d.as(d.runner), run.ID, ControlCancel))
-	require.True(t, IsCode(exec(runner, testApply, "{6}", "{new}"), CodeFinal))
+	require.True(t, IsCode(batch(7, 2, []int64{8}, "7", "9"), CodeFinal))
 	require.Error(t, SetControl(ctx, d.as(d.runner), run.ID, ControlRun), "a cancel is final")
 }
 
@@ -290,6 +322,7 @@ func TestOutsideLoginCannotBlockARun(t *testing.T) {
 	runner, run := d.started()
 	tx2, err := runner.Begin(ctx)
 	require.NoError(t, err)
+	page(t, tx2, run.ID, 0, 3)
 	_, err = Gate{Tx: tx2, RunID: run.ID}.Exec(ctx, testApply, []int64{3}, []string{"new"})
 	require.NoError(t, err)
 	_, _, err = RecordBatch(ctx, tx2, BatchRecord{RunID: run.ID, Cursor: json.RawMessage("3"), Scanned: 3, Intended: 1, Size: 3, Attempts: 1})
@@ -313,6 +346,7 @@ func TestSearchPathAndTempTablesDoNotRedirect(t *testing.T) {
 	}
 	tx, err := runner.Begin(ctx)
 	require.NoError(t, err)
+	require.Equal(t, []int64{1, 2, 3, 4}, page(t, tx, run.ID, 0, 4), "the page read public.t")
 	rows, err := Gate{Tx: tx, RunID: run.ID}.Query(ctx, testRead, []int64{4})
 	require.NoError(t, err)
 	got, err := pgx.CollectRows(rows, pgx.RowToMap)

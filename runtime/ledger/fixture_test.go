@@ -83,16 +83,20 @@ const (
 )
 
 func testStatements() []bftype.Statement {
-	return []bftype.Statement{{Name: "Apply", Role: "apply", SQL: testApply}, {Name: "RevertRead", Role: "revert_read", SQL: testRead},
-		{Name: "ScopePage", Role: "page", SQL: testPage}}
+	return []bftype.Statement{{Name: "Apply", Role: "apply", SQL: testApply, KeyParam: 1},
+		{Name: "RevertRead", Role: "revert_read", SQL: testRead, KeyParam: 1},
+		{Name: "ScopePage", Role: "page", SQL: testPage, CursorParam: 1, KeyColumn: 1}}
 }
 
 // statement is an approval statement as `backfill approve` writes it.
 func statement(approver, purpose string, stmts []bftype.Statement, expires time.Duration) string {
 	type hash struct {
-		Name   string `json:"name"`
-		Role   string `json:"role"`
-		SHA256 string `json:"sha256"`
+		Name        string `json:"name"`
+		Role        string `json:"role"`
+		SHA256      string `json:"sha256"`
+		KeyParam    int    `json:"key_param,omitempty"`
+		CursorParam int    `json:"cursor_param,omitempty"`
+		KeyColumn   int    `json:"key_column,omitempty"`
 	}
 	var hs []hash
 	for _, s := range stmts {
@@ -100,7 +104,7 @@ func statement(approver, purpose string, stmts []bftype.Statement, expires time.
 		for _, b := range sha256Sum(s.SQL) {
 			sum += fmt.Sprintf("%02x", b)
 		}
-		hs = append(hs, hash{s.Name, s.Role, sum})
+		hs = append(hs, hash{s.Name, s.Role, sum, s.KeyParam, s.CursorParam, s.KeyColumn})
 	}
 	now := time.Now().UTC().Truncate(time.Second)
 	st := map[string]any{
@@ -142,4 +146,21 @@ func dropLogin(url, login string) {
 			conn.Close(ctx)
 		}
 	}
+}
+
+// page reads the test scope's page of run after key after, in tx, through
+// the ledger, and returns its keys: the ones the batch may write.
+func page(t *testing.T, tx pgx.Tx, run int64, after int64, limit int32) []int64 {
+	t.Helper()
+	rows, err := Gate{Tx: tx, RunID: run}.Query(context.Background(), testPage, after, limit)
+	require.NoError(t, err)
+	var keys []int64
+	for rows.Next() {
+		var id int64
+		var v *string
+		require.NoError(t, rows.Scan(&id, &v))
+		keys = append(keys, id)
+	}
+	require.NoError(t, rows.Err())
+	return keys
 }

@@ -148,7 +148,9 @@ func (g Gate) Exec(ctx context.Context, sql string, args ...any) (pgconn.Command
 	return pgconn.NewCommandTag(fmt.Sprintf("UPDATE %d", n)), nil
 }
 
-// Query runs the run's approved RevertRead through backfill.query.
+// Query runs a read of the batch through backfill.query: the approved
+// ScopePage (from the lane's checkpoint; the keys it returns are the only
+// ones the batch may write) or RevertRead (of those keys).
 func (g Gate) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, error) {
 	d, err := g.describe(ctx, sql, true)
 	if err != nil {
@@ -161,7 +163,7 @@ func (g Gate) Query(ctx context.Context, sql string, args ...any) (pgx.Rows, err
 	if g.Peek {
 		return g.q().Query(ctx, "SELECT * FROM backfill.peek($1, $2, $3) AS t("+d.cols+")", sql, texts, d.types)
 	}
-	return g.Tx.Query(ctx, "SELECT * FROM backfill.query($1, $2, $3, $4) AS t("+d.cols+")", g.RunID, sql, texts, d.types)
+	return g.Tx.Query(ctx, "SELECT * FROM backfill.query($1, $2, $3, $4, $5) AS t("+d.cols+")", g.RunID, g.Lane, sql, texts, d.types)
 }
 
 // QueryRow is Query's first row.

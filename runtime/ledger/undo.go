@@ -24,18 +24,30 @@ type UndoBatch struct {
 
 // NextUndo returns the images of the first batch of a run after batch, or nil.
 func NextUndo(ctx context.Context, q Querier, runID, afterBatch int64) (*UndoBatch, error) {
+	return scanUndo(q.QueryRow(ctx, "SELECT batch, items FROM backfill.undo WHERE run_id = $1 AND batch > $2 ORDER BY batch LIMIT 1",
+		runID, afterBatch), runID)
+}
+
+// NextRevertUndo returns, for the revert run revertID that this session
+// holds, the next batch of images of the run it reverts after the revert's
+// checkpoint, or nil; the ledger records its keys as the only ones the
+// revert batch may write. Call it in the revert batch's transaction.
+func NextRevertUndo(ctx context.Context, q Querier, revertID int64) (*UndoBatch, error) {
+	return scanUndo(q.QueryRow(ctx, "SELECT batch, items FROM backfill.next_undo($1)", revertID), revertID)
+}
+
+func scanUndo(row pgx.Row, runID int64) (*UndoBatch, error) {
 	var u UndoBatch
 	var data []byte
-	err := q.QueryRow(ctx, "SELECT batch, items FROM backfill.undo WHERE run_id = $1 AND batch > $2 ORDER BY batch LIMIT 1",
-		runID, afterBatch).Scan(&u.Batch, &data)
+	err := row.Scan(&u.Batch, &data)
 	if errors.Is(err, pgx.ErrNoRows) {
 		return nil, nil
 	}
 	if err != nil {
-		return nil, fmt.Errorf("error reading before-images of run %d: %w", runID, err)
+		return nil, fmt.Errorf("error reading before-images for run %d: %w", runID, err)
 	}
 	if err := json.Unmarshal(data, &u.Items); err != nil {
-		return nil, fmt.Errorf("error decoding before-images of run %d batch %d: %w", runID, u.Batch, err)
+		return nil, fmt.Errorf("error decoding before-images for run %d batch %d: %w", runID, u.Batch, err)
 	}
 	return &u, nil
 }

@@ -78,6 +78,12 @@ CREATE TABLE backfill.run_statements (
     role   text   NOT NULL,
     sha256 text   NOT NULL,
     sql    text   NOT NULL,
+    -- Where the keys are: the parameter ($n) binding the batch's keys (an
+    -- array) of a write or RevertRead, the page's cursor parameter and its
+    -- key column (1-based); 0: none. Approvals sign them with the sha256.
+    key_param    integer NOT NULL DEFAULT 0,
+    cursor_param integer NOT NULL DEFAULT 0,
+    key_column   integer NOT NULL DEFAULT 0,
     PRIMARY KEY (run_id, name)
 );
 CREATE INDEX run_statements_sha ON backfill.run_statements (run_id, sha256);
@@ -109,11 +115,17 @@ CREATE TABLE backfill.sessions (
 -- The writes of the batch a transaction is in, counted by backfill.exec and
 -- taken by backfill.record_batch: the rows a batch changed are the database's
 -- count, never the binary's. A row lives only inside its transaction.
+-- keys are the keys the batch may write: those the approved ScopePage
+-- returned after the lane's checkpoint (a run), or those of the image batch
+-- being restored (undo_batch, a revert), as text.
 CREATE UNLOGGED TABLE backfill.open_batches (
-    run_id bigint NOT NULL,
-    lane   integer NOT NULL,
-    txid   bigint NOT NULL,
-    rows   bigint NOT NULL DEFAULT 0,
+    run_id     bigint NOT NULL,
+    lane       integer NOT NULL,
+    txid       bigint NOT NULL,
+    rows       bigint NOT NULL DEFAULT 0,
+    keys       text[],
+    last_key   text,
+    undo_batch bigint,
     PRIMARY KEY (run_id, lane, txid)
 );
 
@@ -366,7 +378,9 @@ BEGIN
         RAISE EXCEPTION 'the approval statement does not name the sha256 of the SQL the binary runs; approve it with bin/backfill of this version'
             USING ERRCODE = 'BF010';
     END IF;
-    SELECT jsonb_agg(jsonb_build_object('name', e->>'name', 'role', e->>'role', 'sha256', e->>'sha256') ORDER BY e->>'name')
+    SELECT jsonb_agg(jsonb_build_object('name', e->>'name', 'role', e->>'role', 'sha256', e->>'sha256',
+            'key_param', coalesce((e->>'key_param')::integer, 0), 'cursor_param', coalesce((e->>'cursor_param')::integer, 0),
+            'key_column', coalesce((e->>'key_column')::integer, 0)) ORDER BY e->>'name')
     INTO stmts FROM json_array_elements(p->'statements') e;
     IF EXISTS (SELECT FROM jsonb_array_elements(stmts) e
                WHERE coalesce(e->>'name', '') = '' OR coalesce(e->>'role', '') = '' OR coalesce(e->>'sha256', '') !~ '^[0-9a-f]{64}$') THEN
@@ -426,8 +440,17 @@ BEGIN
     IF json_typeof(statements::json) IS DISTINCT FROM 'array' OR jsonb_array_length(statements) = 0 THEN
         RAISE EXCEPTION 'a run names the statements it runs' USING ERRCODE = 'BF010';
     END IF;
-    SELECT jsonb_agg(jsonb_build_object('name', e->>'name', 'role', e->>'role', 'sha256', backfill._sha256(e->>'sql')) ORDER BY e->>'name')
+    SELECT jsonb_agg(jsonb_build_object('name', e->>'name', 'role', e->>'role', 'sha256', backfill._sha256(e->>'sql'),
+            'key_param', coalesce((e->>'key_param')::integer, 0), 'cursor_param', coalesce((e->>'cursor_param')::integer, 0),
+            'key_column', coalesce((e->>'key_column')::integer, 0)) ORDER BY e->>'name')
     INTO stmts FROM jsonb_array_elements(statements) e;
+    -- The database checks each batch's keys: it must know where they are.
+    IF EXISTS (SELECT FROM jsonb_array_elements(stmts) e WHERE
+            (e->>'role' = 'page' AND ((e->>'cursor_param')::integer < 1 OR (e->>'key_column')::integer < 1))
+         OR (e->>'role' IN ('apply', 'revert_read', 'revert_insert', 'revert_delete') AND (e->>'key_param')::integer < 1)) THEN
+        RAISE EXCEPTION 'the binary does not say where its statements bind the batch''s keys; rebuild it with this version of bin/backfill'
+            USING ERRCODE = 'BF010';
+    END IF;
 
     -- Run once. Two starts at once: the unique indexes refuse the second.
     SELECT * INTO prev FROM backfill.runs r
@@ -500,8 +523,10 @@ BEGIN
     VALUES (backfill_name, digest, run_signature, purpose, 'running', coalesce(parameters, '{}'), os_user, client_host,
         code_version, source_commit, env, ids, matched, params)
     RETURNING id INTO r_id;
-    INSERT INTO backfill.run_statements (run_id, name, role, sha256, sql)
-    SELECT r_id, e->>'name', e->>'role', backfill._sha256(e->>'sql'), e->>'sql' FROM jsonb_array_elements(statements) e;
+    INSERT INTO backfill.run_statements (run_id, name, role, sha256, sql, key_param, cursor_param, key_column)
+    SELECT r_id, e->>'name', e->>'role', backfill._sha256(e->>'sql'), e->>'sql', coalesce((e->>'key_param')::integer, 0),
+        coalesce((e->>'cursor_param')::integer, 0), coalesce((e->>'key_column')::integer, 0)
+    FROM jsonb_array_elements(statements) e;
     INSERT INTO backfill.attempts (run_id, attempt, login, os_user, client_host, approval_ids)
     VALUES (r_id, 1, session_user, os_user, client_host, ids);
     INSERT INTO backfill.sessions (run_id, attempt, pid, backend_start, login)
@@ -608,11 +633,13 @@ CREATE FUNCTION backfill.record_batch(run bigint, lane integer, from_cursor json
 RETURNS TABLE (batch bigint, changed bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    r     backfill.runs := backfill._held(run);
-    n     bigint;
-    num   bigint;
-    multi boolean;
-    tag   text;
+    r          backfill.runs := backfill._held(run);
+    n          bigint;
+    num        bigint;
+    multi      boolean;
+    read_keys  text[];
+    read_last  text;
+    read_undo  bigint;
 BEGIN
     IF r.control = 'cancel' THEN
         RAISE EXCEPTION 'run % was cancelled', run USING ERRCODE = 'BF007';
@@ -621,8 +648,16 @@ BEGIN
         RAISE EXCEPTION 'a % run does not record % events', r.purpose, kind USING ERRCODE = 'BF010';
     END IF;
     DELETE FROM backfill.open_batches o WHERE o.run_id = run AND o.lane = record_batch.lane AND o.txid = txid_current()
-    RETURNING o.rows INTO n;
-    n := coalesce(n, 0);
+    RETURNING o.rows, o.keys, o.last_key, o.undo_batch INTO n, read_keys, read_last, read_undo;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'run % lane % read no page in this transaction' , run, lane USING ERRCODE = 'BF011';
+    END IF;
+    IF r.purpose = 'execute' AND NOT (cursor #>> '{}' = ANY (read_keys)) THEN
+        RAISE EXCEPTION 'batch cursor % is not a key the batch read', cursor USING ERRCODE = 'BF011';
+    END IF;
+    IF r.purpose <> 'execute' AND (cursor #>> '{}') IS DISTINCT FROM read_undo::text THEN
+        RAISE EXCEPTION 'revert batch cursor % is not the image batch it restored (%)', cursor, read_undo USING ERRCODE = 'BF011';
+    END IF;
     IF from_cursor IS NOT NULL AND jsonb_typeof(from_cursor) = 'null' THEN
         from_cursor := NULL;
     END IF;
@@ -813,7 +848,7 @@ BEGIN
                     OR (r.purpose LIKE 'revert:%' AND s.role IN ('apply', 'revert_insert', 'revert_delete'))) THEN
         RAISE EXCEPTION 'a % run does not write with its % statement', r.purpose, s.role USING ERRCODE = 'BF005';
     END IF;
-    IF NOT writes AND s.role <> 'revert_read' THEN
+    IF NOT writes AND NOT (s.role = 'revert_read' OR (s.role = 'page' AND r.purpose = 'execute')) THEN
         RAISE EXCEPTION 'a run reads with its own login, not through the ledger (statement %)', s.name USING ERRCODE = 'BF005';
     END IF;
     RETURN s;
@@ -821,9 +856,37 @@ END $$;
 
 CREATE FUNCTION backfill._count_rows(run bigint, lane integer, n bigint) RETURNS void
 LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    INSERT INTO backfill.open_batches AS o (run_id, lane, txid, rows) VALUES (run, lane, txid_current(), n)
-    ON CONFLICT (run_id, lane, txid) DO UPDATE SET rows = o.rows + excluded.rows
+    UPDATE backfill.open_batches o SET rows = o.rows + n WHERE o.run_id = run AND o.lane = _count_rows.lane AND o.txid = txid_current()
 $$;
+
+-- _keys_allowed raises unless every key a statement binds (args[key_param],
+-- an array) is one this batch read: a key the approved ScopePage returned
+-- after the lane's checkpoint, or a key of the image batch a revert restores.
+CREATE FUNCTION backfill._keys_allowed(run bigint, lane integer, s backfill.run_statements, args text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    allowed text[];
+    outside text;
+BEGIN
+    IF s.key_param < 1 OR s.key_param > coalesce(array_length(args, 1), 0) THEN
+        RAISE EXCEPTION 'statement % binds no keys at $%', s.name, s.key_param USING ERRCODE = 'BF010';
+    END IF;
+    SELECT o.keys INTO allowed FROM backfill.open_batches o
+    WHERE o.run_id = run AND o.lane = _keys_allowed.lane AND o.txid = txid_current();
+    IF allowed IS NULL THEN
+        RAISE EXCEPTION 'run % lane % has read no page in this transaction: a batch writes only keys it read', run, lane
+            USING ERRCODE = 'BF011';
+    END IF;
+    IF array_position(args[s.key_param]::text[], NULL) IS NOT NULL THEN
+        RAISE EXCEPTION 'a NULL key is not one this batch read' USING ERRCODE = 'BF011';
+    END IF;
+    -- A hashed set difference: a batch's keys against its page's, O(n).
+    SELECT k INTO outside FROM (SELECT unnest(args[s.key_param]::text[]) EXCEPT SELECT unnest(allowed)) AS d(k) LIMIT 1;
+    IF FOUND THEN
+        RAISE EXCEPTION 'key % is not one this batch read (the approved ScopePage after the checkpoint, or the images restored)', outside
+            USING ERRCODE = 'BF011';
+    END IF;
+END $$;
 
 -- _wrapper returns the function of backfill_exec that runs sql with its
 -- parameters as PostgreSQL types them, creating it the first time: its
@@ -878,26 +941,108 @@ END $$;
 CREATE FUNCTION backfill.exec(run bigint, lane integer, sql text, args text[]) RETURNS bigint
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
+    s     backfill.run_statements;
     fname text;
     n     bigint;
 BEGIN
-    PERFORM backfill._statement(run, sql, true);
+    s := backfill._statement(run, sql, true);
+    PERFORM backfill._keys_allowed(run, lane, s, args);
     fname := backfill._wrapper(sql, NULL);
     EXECUTE format('SELECT backfill_exec.%I($1)', fname) INTO n USING args;
     PERFORM backfill._count_rows(run, lane, n);
     RETURN n;
 END $$;
 
--- query runs the run's approved RevertRead, which locks the rows it reads
--- (FOR UPDATE needs a write privilege the runner does not hold).
-CREATE FUNCTION backfill.query(run bigint, sql text, args text[], cols text[]) RETURNS SETOF record
+-- query runs a read of a batch through the ledger: the page (ScopePage,
+-- from the lane's checkpoint only; the keys it returns are the only ones the
+-- batch may write) or RevertRead (which locks its rows, and reads only keys
+-- the batch may write; FOR UPDATE needs a write privilege the runner does
+-- not hold). cols are the column types the caller reads.
+CREATE FUNCTION backfill.query(run bigint, lane integer, sql text, args text[], cols text[]) RETURNS SETOF record
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
-    fname text;
+    s     backfill.run_statements := backfill._statement(run, sql, false);
+    fname text := backfill._wrapper(sql, coalesce(cols, '{}'));
+    n     integer := coalesce(array_length(cols, 1), 0);
+    list  text;
 BEGIN
-    PERFORM backfill._statement(run, sql, false);
-    fname := backfill._wrapper(sql, coalesce(cols, '{}'));
-    RETURN QUERY EXECUTE format('SELECT * FROM backfill_exec.%I($1)', fname) USING args;
+    IF s.role = 'revert_read' THEN
+        PERFORM backfill._keys_allowed(run, lane, s, args);
+        RETURN QUERY EXECUTE format('SELECT * FROM backfill_exec.%I($1)', fname) USING args;
+        RETURN;
+    END IF;
+    PERFORM backfill._page_from(run, lane, s, args);
+    IF s.key_column < 1 OR s.key_column > n THEN
+        RAISE EXCEPTION 'statement % has no key column %', s.name, s.key_column USING ERRCODE = 'BF010';
+    END IF;
+    SELECT string_agg(format('p.c%s', i), ', ' ORDER BY i) INTO list FROM generate_series(1, n) i;
+    -- One read: the rows go to the caller in the page's order, and their keys
+    -- to the batch's open row.
+    RETURN QUERY EXECUTE format(
+        'WITH p AS MATERIALIZED (SELECT * FROM backfill_exec.%1$I($1) WITH ORDINALITY AS p(%2$s, ord)),
+              k AS (SELECT backfill._page_keys($2, $3, array_agg(c%3$s::text ORDER BY ord), (array_agg(c%3$s::text ORDER BY ord DESC))[1]) AS done FROM p)
+         SELECT %4$s FROM p, k WHERE k.done ORDER BY p.ord',
+        fname, (SELECT string_agg(format('c%s', i), ', ' ORDER BY i) FROM generate_series(1, n) i), s.key_column, list)
+        USING args, run, lane;
+END $$;
+
+-- _page_from raises unless a page read starts at the lane's checkpoint
+-- (the cursor parameter, as text, equal to it): a batch never goes back.
+CREATE FUNCTION backfill._page_from(run bigint, lane integer, s backfill.run_statements, args text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r     backfill.runs;
+    point jsonb;
+BEGIN
+    SELECT * INTO r FROM backfill.runs WHERE id = run;
+    IF EXISTS (SELECT FROM backfill.lanes l WHERE l.run_id = run) THEN
+        SELECT coalesce(l.cursor, l.after) INTO point FROM backfill.lanes l WHERE l.run_id = run AND l.lane = _page_from.lane;
+    ELSIF lane = 0 THEN
+        point := r.cursor;
+    ELSE
+        RAISE EXCEPTION 'run % has no lane %', run, lane USING ERRCODE = 'BF008';
+    END IF;
+    IF s.cursor_param < 1 OR s.cursor_param > coalesce(array_length(args, 1), 0) THEN
+        RAISE EXCEPTION 'statement % has no cursor at $%', s.name, s.cursor_param USING ERRCODE = 'BF010';
+    END IF;
+    IF point IS NOT NULL AND jsonb_typeof(point) <> 'null' AND args[s.cursor_param] IS DISTINCT FROM (point #>> '{}') THEN
+        RAISE EXCEPTION 'a page of run % lane % must start after its checkpoint %, not %', run, lane, point #>> '{}', args[s.cursor_param]
+            USING ERRCODE = 'BF008';
+    END IF;
+END $$;
+
+-- _page_keys records the keys a page returned as the ones its batch may write.
+CREATE FUNCTION backfill._page_keys(run bigint, lane integer, keys text[], last_key text) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    INSERT INTO backfill.open_batches AS o (run_id, lane, txid, keys, last_key) VALUES (run, lane, txid_current(), coalesce(keys, '{}'), last_key)
+    ON CONFLICT (run_id, lane, txid) DO UPDATE SET keys = excluded.keys, last_key = excluded.last_key
+    RETURNING true
+$$;
+
+-- next_undo gives a revert the next batch of images of the run it reverts,
+-- after the revert's checkpoint, and records its keys as the only ones the
+-- revert batch may write.
+CREATE FUNCTION backfill.next_undo(run bigint) RETURNS TABLE (batch bigint, items json)
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r      backfill.runs := backfill._held(run);
+    target bigint;
+    b      bigint;
+    it     json;
+BEGIN
+    IF r.purpose NOT LIKE 'revert:%' THEN
+        RAISE EXCEPTION 'run % is not a revert', run USING ERRCODE = 'BF010';
+    END IF;
+    target := substr(r.purpose, 8)::bigint;
+    SELECT u.batch, u.items INTO b, it FROM backfill.undo u
+    WHERE u.run_id = target AND u.batch > coalesce((r.cursor #>> '{}')::bigint, 0) ORDER BY u.batch LIMIT 1;
+    IF NOT FOUND THEN
+        RETURN;
+    END IF;
+    INSERT INTO backfill.open_batches AS o (run_id, lane, txid, keys, undo_batch)
+    VALUES (run, 0, txid_current(), ARRAY(SELECT e->'key' #>> '{}' FROM json_array_elements(it) e), b)
+    ON CONFLICT (run_id, lane, txid) DO UPDATE SET keys = excluded.keys, undo_batch = excluded.undo_batch;
+    RETURN QUERY SELECT b, it;
 END $$;
 
 -- peek runs an approved RevertRead outside a batch (a spot check, a revert's
@@ -938,7 +1083,7 @@ BEGIN
     END LOOP;
     EXECUTE 'ALTER SCHEMA backfill_exec OWNER TO backfill_writer';
     EXECUTE 'ALTER FUNCTION backfill.exec(bigint, integer, text, text[]) OWNER TO backfill_writer';
-    EXECUTE 'ALTER FUNCTION backfill.query(bigint, text, text[], text[]) OWNER TO backfill_writer';
+    EXECUTE 'ALTER FUNCTION backfill.query(bigint, integer, text, text[], text[]) OWNER TO backfill_writer';
     EXECUTE 'ALTER FUNCTION backfill.peek(text, text[], text[]) OWNER TO backfill_writer';
     EXECUTE 'ALTER FUNCTION backfill._wrapper(text, text[]) OWNER TO backfill_writer';
 END $$;
@@ -950,6 +1095,8 @@ GRANT SELECT ON ALL TABLES IN SCHEMA backfill TO backfill_runner, backfill_appro
 GRANT EXECUTE ON FUNCTION backfill.audit_hash(bigint, timestamptz, bigint, text, text, jsonb, text)
     TO backfill_runner, backfill_approver, backfill_observer, backfill_admin;
 GRANT EXECUTE ON FUNCTION backfill._statement(bigint, text, boolean), backfill._count_rows(bigint, integer, bigint),
+    backfill._keys_allowed(bigint, integer, backfill.run_statements, text[]), backfill._page_from(bigint, integer, backfill.run_statements, text[]),
+    backfill._page_keys(bigint, integer, text[], text),
     backfill._sha256(text), backfill._setting(text), backfill._approved_read(text) TO backfill_writer;
 GRANT EXECUTE ON FUNCTION backfill.peek(text, text[], text[]) TO backfill_runner, backfill_observer;
 GRANT EXECUTE ON FUNCTION backfill.add_approver(text, text, text, text), backfill.revoke_approver(text) TO backfill_admin;
@@ -963,13 +1110,14 @@ GRANT EXECUTE ON FUNCTION
     backfill.lane_done(bigint, integer),
     backfill.record_batch(bigint, integer, jsonb, jsonb, boolean, integer, integer, integer, integer, double precision, text, text, jsonb),
     backfill.record_skipped(bigint, jsonb),
+    backfill.next_undo(bigint),
     backfill.pause_after_canary(bigint, bigint),
     backfill.finish_run(bigint, text, text, text, jsonb),
     backfill.set_control(bigint, text),
     backfill.save_dry_run(text, text, text, jsonb),
     backfill.acknowledge(bigint, jsonb),
     backfill.exec(bigint, integer, text, text[]),
-    backfill.query(bigint, text, text[], text[])
+    backfill.query(bigint, integer, text, text[], text[])
     TO backfill_runner;
 GRANT EXECUTE ON FUNCTION backfill.run_live(bigint) TO backfill_runner, backfill_approver, backfill_observer, backfill_admin;
 GRANT EXECUTE ON FUNCTION backfill.archived(bigint, jsonb) TO backfill_runner, backfill_observer, backfill_admin;
