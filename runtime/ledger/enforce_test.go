@@ -180,6 +180,13 @@ func TestWritesOnlyAsApproved(t *testing.T) {
 	before = d.snapshot()
 	require.True(t, IsCode(batch(0, 2, []int64{1, 9}, "", "2"), CodeKeys), "key 9 is not in the page of keys 1 and 2")
 	require.True(t, IsCode(batch(0, 2, []int64{1}, "", "5"), CodeKeys), "cursor 5 is not a key the page read")
+	tx, err := runner.Begin(ctx)
+	require.NoError(t, err)
+	page(t, tx, run.ID, 0, 2)
+	_, _, err = RecordBatch(ctx, tx, BatchRecord{RunID: run.ID, Cursor: json.RawMessage("2"), Scanned: 2, Size: 2, Attempts: 1,
+		Undo: []byte(`[{"key":9,"before":{"v":"evil"},"after":{"v":"old"}}]`)})
+	require.True(t, IsCode(err, CodeKeys), "images of a key the batch did not read (B4 through the function): %v", err)
+	require.NoError(t, tx.Rollback(ctx))
 	require.Equal(t, before, d.snapshot())
 	require.NoError(t, batch(0, 5, []int64{5}, "", "5"))
 	before = d.snapshot()

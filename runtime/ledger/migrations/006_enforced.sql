@@ -687,6 +687,11 @@ BEGIN
         IF r.purpose <> 'execute' THEN
             RAISE EXCEPTION 'only a run keeps before-images' USING ERRCODE = 'BF010';
         END IF;
+        -- Images only of keys this batch read: a revert restores no other row.
+        IF EXISTS (SELECT e->'key' #>> '{}' FROM json_array_elements(images::json) e
+                   EXCEPT SELECT unnest(read_keys)) THEN
+            RAISE EXCEPTION 'the batch''s images name a key it did not read' USING ERRCODE = 'BF011';
+        END IF;
         INSERT INTO backfill.undo (run_id, batch, items) VALUES (run, num, images::json);
     END IF;
     PERFORM backfill._event(run, kind, coalesce(payload, '{}') || jsonb_build_object('batch', num, 'lane', lane,
