@@ -397,7 +397,7 @@ func (b *bench) execute(n int) (result, error) {
 			return result{}, err
 		}
 	}
-	if err := b.exec(db, "GRANT SELECT ON users TO bench_runner", "GRANT SELECT, UPDATE (role) ON users TO backfill_writer", "GRANT SELECT ON role_grants, app_settings TO bench_runner"); err != nil {
+	if err := b.exec(db, "GRANT SELECT ON users TO bench_runner", "GRANT SELECT, UPDATE (role) ON users TO backfill_writer", "GRANT SELECT ON role_grants, app_settings TO bench_runner, backfill_writer"); err != nil {
 		return result{}, err
 	}
 	if b.prepare != "" {

@@ -178,7 +178,7 @@ func (b *bench) prepare() error {
 			return err
 		}
 	}
-	if err := b.exec(db, "GRANT SELECT ON users TO bench_runner", "GRANT SELECT, UPDATE (role) ON users TO backfill_writer", "GRANT SELECT ON role_grants, app_settings TO bench_runner"); err != nil {
+	if err := b.exec(db, "GRANT SELECT ON users TO bench_runner", "GRANT SELECT, UPDATE (role) ON users TO backfill_writer", "GRANT SELECT ON role_grants, app_settings TO bench_runner, backfill_writer"); err != nil {
 		return err
 	}
 	_, err := b.cmd(nil, b.bin, "--save", "--samples", "0", "--database-url", b.url(target, "bench_runner"))

@@ -81,6 +81,8 @@ GRANT SELECT ON users TO demo_runner;
 -- member of: only an approved run's statements write, through the ledger.
 GRANT SELECT, UPDATE (role) ON users TO backfill_writer;
 GRANT SELECT ON role_grants, app_settings TO demo_runner;
+-- A batch reads its page through the ledger, as the writer.
+GRANT SELECT ON role_grants TO backfill_writer;
 SQL
 echo "logins: demo_alice and demo_bob (backfill_approver), demo_runner (backfill_runner)"
 

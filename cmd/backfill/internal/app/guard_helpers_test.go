@@ -88,7 +88,7 @@ func newTargetEnv(t *testing.T, env string, edits ...edit2) *target {
 	x.runner, x.observer, x.admin = as("t_runner_"+s), as("t_observer_"+s), as("t_admin_"+s)
 	x.alice, x.bob = as("t_alice_"+s), as("t_bob_"+s)
 	x.cli("ledger", "init", "--environment", env, "--database-url", x.db)
-	pgtest.Exec(t, x.db, "GRANT SELECT ON users TO backfill_runner", "GRANT SELECT, UPDATE (role) ON users TO backfill_writer", "GRANT SELECT ON role_grants, app_settings TO backfill_runner")
+	pgtest.Exec(t, x.db, "GRANT SELECT ON users TO backfill_runner", "GRANT SELECT, UPDATE (role) ON users TO backfill_writer", "GRANT SELECT ON role_grants, app_settings TO backfill_runner, backfill_writer")
 
 	x.keys = t.TempDir()
 	for _, who := range []string{"alice", "bob"} {

@@ -27,7 +27,7 @@ func TestUpsertInsertsRaisesAndRevertsByDeleting(t *testing.T) {
 		`INSERT INTO quotas (account_id, storage_gb, note)
 			SELECT id, (ARRAY[50, 200])[1 + (id / 3) % 2], (ARRAY[NULL, '', 'vip'])[1 + id % 3]
 			FROM accounts WHERE plan = 'pro' AND id % 3 = 0 OR plan = 'free' AND id % 2 = 0`,
-		"GRANT SELECT ON accounts TO backfill_runner",
+		"GRANT SELECT ON accounts TO backfill_runner, backfill_writer",
 		"GRANT SELECT ON quotas TO backfill_runner", "GRANT SELECT, INSERT, UPDATE, DELETE ON quotas TO backfill_writer")
 	const quotasState = `SELECT md5(string_agg(q::text, ',' ORDER BY account_id)) FROM quotas q WHERE account_id NOT IN ($1, $2)`
 	missing := pgtest.Query(t, x.db, `SELECT count(*) FROM accounts a WHERE plan = 'pro' AND NOT EXISTS (SELECT FROM quotas WHERE account_id = a.id)`)
@@ -125,7 +125,7 @@ func TestInsertRaceKeepsAnotherSessionsRow(t *testing.T) {
 	bin := x.build("grant_quotas", edit2{"batch: {size: 500, canary: 50, max_rows_per_second: 20000,", "batch: {size: 5, canary: 2, max_rows_per_second: 100,"})
 	pgtest.Exec(t, x.db,
 		`INSERT INTO accounts (tenant, plan) SELECT 'acme', 'pro' FROM generate_series(1, 60)`,
-		"GRANT SELECT ON accounts TO backfill_runner",
+		"GRANT SELECT ON accounts TO backfill_runner, backfill_writer",
 		"GRANT SELECT ON quotas TO backfill_runner", "GRANT SELECT, INSERT, UPDATE, DELETE ON quotas TO backfill_writer")
 	x.approve("alice", bin)
 	x.approve("bob", bin)
