@@ -9,11 +9,24 @@ import (
 )
 
 // Statement is one SQL statement a backfill binary may run, with the query
-// role it plays (count, page or apply) and the sqlc name it was written under.
+// role it plays (count, page, apply, revert_read, revert_insert or
+// revert_delete) and the sqlc name it was written under.
+//
+// Its positional descriptors tell the ledger, inside the database, which
+// parameter and column carry the key, so that it can check that a batch
+// writes only keys the approved ScopePage returned after the batch's cursor;
+// approvals sign them along with the statement's sha256.
 type Statement struct {
 	Role string `json:"role"`
 	Name string `json:"name"`
 	SQL  string `json:"sql"`
+	// KeyParam is the parameter ($n, 1-based) that binds the batch's keys, an
+	// array, in an apply, revert_read, revert_insert or revert_delete statement;
+	// CursorParam is the page's cursor parameter ($n) and KeyColumn the page's
+	// result column (1-based) that is the key. 0: none.
+	KeyParam    int `json:"key_param,omitempty"`
+	CursorParam int `json:"cursor_param,omitempty"`
+	KeyColumn   int `json:"key_column,omitempty"`
 }
 
 // FieldDiff is one field a change would set: its value now and after.
