@@ -134,7 +134,7 @@ func (d describer) statement(s *model.Statement) error {
 		s.KeyParam, err = d.only(s)
 	case roleCount:
 	default:
-		err = d.fail(s, "the generator does not know where the keys of a %s statement are", s.Role)
+		err = d.fail(s, "the generator does not know where the keys of role %s are", s.Role)
 	}
 	return err
 }
