@@ -9,13 +9,7 @@ import (
 )
 
 // Statement is one SQL statement a backfill binary may run, with the query
-// role it plays (count, page, apply, revert_read, revert_insert or
-// revert_delete) and the sqlc name it was written under.
-//
-// Its positional descriptors tell the ledger, inside the database, which
-// parameter and column carry the key, so that it can check that a batch
-// writes only keys the approved ScopePage returned after the batch's cursor;
-// approvals sign them along with the statement's sha256.
+// role it plays (count, page or apply) and the sqlc name it was written under.
 type Statement struct {
 	Role string `json:"role"`
 	Name string `json:"name"`
