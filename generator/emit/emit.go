@@ -144,14 +144,25 @@ func (e emitter) statements() []jen.Code {
 		case "revert_delete":
 			sql = jen.Id("revertDeleteSQL")
 		}
-		items = append(items, jen.Values(jen.Dict{
+		fields := jen.Dict{
 			jen.Id("Role"): jen.Lit(s.Role),
 			jen.Id("Name"): jen.Lit(s.Method),
 			jen.Id("SQL"):  sql,
-		}))
+		}
+		position(fields, "KeyParam", s.KeyParam)
+		position(fields, "CursorParam", s.CursorParam)
+		position(fields, "KeyColumn", s.KeyColumn)
+		items = append(items, jen.Values(fields))
 	}
-	return []jen.Code{doc("statements is every statement the binary may run, as sqlc wrote them.",
+	return []jen.Code{doc("statements is every statement the binary may run, as sqlc wrote them, with the\npositions of their key and cursor parameters and of the page's key column.",
 		jen.Var().Id("statements").Op("=").Index().Qual(e.bftype, "Statement").Values(multiline(items)...))}
+}
+
+// position sets a statement's positional descriptor, left out when 0 (none).
+func position(fields jen.Dict, name string, n int) {
+	if n != 0 {
+		fields[jen.Id(name)] = jen.Lit(n)
+	}
 }
 
 func (e emitter) spec() []jen.Code {

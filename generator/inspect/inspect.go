@@ -84,6 +84,9 @@ func Load(root, name, dbPath, pkgPath string, params []model.Param) (*model.Back
 			return nil, err
 		}
 	}
+	if err := describe(name, db.Syntax, b); err != nil {
+		return nil, err
+	}
 	return b, nil
 }
 
@@ -515,14 +518,14 @@ func (s *shaper) hasMethod(name string) bool {
 }
 
 func (s *shaper) statements(b *model.Backfill) error {
-	queries := [][2]string{{"count", CountMethod}, {"page", PageMethod}, {"apply", ApplyMethod}}
+	queries := [][2]string{{roleCount, CountMethod}, {rolePage, PageMethod}, {roleApply, ApplyMethod}}
 	if b.Revert != nil {
-		queries = append(queries, [2]string{"revert_read", RevertMethod})
+		queries = append(queries, [2]string{roleRevertRead, RevertMethod})
 		if b.Revert.Uninsert != "" {
-			queries = append(queries, [2]string{"revert_insert", UninsertMethod})
+			queries = append(queries, [2]string{roleRevertInsert, UninsertMethod})
 		}
 		if b.Revert.Reinsert != nil {
-			queries = append(queries, [2]string{"revert_delete", ReinsertMethod})
+			queries = append(queries, [2]string{roleRevertDelete, ReinsertMethod})
 		}
 	}
 	for _, q := range queries {

@@ -2,7 +2,6 @@ package inspect
 
 import (
 	"fmt"
-	"go/ast"
 	"go/types"
 	"regexp"
 	"strings"
@@ -149,26 +148,8 @@ func splitTop(list string) []string {
 // write NULL, and two text arrays swapped would write one column's values
 // into another.
 func bindOrder(name string, db *packages.Package, method string, fields []model.ApplyField) error {
-	var args []string
-	for _, f := range db.Syntax {
-		for _, decl := range f.Decls {
-			fn, ok := decl.(*ast.FuncDecl)
-			if !ok || fn.Recv == nil || fn.Name.Name != method || fn.Body == nil {
-				continue
-			}
-			ast.Inspect(fn.Body, func(n ast.Node) bool {
-				call, ok := n.(*ast.CallExpr)
-				if sel, isSel := callSel(call); ok && isSel && sel == "Exec" && len(call.Args) >= 2 && args == nil {
-					for _, a := range call.Args[2:] {
-						if s, ok := a.(*ast.SelectorExpr); ok {
-							args = append(args, s.Sel.Name)
-						}
-					}
-				}
-				return true
-			})
-		}
-	}
+	call, _ := readCall(db.Syntax, method)
+	args := call.args
 	var want []string
 	for _, f := range fields {
 		want = append(want, f.Name)
@@ -178,15 +159,4 @@ func bindOrder(name string, db *packages.Package, method string, fields []model.
 			Msg: fmt.Sprintf("sqlc's %s binds its parameters as (%s), not in the order of its Params struct (%s)", method, strings.Join(args, ", "), strings.Join(want, ", "))}
 	}
 	return nil
-}
-
-func callSel(call *ast.CallExpr) (string, bool) {
-	if call == nil {
-		return "", false
-	}
-	sel, ok := call.Fun.(*ast.SelectorExpr)
-	if !ok {
-		return "", false
-	}
-	return sel.Sel.Name, true
 }

@@ -2,6 +2,7 @@ package inspect
 
 import (
 	"fmt"
+	"strconv"
 	"strings"
 
 	"github.com/runonce/backfill/generator/model"
@@ -13,11 +14,13 @@ import (
 type sqlToken struct {
 	text   string
 	quoted bool // a "quoted identifier": its text is kept as written
+	param  bool // a positional parameter: its text is the number, e.g. 1 for $1
 	depth  int
 }
 
 // lex splits SQL into tokens, skipping comments (-- and /* */, nested),
-// string literals ('...', E'...', $tag$...$tag$) and numbers. It is enough
+// string literals ('...', E'...', $tag$...$tag$) and numbers; a positional
+// parameter ($1) is a token of its own. It is enough
 // to find a statement's kind and target, not a parser.
 func lex(sql string) ([]sqlToken, error) {
 	var out []sqlToken
@@ -65,10 +68,7 @@ func lex(sql string) ([]sqlToken, error) {
 				tag = sql[i : i+1+end+1]
 			}
 			if end < 0 || !isTag(tag) {
-				i++ // a positional parameter such as $1
-				for i < len(sql) && sql[i] >= '0' && sql[i] <= '9' {
-					i++
-				}
+				i++ // a lone $ before a name, opening no string
 				continue
 			}
 			close := strings.Index(sql[i+len(tag):], tag)
@@ -76,6 +76,13 @@ func lex(sql string) ([]sqlToken, error) {
 				return nil, fmt.Errorf("the dollar-quoted string %s is not closed", tag)
 			}
 			i += len(tag) + close + len(tag)
+		case c == '$' && i+1 < len(sql) && sql[i+1] >= '0' && sql[i+1] <= '9':
+			j := i + 1
+			for j < len(sql) && sql[j] >= '0' && sql[j] <= '9' {
+				j++
+			}
+			out = append(out, sqlToken{text: sql[i+1 : j], param: true, depth: depth})
+			i = j
 		case c == '"':
 			j := i + 1
 			var b strings.Builder
@@ -175,7 +182,23 @@ func firstStatement(toks []sqlToken) ([]sqlToken, bool) {
 }
 
 // word reports whether t is the unquoted keyword w.
-func (t sqlToken) word(w string) bool { return !t.quoted && t.text == w }
+func (t sqlToken) word(w string) bool { return !t.quoted && !t.param && t.text == w }
+
+// paramNumbers is the set of positional parameters ($n) a statement uses,
+// outside its comments and string literals.
+func paramNumbers(sql string) (map[int]bool, error) {
+	toks, err := lex(sql)
+	if err != nil {
+		return nil, err
+	}
+	out := map[int]bool{}
+	for _, t := range toks {
+		if n, err := strconv.Atoi(t.text); t.param && err == nil {
+			out[n] = true
+		}
+	}
+	return out, nil
+}
 
 // ApplyKind reads what an Apply statement does: UPDATE, INSERT (an upsert
 // when it has ON CONFLICT ... DO UPDATE) or DELETE, and the table it writes.
@@ -290,7 +313,7 @@ func tableName(toks []sqlToken) string {
 	var parts []string
 	for i := 0; i < len(toks); i++ {
 		t := toks[i]
-		if t.text == "(" || t.text == ")" || (!t.quoted && len(t.text) == 1 && !isIdentStart(t.text[0])) {
+		if t.param || t.text == "(" || t.text == ")" || (!t.quoted && len(t.text) == 1 && !isIdentStart(t.text[0])) {
 			break
 		}
 		if t.quoted {

@@ -135,11 +135,19 @@ type Reinsert struct {
 	Fields []ApplyField
 }
 
-// Statement is one query of the set.
+// Statement is one query of the set, with the positional descriptors the
+// binary embeds in its bftype.Statement (see there): which $n binds the
+// keys or the cursor, and which result column of the page is the key.
 type Statement struct {
-	Role   string // count, page or apply
+	Role   string // count, page, apply, revert_read, revert_insert or revert_delete
 	Method string // the sqlc method name
 	SQL    string
+	// KeyParam is the $n of the keys' array (apply and revert_*), CursorParam
+	// the $n of the page's cursor, KeyColumn the page's key column (1-based);
+	// 0 where the role has none.
+	KeyParam    int
+	CursorParam int
+	KeyColumn   int
 }
 
 // RowField is a field of the scope row: its Go name and its snake_case

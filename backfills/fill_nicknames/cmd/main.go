@@ -90,7 +90,8 @@ func main() {
 	}, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// statements is every statement the binary may run, as sqlc wrote them.
+// statements is every statement the binary may run, as sqlc wrote them, with the
+// positions of their key and cursor parameters and of the page's key column.
 var statements = []bftype.Statement{
 	{
 		Name: "CountScope",
@@ -102,8 +103,10 @@ FROM profiles AS p
 `,
 	},
 	{
-		Name: "ScopePage",
-		Role: "page",
+		CursorParam: 1,
+		KeyColumn:   1,
+		Name:        "ScopePage",
+		Role:        "page",
 		SQL: `-- name: ScopePage :many
 SELECT p.id, p.tenant, p.nickname, p.points, p.legacy_nick, p.legacy_points
 FROM profiles AS p
@@ -113,13 +116,15 @@ LIMIT $2
 `,
 	},
 	{
-		Name: "Apply",
-		Role: "apply",
-		SQL:  applySQL,
+		KeyParam: 1,
+		Name:     "Apply",
+		Role:     "apply",
+		SQL:      applySQL,
 	},
 	{
-		Name: "RevertRead",
-		Role: "revert_read",
+		KeyParam: 1,
+		Name:     "RevertRead",
+		Role:     "revert_read",
 		SQL: `-- name: RevertRead :many
 SELECT p.id, p.nickname, p.points
 FROM profiles AS p

@@ -89,7 +89,8 @@ func main() {
 	}, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// statements is every statement the binary may run, as sqlc wrote them.
+// statements is every statement the binary may run, as sqlc wrote them, with the
+// positions of their key and cursor parameters and of the page's key column.
 var statements = []bftype.Statement{
 	{
 		Name: "CountScope",
@@ -108,8 +109,10 @@ WHERE u.created_at < '2026-01-01'
 `,
 	},
 	{
-		Name: "ScopePage",
-		Role: "page",
+		CursorParam: 1,
+		KeyColumn:   1,
+		Name:        "ScopePage",
+		Role:        "page",
 		SQL: `-- name: ScopePage :many
 SELECT u.id, u.role, u.tenant, latest.role AS granted_role
 FROM users AS u
@@ -126,13 +129,15 @@ LIMIT $2
 `,
 	},
 	{
-		Name: "Apply",
-		Role: "apply",
-		SQL:  applySQL,
+		KeyParam: 1,
+		Name:     "Apply",
+		Role:     "apply",
+		SQL:      applySQL,
 	},
 	{
-		Name: "RevertRead",
-		Role: "revert_read",
+		KeyParam: 1,
+		Name:     "RevertRead",
+		Role:     "revert_read",
 		SQL: `-- name: RevertRead :many
 SELECT u.id, u.role
 FROM users AS u

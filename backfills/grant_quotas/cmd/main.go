@@ -89,7 +89,8 @@ func main() {
 	}, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// statements is every statement the binary may run, as sqlc wrote them.
+// statements is every statement the binary may run, as sqlc wrote them, with the
+// positions of their key and cursor parameters and of the page's key column.
 var statements = []bftype.Statement{
 	{
 		Name: "CountScope",
@@ -102,8 +103,10 @@ WHERE a.plan = 'pro'
 `,
 	},
 	{
-		Name: "ScopePage",
-		Role: "page",
+		CursorParam: 1,
+		KeyColumn:   1,
+		Name:        "ScopePage",
+		Role:        "page",
 		SQL: `-- name: ScopePage :many
 SELECT a.id, a.tenant, q.storage_gb
 FROM accounts AS a
@@ -114,13 +117,15 @@ LIMIT $2
 `,
 	},
 	{
-		Name: "Apply",
-		Role: "apply",
-		SQL:  applySQL,
+		KeyParam: 1,
+		Name:     "Apply",
+		Role:     "apply",
+		SQL:      applySQL,
 	},
 	{
-		Name: "RevertRead",
-		Role: "revert_read",
+		KeyParam: 1,
+		Name:     "RevertRead",
+		Role:     "revert_read",
 		SQL: `-- name: RevertRead :many
 SELECT q.account_id AS id, q.storage_gb
 FROM quotas AS q
@@ -129,9 +134,10 @@ FOR UPDATE
 `,
 	},
 	{
-		Name: "RevertInsert",
-		Role: "revert_insert",
-		SQL:  revertInsertSQL,
+		KeyParam: 1,
+		Name:     "RevertInsert",
+		Role:     "revert_insert",
+		SQL:      revertInsertSQL,
 	},
 }
 

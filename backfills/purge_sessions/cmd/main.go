@@ -90,7 +90,8 @@ func main() {
 	}, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// statements is every statement the binary may run, as sqlc wrote them.
+// statements is every statement the binary may run, as sqlc wrote them, with the
+// positions of their key and cursor parameters and of the page's key column.
 var statements = []bftype.Statement{
 	{
 		Name: "CountScope",
@@ -103,8 +104,10 @@ WHERE s.expires_at < '2026-01-01'
 `,
 	},
 	{
-		Name: "ScopePage",
-		Role: "page",
+		CursorParam: 1,
+		KeyColumn:   1,
+		Name:        "ScopePage",
+		Role:        "page",
 		SQL: `-- name: ScopePage :many
 SELECT s.id, s.tenant
 FROM sessions AS s
@@ -114,13 +117,15 @@ LIMIT $2
 `,
 	},
 	{
-		Name: "Apply",
-		Role: "apply",
-		SQL:  applySQL,
+		KeyParam: 1,
+		Name:     "Apply",
+		Role:     "apply",
+		SQL:      applySQL,
 	},
 	{
-		Name: "RevertRead",
-		Role: "revert_read",
+		KeyParam: 1,
+		Name:     "RevertRead",
+		Role:     "revert_read",
 		SQL: `-- name: RevertRead :many
 SELECT id, tenant, user_id, token, expires_at, meta
 FROM sessions
@@ -129,9 +134,10 @@ FOR UPDATE
 `,
 	},
 	{
-		Name: "RevertDelete",
-		Role: "revert_delete",
-		SQL:  revertDeleteSQL,
+		KeyParam: 1,
+		Name:     "RevertDelete",
+		Role:     "revert_delete",
+		SQL:      revertDeleteSQL,
 	},
 }
 

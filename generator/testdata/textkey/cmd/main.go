@@ -77,7 +77,8 @@ func main() {
 	}, os.Args[1:], os.Stdin, os.Stdout, os.Stderr))
 }
 
-// statements is every statement the binary may run, as sqlc wrote them.
+// statements is every statement the binary may run, as sqlc wrote them, with the
+// positions of their key and cursor parameters and of the page's key column.
 var statements = []bftype.Statement{
 	{
 		Name: "CountScope",
@@ -85,14 +86,17 @@ var statements = []bftype.Statement{
 		SQL:  `SELECT count(*) FROM accounts`,
 	},
 	{
-		Name: "ScopePage",
-		Role: "page",
-		SQL:  `SELECT email, plan, note FROM accounts WHERE email > $1::text ORDER BY email LIMIT $2::bigint`,
+		CursorParam: 1,
+		KeyColumn:   1,
+		Name:        "ScopePage",
+		Role:        "page",
+		SQL:         `SELECT email, plan, note FROM accounts WHERE email > $1::text ORDER BY email LIMIT $2::bigint`,
 	},
 	{
-		Name: "Apply",
-		Role: "apply",
-		SQL:  applySQL,
+		KeyParam: 1,
+		Name:     "Apply",
+		Role:     "apply",
+		SQL:      applySQL,
 	},
 }
 
