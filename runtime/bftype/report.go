@@ -9,7 +9,8 @@ import (
 )
 
 // Statement is one SQL statement a backfill binary may run, with the query
-// role it plays (count, page or apply) and the sqlc name it was written under.
+// role it plays (count, page, apply, revert_read, revert_insert or
+// revert_delete) and the sqlc name it was written under.
 type Statement struct {
 	Role string `json:"role"`
 	Name string `json:"name"`
