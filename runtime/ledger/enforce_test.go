@@ -214,7 +214,7 @@ func TestCancelStaysAndRevertExcludesResume(t *testing.T) {
 	d := newLedgerDB(t)
 	runner, run := d.started()
 	ctx := context.Background()
-	require.NoError(t, runner.Close(ctx)) // the process died
+	d.gone(runner) // the process died
 	require.NoError(t, SetControl(ctx, d.as(d.runner), run.ID, ControlCancel))
 	require.Equal(t, StatusCancelled, pgtest.Query(t, d.url, "SELECT status FROM backfill.runs WHERE id = 1"))
 	_, _, err := Start(ctx, d.as(d.runner), testRun("execute"), testStatements(), 1)
@@ -222,7 +222,7 @@ func TestCancelStaysAndRevertExcludesResume(t *testing.T) {
 
 	d2 := newLedgerDB(t)
 	runner, run = d2.started()
-	require.NoError(t, runner.Close(ctx))
+	d2.gone(runner)
 	d2.approve(d2.alice, "revert:1")
 	_, _, err = Start(ctx, d2.as(d2.runner), testRun("revert:1"), testStatements(), 1)
 	require.NoError(t, err)

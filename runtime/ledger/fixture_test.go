@@ -164,3 +164,14 @@ func page(t *testing.T, tx pgx.Tx, run int64, after int64, limit int32) []int64 
 	require.NoError(t, rows.Err())
 	return keys
 }
+
+// gone closes conn and waits until its session has left pg_stat_activity,
+// as a killed process's does a moment after it dies.
+func (d *ledgerDB) gone(conn *pgx.Conn) {
+	d.t.Helper()
+	pid := conn.PgConn().PID()
+	require.NoError(d.t, conn.Close(context.Background()))
+	require.Eventually(d.t, func() bool {
+		return pgtest.Query(d.t, d.url, fmt.Sprintf("SELECT count(*) FROM pg_stat_activity WHERE pid = %d", pid)) == "0"
+	}, 10*time.Second, 10*time.Millisecond)
+}

@@ -92,7 +92,7 @@ func TestRunOncePerParams(t *testing.T) {
 	require.NotEqual(t, first.ID, second.ID)
 	_, _, err = Start(ctx, runner, run(json.RawMessage(`{"cutoff":"2026-08-01"}`)), testStatements(), 1)
 	require.True(t, IsCode(err, CodeHeld), "a live session holds it: %v", err)
-	require.NoError(t, other.Close(ctx))
+	d.gone(other)
 	again, resumed, err := Start(ctx, runner, run(json.RawMessage(`{"cutoff":"2026-08-01"}`)), testStatements(), 1)
 	require.NoError(t, err)
 	require.True(t, resumed, "the same values, spelt differently, resume once the session is gone")
