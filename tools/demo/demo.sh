@@ -5,7 +5,7 @@
 # must be the one the backfill targets (backfill_demo), and in
 # backfill_demo_staging and backfill_demo_prod on the same server: it creates
 # each if it does not exist, uses it if it holds no tables, and refuses
-# otherwise before writing anything (tools/demo/database.sh); it never drops a
+# otherwise before seeding anything (tools/demo/database.sh); it never drops a
 # database. It seeds users whose roles a bad release left wrong, builds the
 # fix_roles binary, shows its dry-run, sets up the ledger with two approvers
 # and a runner, shows the refusals, approves, executes, refuses a rerun, lists
@@ -161,7 +161,7 @@ tar -xzOf "$ARCHIVE" "fix_roles-run-$RUN/REPORT.md" | sed -n '1,12p'
 # The parts below build variants of the examples in a copy of this
 # repository ($COPY), so that the committed examples stay as they are; their
 # binaries go to dist/ like the others. The copy's binaries name this commit
-# with -dirty: their source differs from it (their source.tar has it).
+# with -dirty: their source differs from it (source.tar holds it exactly).
 COMMIT=$(git rev-parse HEAD 2>/dev/null || echo unknown)-dirty
 tar --exclude=./dist --exclude=./bin --exclude=./.git -cf - . | tar -xf - -C "$COPY"
 
@@ -245,7 +245,7 @@ dist/roles_report/roles_report status --database-url "$(as demo_runner)"
 bin/backfill show "$PAUSED_RUN" | grep -E '^(status|checkpoint) |"control"'
 psql -X -d "$DB" -c "SELECT id, status, control, control_by, batches, cursor FROM backfill.runs WHERE id = $PAUSED_RUN"
 
-step "The rows look right: backfill resume $PAUSED_RUN (as the runner), and the run completes"
+step "A person checked the canary's rows: backfill resume $PAUSED_RUN (as the runner), and the run completes"
 bin/backfill resume "$PAUSED_RUN" --database-url "$(as demo_runner)"
 expect 0 wait "$PAUSED_PID"
 PAUSED_PID=""
