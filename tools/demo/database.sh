@@ -3,9 +3,10 @@
 #
 # The demo writes tables, a ledger and logins. It must never do that to a
 # database someone else uses, nor drop one: it works only in the database
-# DATABASE_URL names, which must be the database its backfill targets; it
-# creates that database when it does not exist, uses it when it holds no
-# tables, and otherwise refuses. It never drops a database.
+# DATABASE_URL names, which must be the database its backfill targets, and in
+# two more of that name on the same server (NAME_staging and NAME_prod, for
+# its promotion); it creates each when it does not exist, uses it when it
+# holds no tables, and otherwise refuses. It never drops a database.
 
 # url_database URL: the database a postgres:// URL names ("" when none).
 url_database() {
@@ -77,7 +78,7 @@ demo_database() {
 		n=$(printf '%s\n' "$tables" | wc -l)
 		shown=$(printf '%s\n' "$tables" | head -n 5 | paste -sd, - | sed 's/,/, /g')
 		((n <= 5)) || shown="$shown, ..."
-		demo_refuse "database $want on $server already holds tables this demo did not create ($shown); the demo writes only into an empty database and never drops one. Point DATABASE_URL at an empty database named $want (after dropping this one yourself, if it is an earlier demo's: dropdb $want), or unset it to run on a throwaway cluster."
+		demo_refuse "database $want on $server already holds tables this demo did not create ($shown); the demo writes only into an empty database and never drops one. If it is an earlier demo's, drop it yourself (dropdb $want) and run the demo again; otherwise point DATABASE_URL at another server, or unset it to run on a throwaway cluster."
 	fi
 	echo "Using the empty database $want on $server."
 }

@@ -78,6 +78,7 @@ func TestDemoRefusesADatabaseWithTablesAndLeavesIt(t *testing.T) {
 	require.Equal(t, 2, res.code, res.stdout+res.stderr)
 	require.Contains(t, res.stderr, "demo: REFUSED: database "+name+" on "+server(t, db)+" already holds tables this demo did not create (billing.invoices, public.orders)")
 	require.Contains(t, res.stderr, "never drops one")
+	require.Contains(t, res.stderr, "drop it yourself (dropdb "+name+")")
 	require.Equal(t, before, oid(t, name), "the database was dropped")
 	require.Equal(t, "3", pgtest.Query(t, db, "SELECT count(*) FROM orders"))
 }
