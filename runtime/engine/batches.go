@@ -441,7 +441,14 @@ func (r *runner) canarySpots(ctx context.Context) ([]SpotResult, int64, error) {
 		}
 	}
 	res, err := SpotCheck(ctx, r.conn, r.job.Plan, spots)
-	return res, rec.DryRunID, err
+	if err != nil {
+		return nil, 0, err
+	}
+	// Only the canary's keys are written yet.
+	// Only the canary's keys are written yet: it is the first batch of the
+	// first lane, and every other lane's keys come after it.
+	MarkNotReached(res, r.lanes[0].cursor, nil)
+	return res, rec.DryRunID, nil
 }
 
 // obeyControl honours pause and cancel requests from the ledger.

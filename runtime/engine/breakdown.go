@@ -7,6 +7,7 @@ import (
 	"fmt"
 	"github.com/jackc/pgx/v5"
 	"maps"
+	"math/big"
 	"slices"
 
 	"github.com/runonce/backfill/runtime/bftype"
@@ -38,6 +39,58 @@ type SpotResult struct {
 	Match   bool                       `json:"match"`
 	// Unread says why the values could not be read, when they could not.
 	Unread string `json:"unread,omitempty"`
+	// NotReached says the run has not reached the key yet: it is after the
+	// checkpoint of its lane (a canary paused for a person, a running or
+	// stopped run), so its row still holds the value from before.
+	NotReached bool `json:"not_reached,omitempty"`
+}
+
+// MarkNotReached marks the spot checks whose key a run has not reached:
+// after its checkpoint (cursor, with one lane) or after the checkpoint of
+// the lane whose range holds the key.
+func MarkNotReached(res []SpotResult, cursor json.RawMessage, lanes []ledger.Lane) {
+	for i := range res {
+		k := res[i].Key
+		if len(lanes) == 0 {
+			res[i].NotReached = keyAfter(k, cursor)
+			continue
+		}
+		for _, l := range lanes {
+			if keyAfter(k, l.After) && (isNull(l.Until) || !keyAfter(k, l.Until)) {
+				res[i].NotReached = !l.Done && keyAfter(k, l.Cursor)
+			}
+		}
+	}
+}
+
+func isNull(k json.RawMessage) bool { return len(k) == 0 || string(k) == "null" }
+
+// keyAfter reports whether key a comes after key b (null: before every
+// key) in key order: numbers by value, strings byte by byte.
+func keyAfter(a, b json.RawMessage) bool {
+	if isNull(b) {
+		return true
+	}
+	var x, y any
+	if json.Unmarshal(a, &x) != nil || json.Unmarshal(b, &y) != nil {
+		return false
+	}
+	switch x := x.(type) {
+	case float64:
+		var m, n json.Number
+		if y, ok := y.(float64); ok && x != y {
+			return x > y
+		}
+		_ = json.Unmarshal(a, &m)
+		_ = json.Unmarshal(b, &n)
+		ma, _ := new(big.Int).SetString(m.String(), 10)
+		nb, _ := new(big.Int).SetString(n.String(), 10)
+		return ma != nil && nb != nil && ma.Cmp(nb) > 0
+	case string:
+		y, ok := y.(string)
+		return ok && x > y
+	}
+	return false
 }
 
 // batchGroups is the part of a batch audit event that counts its changes by
@@ -154,6 +207,8 @@ func (s SpotResult) Verdict() string {
 	switch {
 	case s.Unread != "":
 		return "cannot read: " + s.Unread
+	case s.NotReached && !s.Match && s.Predicted.InScope:
+		return "not reached yet (after the run's checkpoint)"
 	case !s.Predicted.InScope && s.Current == nil:
 		return "not in scope, no such row"
 	case !s.Predicted.InScope:
