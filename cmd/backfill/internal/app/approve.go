@@ -161,7 +161,7 @@ func approveCommand(ctx context.Context, e *env, args []string) error {
 	if err != nil {
 		return err
 	}
-	stmt, err := buildStatement(ctx, conn, subj, sf, name)
+	stmt, err := buildStatement(ctx, e, conn, subj, sf, name)
 	if err != nil {
 		return err
 	}
@@ -222,7 +222,7 @@ func approverByKey(ctx context.Context, conn *pgx.Conn, keyID string) (string, e
 	return "", fmt.Errorf("your key (id %s) is not a trusted approver key in this ledger; ask an admin to run backfill approvers add", keyID[:16])
 }
 
-func buildStatement(ctx context.Context, conn *pgx.Conn, subj *subject, sf *statementFlags, approver string) ([]byte, error) {
+func buildStatement(ctx context.Context, e *env, conn *pgx.Conn, subj *subject, sf *statementFlags, approver string) ([]byte, error) {
 	envName := sf.environment
 	if envName == "" {
 		if conn == nil {
@@ -240,6 +240,10 @@ func buildStatement(ctx context.Context, conn *pgx.Conn, subj *subject, sf *stat
 	evidence, err := promotionEvidence(ctx, subj, envName, sf.purposeName(), params, sf.evidence)
 	if err != nil {
 		return nil, err
+	}
+	if from := subj.Manifest.EvidenceFrom(envName, sf.purposeName()); from != "" && evidence == "" {
+		fmt.Fprintf(e.stderr, "warning: %s promotes from %s, so in %s an approval counts only with the archive of its completed %s run; "+
+			"this one carries none and will not count (approve again with --evidence ARCHIVE)\n", subj.Name, from, envName, from)
 	}
 	return approval.New(approval.Request{Backfill: subj.Name, Digest: subj.Digest, RunSignature: subj.RunSignature,
 		Environment: envName, Purpose: sf.purposeName(), Params: params, Evidence: evidence, Statements: approval.Hashes(subj.Statements), Approver: approver, Reason: sf.reason, Now: time.Now(), TTL: sf.expires})
@@ -358,7 +362,7 @@ func approvalStatement(ctx context.Context, e *env, args []string) error {
 		}
 		defer conn.Close(context.WithoutCancel(ctx))
 	}
-	stmt, err := buildStatement(ctx, conn, subj, sf, *approver)
+	stmt, err := buildStatement(ctx, e, conn, subj, sf, *approver)
 	if err != nil {
 		return err
 	}

@@ -30,8 +30,11 @@ func TestPromoteNeedsEvidenceOfACompletedStagingRun(t *testing.T) {
 	info := runBinary(t, nil, bin, "info")
 	require.Contains(t, info.stdout, "promote        from staging: an approval in another environment carries the archive of a completed staging run")
 
-	// Production approvals without evidence do not count.
-	production.approve("alice", bin)
+	// Production approvals without evidence do not count, and approve says so.
+	res := runBinaryIn(t, "", keyEnv, cliBin, "approve", bin, "--key", filepath.Join(production.keys, "alice.key"), "--reason", "no evidence",
+		"--database-url", production.alice)
+	require.Equal(t, 0, res.code, res.stderr)
+	require.Contains(t, res.stderr, "warning: fix_roles promotes from staging, so in production an approval counts only with the archive of its completed staging run; this one carries none and will not count")
 	production.approve("bob", bin)
 	before := production.state()
 	production.requireRefused(production.execute(bin), before, bftype.ExitNotApproved, bftype.ReasonNotApproved,
@@ -41,7 +44,7 @@ func TestPromoteNeedsEvidenceOfACompletedStagingRun(t *testing.T) {
 	// Staging needs none: it is where the evidence comes from.
 	staging.approve("alice", bin)
 	staging.approve("bob", bin)
-	res := staging.execute(bin)
+	res = staging.execute(bin)
 	require.Equal(t, 0, res.code, res.stdout+res.stderr)
 	run := pgtest.Query(t, staging.db, "SELECT id FROM backfill.runs WHERE status = 'completed'")
 	evidence := staging.archiveRun(run)
