@@ -57,14 +57,20 @@ func newLedgerDB(t *testing.T) *ledgerDB {
 	pgtest.Exec(t, url, "CREATE TABLE t (id bigint PRIMARY KEY, v text)", "INSERT INTO t SELECT g, 'old' FROM generate_series(1, 10) g",
 		"GRANT SELECT ON t TO backfill_runner", "GRANT SELECT, UPDATE (v) ON t TO backfill_writer")
 	for _, who := range []string{d.alice, d.bob} {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		require.NoError(t, err)
-		der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
-		require.NoError(t, err)
-		pemText := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
-		require.NoError(t, AddApprover(ctx, conn, Approver{Name: who, Login: who, PublicKey: pemText, KeyID: who}))
+		addTestApprover(t, conn, who)
 	}
 	return d
+}
+
+// addTestApprover registers a new P-256 key for login who, as approver who.
+func addTestApprover(t *testing.T, conn *pgx.Conn, who string) {
+	t.Helper()
+	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
+	require.NoError(t, err)
+	der, err := x509.MarshalPKIXPublicKey(&key.PublicKey)
+	require.NoError(t, err)
+	pemText := string(pem.EncodeToMemory(&pem.Block{Type: "PUBLIC KEY", Bytes: der}))
+	require.NoError(t, AddApprover(context.Background(), conn, Approver{Name: who, Login: who, PublicKey: pemText, KeyID: who}))
 }
 
 // as connects as login.

@@ -509,6 +509,13 @@ BEGIN
         WHERE id = prev.id;
         INSERT INTO backfill.attempts (run_id, attempt, login, os_user, client_host, approval_ids)
         VALUES (prev.id, prev.attempt + 1, session_user, os_user, client_host, ids);
+        -- A run started before ledger version 6 has no statements recorded:
+        -- the same binary (digest) resumes it with its approved ones.
+        INSERT INTO backfill.run_statements (run_id, name, role, sha256, sql, key_param, cursor_param, key_column)
+        SELECT prev.id, e->>'name', e->>'role', backfill._sha256(e->>'sql'), e->>'sql', coalesce((e->>'key_param')::integer, 0),
+            coalesce((e->>'cursor_param')::integer, 0), coalesce((e->>'key_column')::integer, 0)
+        FROM jsonb_array_elements(statements) e
+        WHERE NOT EXISTS (SELECT FROM backfill.run_statements t WHERE t.run_id = prev.id);
         INSERT INTO backfill.sessions (run_id, attempt, pid, backend_start, login)
         VALUES (prev.id, prev.attempt + 1, pg_backend_pid(), backfill._my_start(), session_user);
         PERFORM backfill._event(prev.id, 'resumed', jsonb_build_object('from_status', prev.status, 'cursor', prev.cursor,
