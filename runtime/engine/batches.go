@@ -43,6 +43,9 @@ type runner struct {
 	changed int64
 	batches int64
 	meter   *meter    // this process's recent rate
+	// prepared are the ledger's functions for the run's statements, made
+	// when the run starts (backfill.prepare), which every batch runs them by.
+	prepared *ledger.Prepared
 	adapt   *adaptive // the adaptive mode; nil when off
 	// reconciled is the comparison with the dry-run, set when the run completes.
 	reconciled Reconciliation
@@ -64,6 +67,10 @@ func runBatches(ctx context.Context, conn *pgx.Conn, job *Job, run *ledger.Run, 
 		matched: matched, cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches,
 		meter: newMeter(time.Now(), run.Scanned, meterWindow)}
 	defer r.closeLanes()
+	var err error
+	if r.prepared, err = ledger.PrepareRun(ctx, conn, run.ID, job.Statements); err != nil {
+		return nil, err
+	}
 	if err := r.setupLanes(ctx); err != nil {
 		return nil, err
 	}
@@ -330,8 +337,9 @@ func (r *runner) commitBatch(ctx context.Context, l *lane, size int, canary bool
 		defer func() { written = time.Now() }()
 		var err error
 		var undo []byte
-		gate := ledger.Gate{Tx: tx, RunID: r.run.ID, Lane: l.n}
-		if b, n, undo, err = applyBatch(ctx, tx, gate, r.job, l.cursor, l.until, size, canary); err != nil || b == nil {
+		var undoKeys []string
+		gate := ledger.Gate{Tx: tx, RunID: r.run.ID, Lane: l.n, Prepared: r.prepared}
+		if b, n, undo, undoKeys, err = applyBatch(ctx, tx, gate, r.job, l.cursor, l.until, size, canary); err != nil || b == nil {
 			return err
 		}
 		event := batchEvent(b, canary)
@@ -341,7 +349,7 @@ func (r *runner) commitBatch(ctx context.Context, l *lane, size int, canary bool
 		var changed int64
 		number, changed, err = ledger.RecordBatch(ctx, tx, ledger.BatchRecord{RunID: r.run.ID, Lane: l.n, From: l.cursor,
 			Cursor: b.Cursor, Last: b.Last, Scanned: b.Scanned, Intended: b.Changes, Size: size, Attempts: attempt,
-			DurationMS: ms(time.Since(began)), Undo: undo, Kind: "batch", Event: event})
+			DurationMS: ms(time.Since(began)), Undo: undo, UndoKeys: undoKeys, Kind: "batch", Event: event})
 		if err != nil {
 			return err
 		}
@@ -677,46 +685,47 @@ func (rec Reconciliation) Explains(a ledger.Ack) bool {
 // A reversible backfill's batch reads its before-images through RevertRead
 // in the same transaction, just before Apply writes, and returns them encoded
 // for backfill.undo.
-func applyBatch(ctx context.Context, tx pgx.Tx, gate ledger.Gate, job *Job, cursor, until json.RawMessage, size int, canary bool) (*plan.Batch, int64, []byte, error) {
+func applyBatch(ctx context.Context, tx pgx.Tx, gate ledger.Gate, job *Job, cursor, until json.RawMessage, size int, canary bool) (*plan.Batch, int64, []byte, []string, error) {
 	m := job.Manifest
 	if _, err := tx.Exec(ctx, fmt.Sprintf("SET LOCAL lock_timeout = %d; SET LOCAL statement_timeout = %d",
 		m.Batch.LockTimeoutDuration().Milliseconds(), m.Batch.StatementTimeoutDuration().Milliseconds())); err != nil {
-		return nil, 0, nil, fmt.Errorf("error setting batch timeouts: %w", err)
+		return nil, 0, nil, nil, fmt.Errorf("error setting batch timeouts: %w", err)
 	}
 	// The page goes through the ledger too: it records the keys the batch
 	// may write, and refuses a page that does not start at the checkpoint.
 	b, err := job.Plan.NextIn(ctx, gate, cursor, until, size)
 	if err != nil || b == nil {
-		return nil, 0, nil, err
+		return nil, 0, nil, nil, err
 	}
 	if err := tenantsAllowed(job, b, cursor); err != nil {
-		return nil, 0, nil, err
+		return nil, 0, nil, nil, err
 	}
 	var undo []byte
+	var keys []string
 	var items []plan.UndoItem
 	if m.Reversible && b.Changes > 0 {
 		if items, err = b.Images(ctx, gate); err != nil {
-			return nil, 0, nil, fmt.Errorf("error reading the before-images of the batch after key %s: %w", cursorText(cursor), err)
+			return nil, 0, nil, nil, fmt.Errorf("error reading the before-images of the batch after key %s: %w", cursorText(cursor), err)
 		}
-		undo = encodeUndo(items)
+		undo, keys = encodeUndo(items), undoKeys(items)
 	}
 	n, err := b.Apply(ctx, gate)
 	if err != nil {
-		return nil, 0, nil, fmt.Errorf("error applying the batch after key %s up to key %s: %w", cursorText(cursor), string(b.Cursor), err)
+		return nil, 0, nil, nil, fmt.Errorf("error applying the batch after key %s up to key %s: %w", cursorText(cursor), string(b.Cursor), err)
 	}
 	if m.Reversible && b.Changes > 0 {
 		if err := b.Settle(ctx, gate, items, n); errors.Is(err, plan.ErrUnaccounted) {
-			return nil, 0, nil, &pgdb.Conflict{What: fmt.Sprintf("the batch after key %s was rolled back to be retried: %v", cursorText(cursor), err)}
+			return nil, 0, nil, nil, &pgdb.Conflict{What: fmt.Sprintf("the batch after key %s was rolled back to be retried: %v", cursorText(cursor), err)}
 		} else if err != nil {
-			return nil, 0, nil, err
+			return nil, 0, nil, nil, err
 		}
 	}
 	if n > int64(b.Changes) || (canary && n != int64(b.Changes)) {
-		return nil, 0, nil, refuse(bftype.ReasonFailed, bftype.ExitPartial,
+		return nil, 0, nil, nil, refuse(bftype.ReasonFailed, bftype.ExitPartial,
 			"The Apply query does not do what the transform intends; fix it and rebuild.",
 			"The batch ending at key %s changed %d rows but the transform meant to change %d; it was rolled back.", b.Cursor, n, b.Changes)
 	}
-	return b, n, undo, nil
+	return b, n, undo, keys, nil
 }
 
 // Validate runs the manifest's checks; each must return its expected value.

@@ -171,6 +171,9 @@ func Revert(ctx context.Context, conn *pgx.Conn, job *Job, target int64, op Oper
 	r := &runner{job: job, conn: conn, run: run, hooks: hooks, opts: opts, log: opts.Logger.With("run_id", run.ID), matched: matched,
 		cursor: run.Cursor, scanned: run.Scanned, changed: run.Changed, batches: run.Batches, meter: newMeter(time.Now(), run.Scanned, meterWindow)}
 	r.log.Info("run started", "event", "start", "resumed", resumed, "purpose", run.Purpose, "cursor", string(run.Cursor), "matched", matched)
+	if r.prepared, err = ledger.PrepareRun(ctx, conn, run.ID, job.Statements); err != nil {
+		return nil, err
+	}
 	return r.revertBatches(ctx, target)
 }
 
@@ -206,7 +209,7 @@ func (r *runner) revertBatches(ctx context.Context, target int64) (*RevertResult
 				if page, err = ledger.NextRevertUndo(ctx, tx, r.run.ID); err != nil || page == nil {
 					return err
 				}
-				gate := ledger.Gate{Tx: tx, RunID: r.run.ID}
+				gate := ledger.Gate{Tx: tx, RunID: r.run.ID, Prepared: r.prepared}
 				if out, err = r.job.Plan.Revert(ctx, gate, undoItems(page.Items), true); err != nil {
 					return err
 				}

@@ -79,3 +79,25 @@ func appendRaw(buf []byte, v json.RawMessage) []byte {
 	}
 	return append(buf, v...)
 }
+
+// undoKeys are the keys of a batch's images as text, as PostgreSQL spells
+// them: the ledger stores them beside the images and lets a revert of the
+// batch write only them.
+func undoKeys(items []plan.UndoItem) []string {
+	keys := make([]string, len(items))
+	for i, it := range items {
+		keys[i] = keyText(it.Key)
+	}
+	return keys
+}
+
+// keyText is a key's text: a JSON string unquoted, a number as it is.
+func keyText(k json.RawMessage) string {
+	if len(k) > 0 && k[0] == '"' {
+		var s string
+		if json.Unmarshal(k, &s) == nil {
+			return s
+		}
+	}
+	return string(k)
+}

@@ -72,7 +72,7 @@ func TestRunnerHoldsNoWritePrivilege(t *testing.T) {
 	require.NoError(t, err)
 	require.Equal(t, int64(2), n.RowsAffected())
 	num, changed, err := RecordBatch(ctx, tx, BatchRecord{RunID: run.ID, Cursor: json.RawMessage("2"), Scanned: 2, Intended: 2, Size: 2, Attempts: 1,
-		Undo: []byte(`[{"key":1,"before":{"v":"old"},"after":{"v":"new"}}]`)})
+		Undo: []byte(`[{"key":1,"before":{"v":"old"},"after":{"v":"new"}}]`), UndoKeys: []string{"1"}})
 	require.NoError(t, err)
 	require.Equal(t, int64(1), num)
 	require.Equal(t, int64(2), changed, "the database counts the rows")
@@ -128,21 +128,35 @@ func TestWritesOnlyAsApproved(t *testing.T) {
 	d := newLedgerDB(t)
 	runner, run := d.started()
 	ctx := context.Background()
-	exec := func(conn *pgx.Conn, sql string, args ...string) error {
-		_, err := conn.Exec(ctx, "SELECT backfill.exec($1, 0, $2, $3)", run.ID, sql, args)
-		return err
+	prepare := func(conn *pgx.Conn, sql string) (string, error) {
+		var name string
+		err := conn.QueryRow(ctx, "SELECT backfill.prepare($1, $2, NULL)", run.ID, sql).Scan(&name)
+		return name, err
 	}
 	before := d.snapshot()
-	require.True(t, IsCode(exec(runner, "UPDATE t SET v = 'evil'"), CodeNotApprovedSQL), "an unapproved statement")
-	require.True(t, IsCode(exec(runner, testApply+" ", "{1}", "{evil}"), CodeNotApprovedSQL), "another text, one space more")
-	require.True(t, IsCode(exec(runner, testRead, "{1}"), CodeNotApprovedSQL), "RevertRead does not write")
-	require.True(t, IsCode(exec(d.as(d.runner), testApply, "{1}", "{evil}"), CodeNotHeld), "another session of the same login")
-	_, err := d.as(d.alice).Exec(ctx, "SELECT backfill.exec($1, 0, $2, $3)", run.ID, testApply, []string{"{1}", "{evil}"})
-	require.True(t, IsCode(err, "42501"), "an approver: %v", err)
-	_, err = d.as(d.outside).Exec(ctx, "SELECT backfill.exec($1, 0, $2, $3)", run.ID, testApply, []string{"{1}", "{evil}"})
-	require.True(t, IsCode(err, "42501"), "a login without a backfill role: %v", err)
-	_, err = d.as(d.runner).Exec(ctx, "SELECT backfill_exec.x_0()")
-	require.Error(t, err, "the wrappers are the writer's")
+	_, err := prepare(runner, "UPDATE t SET v = 'evil'")
+	require.True(t, IsCode(err, CodeNotApprovedSQL), "an unapproved statement: %v", err)
+	_, err = prepare(runner, testApply+" ")
+	require.True(t, IsCode(err, CodeNotApprovedSQL), "another text, one space more: %v", err)
+	_, err = prepare(runner, testRead)
+	require.True(t, IsCode(err, CodeMalformed), "RevertRead is a read, with column types: %v", err)
+	_, err = prepare(d.as(d.runner), testApply)
+	require.True(t, IsCode(err, CodeNotHeld), "another session of the same login: %v", err)
+	name, err := prepare(runner, testApply)
+	require.NoError(t, err)
+	call := "SELECT backfill_exec." + name + "($1, $2, $3, $4)"
+	_, err = d.as(d.runner).Exec(ctx, call, []int64{1}, []string{"evil"}, run.ID, 0)
+	require.True(t, IsCode(err, CodeNotHeld), "another session of the same login calls the write: %v", err)
+	_, err = runner.Exec(ctx, call, []int64{1}, []string{"evil"}, run.ID, 0)
+	require.True(t, IsCode(err, CodeKeys), "the holder outside a batch that read a page: %v", err)
+	for _, who := range []string{d.alice, d.outside} {
+		_, err = d.as(who).Exec(ctx, "SELECT backfill.prepare($1, $2, NULL)", run.ID, testApply)
+		require.True(t, IsCode(err, "42501"), "%s: %v", who, err)
+		_, err = d.as(who).Exec(ctx, call, []int64{1}, []string{"evil"}, run.ID, 0)
+		require.True(t, IsCode(err, "42501"), "%s calls the write: %v", who, err)
+	}
+	_, err = d.as(d.runner).Exec(ctx, "CREATE FUNCTION backfill_exec.x_0() RETURNS int LANGUAGE sql AS 'SELECT 1'")
+	require.True(t, IsCode(err, "42501"), "only the writer creates there: %v", err)
 	require.Equal(t, before, d.snapshot())
 
 	// A batch writes only keys its page read, and reads its page only from
@@ -184,7 +198,7 @@ func TestWritesOnlyAsApproved(t *testing.T) {
 	require.NoError(t, err)
 	page(t, tx, run.ID, 0, 2)
 	_, _, err = RecordBatch(ctx, tx, BatchRecord{RunID: run.ID, Cursor: json.RawMessage("2"), Scanned: 2, Size: 2, Attempts: 1,
-		Undo: []byte(`[{"key":9,"before":{"v":"evil"},"after":{"v":"old"}}]`)})
+		Undo: []byte(`[{"key":9,"before":{"v":"evil"},"after":{"v":"old"}}]`), UndoKeys: []string{"9"}})
 	require.True(t, IsCode(err, CodeKeys), "images of a key the batch did not read (B4 through the function): %v", err)
 	require.NoError(t, tx.Rollback(ctx))
 	require.Equal(t, before, d.snapshot())
@@ -358,7 +372,7 @@ func TestSearchPathAndTempTablesDoNotRedirect(t *testing.T) {
 	require.NoError(t, err)
 	got, err := pgx.CollectRows(rows, pgx.RowToMap)
 	require.NoError(t, err)
-	require.Equal(t, "old", got[0]["c2"], "RevertRead read public.t")
+	require.Equal(t, "old", got[0]["bf_c2"], "RevertRead read public.t")
 	n, err := Gate{Tx: tx, RunID: run.ID}.Exec(ctx, testApply, []int64{4}, []string{"new"})
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n.RowsAffected())

@@ -258,7 +258,8 @@ type BatchRecord struct {
 	Attempts   int
 	DurationMS float64
 	Undo       []byte
-	Kind       string // batch, or revert_batch for a revert
+	UndoKeys   []string // the keys of Undo's images, as text
+	Kind       string   // batch, or revert_batch for a revert
 	Event      map[string]any
 }
 
@@ -283,9 +284,9 @@ func RecordBatch(ctx context.Context, q Querier, r BatchRecord) (number, changed
 		u := string(r.Undo)
 		undo = &u
 	}
-	err = q.QueryRow(ctx, `SELECT batch, changed FROM backfill.record_batch($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13::jsonb)`,
+	err = q.QueryRow(ctx, `SELECT batch, changed FROM backfill.record_batch($1, $2, $3::jsonb, $4::jsonb, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14::jsonb)`,
 		r.RunID, r.Lane, nullJSON(r.From), string(r.Cursor), r.Last, r.Scanned, r.Intended, r.Size, r.Attempts, r.DurationMS,
-		undo, kind, event).Scan(&number, &changed)
+		undo, r.UndoKeys, kind, event).Scan(&number, &changed)
 	if IsCode(err, CodeCheckpoint) {
 		return 0, 0, fmt.Errorf("lane %d's checkpoint is no longer %s: another process is writing this run: %w", r.Lane, r.From, ErrLaneMoved)
 	}

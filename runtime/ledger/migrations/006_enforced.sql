@@ -72,6 +72,11 @@ ALTER TABLE backfill.approvals ADD COLUMN issued_at timestamptz;
 
 -- The statements a run may execute, as the binary submitted them and the
 -- approvals named them.
+-- The keys of each batch's images, as text: a revert of the batch writes
+-- only these (NULL in images kept before version 6: read from the images).
+ALTER TABLE backfill.undo ADD COLUMN keys text[];
+ALTER TABLE backfill.undo ALTER COLUMN keys SET STORAGE EXTERNAL;
+
 CREATE TABLE backfill.run_statements (
     run_id bigint NOT NULL REFERENCES backfill.runs (id),
     name   text   NOT NULL,
@@ -124,7 +129,6 @@ CREATE UNLOGGED TABLE backfill.open_batches (
     txid       bigint NOT NULL,
     rows       bigint NOT NULL DEFAULT 0,
     keys       text[],
-    last_key   text,
     undo_batch bigint,
     PRIMARY KEY (run_id, lane, txid)
 );
@@ -192,7 +196,10 @@ CREATE TRIGGER run_statements_append_only BEFORE UPDATE OR DELETE ON backfill.ru
 CREATE TRIGGER attempts_append_only BEFORE UPDATE OR DELETE ON backfill.attempts FOR EACH ROW EXECUTE FUNCTION backfill.append_only();
 
 ------------------------------------------------------------------------------
--- Helpers (owner; not granted to any login).
+-- Helpers (owner; not granted to any login). Those a batch calls many times
+-- have no SET search_path of their own, which costs a settings swap on every
+-- call: they run only under the ledger's own functions, whose search_path is
+-- pinned with pg_catalog first (nothing in public shadows a built-in).
 
 CREATE FUNCTION backfill._sha256(t text) RETURNS text LANGUAGE sql IMMUTABLE AS $$
     SELECT encode(sha256(convert_to(t, 'UTF8')), 'hex')
@@ -204,24 +211,24 @@ SET search_path = pg_catalog, pg_temp AS $$
 $$;
 
 CREATE FUNCTION backfill._event(run bigint, kind text, payload jsonb) RETURNS void
-LANGUAGE sql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql AS $$
     INSERT INTO backfill.audit_events (run_id, kind, payload) VALUES (run, kind, coalesce(payload, '{}'))
 $$;
 
 -- Whether a session (pid, backend_start) is alive.
 CREATE FUNCTION backfill._alive(p integer, started timestamptz) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT EXISTS (SELECT FROM pg_stat_activity a WHERE a.pid = p AND a.backend_start = started)
+LANGUAGE sql STABLE AS $$
+    SELECT EXISTS (SELECT FROM pg_stat_get_activity(p) a WHERE a.backend_start = started)
 $$;
 
 CREATE FUNCTION backfill._my_start() RETURNS timestamptz
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
-    SELECT backend_start FROM pg_stat_activity WHERE pid = pg_backend_pid()
+LANGUAGE sql STABLE AS $$
+    SELECT backend_start FROM pg_stat_get_activity(pg_backend_pid())
 $$;
 
 -- Whether any session of the run's current attempt is alive.
 CREATE FUNCTION backfill._live(run bigint) RETURNS boolean
-LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql STABLE AS $$
     SELECT EXISTS (SELECT FROM backfill.sessions s JOIN backfill.runs r ON r.id = s.run_id AND r.attempt = s.attempt
                    WHERE s.run_id = run AND backfill._alive(s.pid, s.backend_start))
 $$;
@@ -229,7 +236,7 @@ $$;
 -- The run row, locked, when the calling session holds it: the run is
 -- running and this session joined its current attempt. Raises otherwise.
 CREATE FUNCTION backfill._held(run bigint) RETURNS backfill.runs
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     r backfill.runs;
 BEGIN
@@ -621,7 +628,7 @@ END $$;
 
 -- Whether key a is after key b in key order (JSON numbers or strings).
 CREATE FUNCTION backfill._after(a jsonb, b jsonb) RETURNS boolean
-LANGUAGE sql IMMUTABLE SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql IMMUTABLE AS $$
     SELECT CASE
         WHEN b IS NULL OR jsonb_typeof(b) = 'null' THEN true
         WHEN jsonb_typeof(a) = 'number' AND jsonb_typeof(b) = 'number' THEN (a #>> '{}')::numeric > (b #>> '{}')::numeric
@@ -636,7 +643,7 @@ $$;
 -- in this transaction.
 CREATE FUNCTION backfill.record_batch(run bigint, lane integer, from_cursor jsonb, cursor jsonb, last boolean,
     scanned integer, intended integer, size integer, attempts integer, duration_ms double precision,
-    images text, kind text, payload jsonb)
+    images text, image_keys text[], kind text, payload jsonb)
 RETURNS TABLE (batch bigint, changed bigint)
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
@@ -645,7 +652,6 @@ DECLARE
     num        bigint;
     multi      boolean;
     read_keys  text[];
-    read_last  text;
     read_undo  bigint;
 BEGIN
     IF r.control = 'cancel' THEN
@@ -655,7 +661,7 @@ BEGIN
         RAISE EXCEPTION 'a % run does not record % events', r.purpose, kind USING ERRCODE = 'BF010';
     END IF;
     DELETE FROM backfill.open_batches o WHERE o.run_id = run AND o.lane = record_batch.lane AND o.txid = txid_current()
-    RETURNING o.rows, o.keys, o.last_key, o.undo_batch INTO n, read_keys, read_last, read_undo;
+    RETURNING o.rows, o.keys, o.undo_batch INTO n, read_keys, read_undo;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'run % lane % read no page in this transaction' , run, lane USING ERRCODE = 'BF011';
     END IF;
@@ -694,12 +700,12 @@ BEGIN
         IF r.purpose <> 'execute' THEN
             RAISE EXCEPTION 'only a run keeps before-images' USING ERRCODE = 'BF010';
         END IF;
-        -- Images only of keys this batch read: a revert restores no other row.
-        IF EXISTS (SELECT e->'key' #>> '{}' FROM json_array_elements(images::json) e
-                   EXCEPT SELECT unnest(read_keys)) THEN
+        -- Images only of keys this batch read: a revert of the batch writes
+        -- only image_keys (next_undo), so no other row.
+        IF image_keys IS NULL OR EXISTS (SELECT unnest(image_keys) EXCEPT SELECT unnest(read_keys)) THEN
             RAISE EXCEPTION 'the batch''s images name a key it did not read' USING ERRCODE = 'BF011';
         END IF;
-        INSERT INTO backfill.undo (run_id, batch, items) VALUES (run, num, images::json);
+        INSERT INTO backfill.undo (run_id, batch, items, keys) VALUES (run, num, images::json, image_keys);
     END IF;
     PERFORM backfill._event(run, kind, coalesce(payload, '{}') || jsonb_build_object('batch', num, 'lane', lane,
         'cursor', cursor, 'scanned', scanned, 'intended', intended, 'changed', n));
@@ -838,22 +844,32 @@ END $$;
 
 CREATE SCHEMA backfill_exec;
 
--- _statement returns the run's statement with this text when the calling
--- session holds the run and the role may run it now.
-CREATE FUNCTION backfill._statement(run bigint, sql text, writes boolean) RETURNS backfill.run_statements
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- _statement returns the run's statement whose text has sha256 h when the
+-- calling session holds the run and the statement's role may run now:
+-- writes, a write of the run's purpose; otherwise a read of its batch.
+CREATE FUNCTION backfill._statement(run bigint, lane integer, h text, writes boolean) RETURNS backfill.run_statements
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
-    r backfill.runs := backfill._held(run);
+    r backfill.runs;
     s backfill.run_statements;
 BEGIN
-    IF r.control = 'cancel' THEN
-        RAISE EXCEPTION 'run % was cancelled', run USING ERRCODE = 'BF007';
+    -- The first read of a batch (its page, or a revert's images) checks that
+    -- this session holds the run and that it is neither paused nor cancelled,
+    -- and opens the batch's row in backfill.open_batches, which only this
+    -- transaction (txid) can have: its later statements need not again.
+    IF EXISTS (SELECT FROM backfill.open_batches o WHERE o.run_id = run AND o.lane = _statement.lane AND o.txid = txid_current()) THEN
+        SELECT * INTO r FROM backfill.runs WHERE id = run;
+    ELSE
+        r := backfill._held(run);
+        IF r.control = 'cancel' THEN
+            RAISE EXCEPTION 'run % was cancelled', run USING ERRCODE = 'BF007';
+        END IF;
+        IF r.control = 'pause' THEN
+            RAISE EXCEPTION 'run % is paused', run USING ERRCODE = 'BF006';
+        END IF;
     END IF;
-    IF r.control = 'pause' THEN
-        RAISE EXCEPTION 'run % is paused', run USING ERRCODE = 'BF006';
-    END IF;
-    SELECT * INTO s FROM backfill.run_statements t WHERE t.run_id = run AND t.sha256 = backfill._sha256(_statement.sql) LIMIT 1;
-    IF NOT FOUND OR s.sql <> _statement.sql THEN
+    SELECT * INTO s FROM backfill.run_statements t WHERE t.run_id = run AND t.sha256 = h LIMIT 1;
+    IF NOT FOUND THEN
         RAISE EXCEPTION 'this statement is not one the approvals of run % name', run USING ERRCODE = 'BF005';
     END IF;
     IF writes AND NOT ((r.purpose = 'execute' AND s.role = 'apply')
@@ -867,21 +883,22 @@ BEGIN
 END $$;
 
 CREATE FUNCTION backfill._count_rows(run bigint, lane integer, n bigint) RETURNS void
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+LANGUAGE sql SECURITY DEFINER AS $$
     UPDATE backfill.open_batches o SET rows = o.rows + n WHERE o.run_id = run AND o.lane = _count_rows.lane AND o.txid = txid_current()
 $$;
 
--- _keys_allowed raises unless every key a statement binds (args[key_param],
--- an array) is one this batch read: a key the approved ScopePage returned
--- after the lane's checkpoint, or a key of the image batch a revert restores.
-CREATE FUNCTION backfill._keys_allowed(run bigint, lane integer, s backfill.run_statements, args text[]) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+-- _keys_allowed raises unless every key a write binds (its key_param
+-- array, as text) is one this batch read: a key the approved ScopePage
+-- returned after the lane's checkpoint, or a key of the image batch a revert
+-- restores.
+CREATE FUNCTION backfill._keys_allowed(run bigint, lane integer, statement text, keys text[]) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
     allowed text[];
     outside text;
 BEGIN
-    IF s.key_param < 1 OR s.key_param > coalesce(array_length(args, 1), 0) THEN
-        RAISE EXCEPTION 'statement % binds no keys at $%', s.name, s.key_param USING ERRCODE = 'BF010';
+    IF keys IS NULL THEN
+        RAISE EXCEPTION 'statement % binds no array of keys where its approvals say', statement USING ERRCODE = 'BF010';
     END IF;
     SELECT o.keys INTO allowed FROM backfill.open_batches o
     WHERE o.run_id = run AND o.lane = _keys_allowed.lane AND o.txid = txid_current();
@@ -889,145 +906,42 @@ BEGIN
         RAISE EXCEPTION 'run % lane % has read no page in this transaction: a batch writes only keys it read', run, lane
             USING ERRCODE = 'BF011';
     END IF;
-    IF array_position(args[s.key_param]::text[], NULL) IS NOT NULL THEN
+    IF array_position(keys, NULL) IS NOT NULL THEN
         RAISE EXCEPTION 'a NULL key is not one this batch read' USING ERRCODE = 'BF011';
     END IF;
     -- A hashed set difference: a batch's keys against its page's, O(n).
-    SELECT k INTO outside FROM (SELECT unnest(args[s.key_param]::text[]) EXCEPT SELECT unnest(allowed)) AS d(k) LIMIT 1;
+    SELECT k INTO outside FROM (SELECT unnest(keys) EXCEPT SELECT unnest(allowed)) AS d(k) LIMIT 1;
     IF FOUND THEN
         RAISE EXCEPTION 'key % is not one this batch read (the approved ScopePage after the checkpoint, or the images restored)', outside
             USING ERRCODE = 'BF011';
     END IF;
 END $$;
 
--- _wrapper returns the function of backfill_exec that runs sql with its
--- parameters as PostgreSQL types them, creating it the first time: its
--- name is derived from the text (and, for a query, the column types the
--- caller reads, each checked to be a type: PostgreSQL 15 does not say a
--- prepared statement's result types, and a list that does not match its
--- rows makes the query fail), its search_path is the ledger's, pg_temp
--- last, so no temp table shadows a table the statement names.
-CREATE FUNCTION backfill._wrapper(sql text, cols text[]) RETURNS text
-LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    fname  text;
-    pname  text := 'backfill_probe_' || left(backfill._sha256(sql), 16);
-    ptypes regtype[];
-    usings text;
-    defs   text;
-    path   text := backfill._setting('search_path');
-BEGIN
-    IF cols IS NOT NULL THEN
-        IF EXISTS (SELECT FROM unnest(cols) c WHERE to_regtype(c) IS NULL) THEN
-            RAISE EXCEPTION 'the column types % are not all types', cols USING ERRCODE = 'BF010';
-        END IF;
-        SELECT string_agg(format('c%s %s', i, to_regtype(c)::text), ', ' ORDER BY i) INTO defs
-        FROM unnest(cols) WITH ORDINALITY AS u(c, i);
-        fname := 'q_' || left(backfill._sha256(sql || E'\n' || coalesce(defs, '')), 40);
-    ELSE
-        fname := 'x_' || left(backfill._sha256(sql), 40);
-    END IF;
-    IF EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'backfill_exec'::regnamespace AND p.proname = fname) THEN
-        RETURN fname;
-    END IF;
-    EXECUTE format('SET LOCAL search_path = %s, pg_catalog, pg_temp', path);
-    EXECUTE format('PREPARE %I AS %s', pname, sql);
-    SELECT parameter_types INTO ptypes FROM pg_prepared_statements WHERE name = pname;
-    EXECUTE format('DEALLOCATE %I', pname);
-    SELECT string_agg(format('a[%s]::%s', i, t), ', ' ORDER BY i) INTO usings FROM unnest(ptypes) WITH ORDINALITY AS u(t, i);
-    IF cols IS NOT NULL THEN
-        EXECUTE format('CREATE FUNCTION backfill_exec.%I(a text[]) RETURNS TABLE (%s) LANGUAGE plpgsql SET search_path = %s, pg_catalog, pg_temp AS %L',
-            fname, defs, path, format('BEGIN RETURN QUERY EXECUTE %L%s; END', sql, CASE WHEN usings IS NULL THEN '' ELSE ' USING ' || usings END));
-    ELSE
-        EXECUTE format('CREATE FUNCTION backfill_exec.%I(a text[]) RETURNS bigint LANGUAGE plpgsql SET search_path = %s, pg_catalog, pg_temp AS %L',
-            fname, path, format('DECLARE n bigint; BEGIN EXECUTE %L%s; GET DIAGNOSTICS n = ROW_COUNT; RETURN n; END',
-                sql, CASE WHEN usings IS NULL THEN '' ELSE ' USING ' || usings END));
-    END IF;
-    EXECUTE format('REVOKE ALL ON FUNCTION backfill_exec.%I(text[]) FROM PUBLIC', fname);
-    RETURN fname;
-END $$;
-
--- exec runs one write of a batch: the run's approved statement for this
--- purpose, with its parameters as text, and counts the rows it changed for
--- record_batch.
-CREATE FUNCTION backfill.exec(run bigint, lane integer, sql text, args text[]) RETURNS bigint
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    s     backfill.run_statements;
-    fname text;
-    n     bigint;
-BEGIN
-    s := backfill._statement(run, sql, true);
-    PERFORM backfill._keys_allowed(run, lane, s, args);
-    fname := backfill._wrapper(sql, NULL);
-    EXECUTE format('SELECT backfill_exec.%I($1)', fname) INTO n USING args;
-    PERFORM backfill._count_rows(run, lane, n);
-    RETURN n;
-END $$;
-
--- query runs a read of a batch through the ledger: the page (ScopePage,
--- from the lane's checkpoint only; the keys it returns are the only ones the
--- batch may write) or RevertRead (which locks its rows, and reads only keys
--- the batch may write; FOR UPDATE needs a write privilege the runner does
--- not hold). cols are the column types the caller reads.
-CREATE FUNCTION backfill.query(run bigint, lane integer, sql text, args text[], cols text[]) RETURNS SETOF record
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-DECLARE
-    s     backfill.run_statements := backfill._statement(run, sql, false);
-    fname text := backfill._wrapper(sql, coalesce(cols, '{}'));
-    n     integer := coalesce(array_length(cols, 1), 0);
-    list  text;
-BEGIN
-    IF s.role = 'revert_read' THEN
-        PERFORM backfill._keys_allowed(run, lane, s, args);
-        RETURN QUERY EXECUTE format('SELECT * FROM backfill_exec.%I($1)', fname) USING args;
-        RETURN;
-    END IF;
-    PERFORM backfill._page_from(run, lane, s, args);
-    IF s.key_column < 1 OR s.key_column > n THEN
-        RAISE EXCEPTION 'statement % has no key column %', s.name, s.key_column USING ERRCODE = 'BF010';
-    END IF;
-    SELECT string_agg(format('p.c%s', i), ', ' ORDER BY i) INTO list FROM generate_series(1, n) i;
-    -- One read: the rows go to the caller in the page's order, and their keys
-    -- to the batch's open row.
-    RETURN QUERY EXECUTE format(
-        'WITH p AS MATERIALIZED (SELECT * FROM backfill_exec.%1$I($1) WITH ORDINALITY AS p(%2$s, ord)),
-              k AS (SELECT backfill._page_keys($2, $3, array_agg(c%3$s::text ORDER BY ord), (array_agg(c%3$s::text ORDER BY ord DESC))[1]) AS done FROM p)
-         SELECT %4$s FROM p, k WHERE k.done ORDER BY p.ord',
-        fname, (SELECT string_agg(format('c%s', i), ', ' ORDER BY i) FROM generate_series(1, n) i), s.key_column, list)
-        USING args, run, lane;
-END $$;
-
 -- _page_from raises unless a page read starts at the lane's checkpoint
 -- (the cursor parameter, as text, equal to it): a batch never goes back.
-CREATE FUNCTION backfill._page_from(run bigint, lane integer, s backfill.run_statements, args text[]) RETURNS void
-LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+CREATE FUNCTION backfill._page_from(run bigint, lane integer, cursor text) RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
-    r     backfill.runs;
     point jsonb;
 BEGIN
-    SELECT * INTO r FROM backfill.runs WHERE id = run;
     IF EXISTS (SELECT FROM backfill.lanes l WHERE l.run_id = run) THEN
         SELECT coalesce(l.cursor, l.after) INTO point FROM backfill.lanes l WHERE l.run_id = run AND l.lane = _page_from.lane;
     ELSIF lane = 0 THEN
-        point := r.cursor;
+        SELECT r.cursor INTO point FROM backfill.runs r WHERE r.id = run;
     ELSE
         RAISE EXCEPTION 'run % has no lane %', run, lane USING ERRCODE = 'BF008';
     END IF;
-    IF s.cursor_param < 1 OR s.cursor_param > coalesce(array_length(args, 1), 0) THEN
-        RAISE EXCEPTION 'statement % has no cursor at $%', s.name, s.cursor_param USING ERRCODE = 'BF010';
-    END IF;
-    IF point IS NOT NULL AND jsonb_typeof(point) <> 'null' AND args[s.cursor_param] IS DISTINCT FROM (point #>> '{}') THEN
-        RAISE EXCEPTION 'a page of run % lane % must start after its checkpoint %, not %', run, lane, point #>> '{}', args[s.cursor_param]
+    IF point IS NOT NULL AND jsonb_typeof(point) <> 'null' AND cursor IS DISTINCT FROM (point #>> '{}') THEN
+        RAISE EXCEPTION 'a page of run % lane % must start after its checkpoint %, not %', run, lane, point #>> '{}', cursor
             USING ERRCODE = 'BF008';
     END IF;
 END $$;
 
 -- _page_keys records the keys a page returned as the ones its batch may write.
-CREATE FUNCTION backfill._page_keys(run bigint, lane integer, keys text[], last_key text) RETURNS boolean
-LANGUAGE sql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    INSERT INTO backfill.open_batches AS o (run_id, lane, txid, keys, last_key) VALUES (run, lane, txid_current(), coalesce(keys, '{}'), last_key)
-    ON CONFLICT (run_id, lane, txid) DO UPDATE SET keys = excluded.keys, last_key = excluded.last_key
+CREATE FUNCTION backfill._page_keys(run bigint, lane integer, keys text[]) RETURNS boolean
+LANGUAGE sql SECURITY DEFINER AS $$
+    INSERT INTO backfill.open_batches AS o (run_id, lane, txid, keys) VALUES (run, lane, txid_current(), coalesce(keys, '{}'))
+    ON CONFLICT (run_id, lane, txid) DO UPDATE SET keys = excluded.keys
     RETURNING true
 $$;
 
@@ -1041,20 +955,167 @@ DECLARE
     target bigint;
     b      bigint;
     it     json;
+    ks     text[];
 BEGIN
     IF r.purpose NOT LIKE 'revert:%' THEN
         RAISE EXCEPTION 'run % is not a revert', run USING ERRCODE = 'BF010';
     END IF;
+    IF r.control = 'cancel' THEN
+        RAISE EXCEPTION 'run % was cancelled', run USING ERRCODE = 'BF007';
+    END IF;
     target := substr(r.purpose, 8)::bigint;
-    SELECT u.batch, u.items INTO b, it FROM backfill.undo u
+    SELECT u.batch, u.items, u.keys INTO b, it, ks FROM backfill.undo u
     WHERE u.run_id = target AND u.batch > coalesce((r.cursor #>> '{}')::bigint, 0) ORDER BY u.batch LIMIT 1;
     IF NOT FOUND THEN
         RETURN;
     END IF;
     INSERT INTO backfill.open_batches AS o (run_id, lane, txid, keys, undo_batch)
-    VALUES (run, 0, txid_current(), ARRAY(SELECT e->'key' #>> '{}' FROM json_array_elements(it) e), b)
+    VALUES (run, 0, txid_current(), coalesce(ks, ARRAY(SELECT e->'key' #>> '{}' FROM json_array_elements(it) e)), b)
     ON CONFLICT (run_id, lane, txid) DO UPDATE SET keys = excluded.keys, undo_batch = excluded.undo_batch;
     RETURN QUERY SELECT b, it;
+END $$;
+
+-- prepare returns the function of backfill_exec through which this run
+-- executes one of its approved statements, creating it the first time.
+-- The function holds the statement's text as the approvals name it, planned
+-- once and cached like any PL/pgSQL statement, with the statement's own
+-- parameters (as PostgreSQL types them) followed by the run and the lane,
+-- and it checks, at each call, that this session holds the run, that the
+-- statement may run now, and the batch's keys. It is SECURITY DEFINER, owned
+-- by backfill_writer, with the ledger's search_path (pg_temp last, so no
+-- temp table shadows a table the statement names). cols are the column
+-- types a read returns (PostgreSQL 15 does not say a prepared statement's
+-- result types; each is checked to be a type, and a list that does not match
+-- the rows makes the read fail).
+CREATE FUNCTION backfill.prepare(run bigint, sql text, cols text[]) RETURNS text
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    r      backfill.runs := backfill._held(run);
+    h      text := backfill._sha256(sql);
+    s      backfill.run_statements;
+    writes boolean;
+    fname  text;
+    pname  text := 'backfill_probe_' || left(h, 16);
+    ptypes regtype[];
+    n      integer;
+    params text;
+    cast_  text;
+    defs   text;
+    names  text;
+    keycol text;
+    body   text;
+    path   text := backfill._setting('search_path');
+BEGIN
+    SELECT * INTO s FROM backfill.run_statements t WHERE t.run_id = run AND t.sha256 = h LIMIT 1;
+    IF NOT FOUND THEN
+        RAISE EXCEPTION 'this statement is not one the approvals of run % name', run USING ERRCODE = 'BF005';
+    END IF;
+    writes := s.role IN ('apply', 'revert_insert', 'revert_delete');
+    IF NOT writes AND s.role NOT IN ('page', 'revert_read') THEN
+        RAISE EXCEPTION 'a run runs its % statement with its own login, not through the ledger', s.role USING ERRCODE = 'BF005';
+    END IF;
+    IF NOT writes THEN
+        IF cols IS NULL OR EXISTS (SELECT FROM unnest(cols) c WHERE to_regtype(c) IS NULL) THEN
+            RAISE EXCEPTION 'the column types % are not all types', cols USING ERRCODE = 'BF010';
+        END IF;
+        SELECT string_agg(format('bf_c%s %s', i, to_regtype(c)::text), ', ' ORDER BY i),
+               string_agg(format('bf_c%s', i), ', ' ORDER BY i),
+               string_agg(format('WHEN %s THEN bf_c%s::text', i, i), ' ' ORDER BY i)
+        INTO defs, names, keycol FROM unnest(cols) WITH ORDINALITY AS u(c, i);
+    END IF;
+    fname := (CASE WHEN writes THEN 'x_' ELSE 'q_' END) || left(backfill._sha256(sql || E'\n' || coalesce(defs, '')), 40);
+    IF EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'backfill_exec'::regnamespace AND p.proname = fname) THEN
+        RETURN fname;
+    END IF;
+    EXECUTE format('SET LOCAL search_path = pg_catalog, %s, pg_temp', path);
+    EXECUTE format('PREPARE %I AS %s', pname, sql);
+    SELECT parameter_types INTO ptypes FROM pg_prepared_statements WHERE name = pname;
+    EXECUTE format('DEALLOCATE %I', pname);
+    n := coalesce(array_length(ptypes, 1), 0);
+    SELECT string_agg(t::text, ', ' ORDER BY i) INTO params FROM unnest(ptypes) WITH ORDINALITY AS u(t, i);
+    params := coalesce(params || ', ', '') || 'bf_run bigint, bf_lane integer';
+    IF writes THEN
+        -- The key array, as text, by the key_param the approvals name.
+        SELECT 'CASE bf_s.key_param ' || coalesce(string_agg(format('WHEN %s THEN $%s::text[]', i, i), ' ' ORDER BY i), '') || ' END'
+        INTO cast_ FROM unnest(ptypes) WITH ORDINALITY AS u(t, i) WHERE t::text LIKE '%[]';
+        body := replace(replace(replace($body$#variable_conflict use_column
+DECLARE
+    bf_s backfill.run_statements;
+    bf_n bigint;
+BEGIN
+    bf_s := backfill._statement(bf_run, bf_lane, @HASH@, true);
+    PERFORM backfill._keys_allowed(bf_run, bf_lane, bf_s.name, @KEYS@);
+@SQL@
+;
+    GET DIAGNOSTICS bf_n = ROW_COUNT;
+    PERFORM backfill._count_rows(bf_run, bf_lane, bf_n);
+    RETURN bf_n;
+END$body$, '@HASH@', quote_literal(h)), '@KEYS@', CASE WHEN cast_ = 'CASE bf_s.key_param  END' THEN 'NULL::text[]' ELSE cast_ END), '@SQL@', sql);
+        EXECUTE format('CREATE FUNCTION backfill_exec.%I(%s) RETURNS bigint LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, %s, pg_temp AS %L',
+            fname, params, path, body);
+    ELSE
+        SELECT 'CASE bf_s.cursor_param ' || coalesce(string_agg(format('WHEN %s THEN $%s::text', i, i), ' ' ORDER BY i), '') || ' END'
+        INTO cast_ FROM unnest(ptypes) WITH ORDINALITY AS u(t, i);
+        body := replace(replace(replace(replace(replace(replace(replace(replace($body$#variable_conflict use_column
+DECLARE
+    bf_s backfill.run_statements;
+BEGIN
+    bf_s := backfill._statement(bf_run, bf_lane, @HASH@, false);
+    IF bf_s.role = 'page' THEN
+        PERFORM backfill._page_from(bf_run, bf_lane, @CURSOR@);
+        RETURN QUERY WITH bf_p AS MATERIALIZED (SELECT bf_q.*, row_number() OVER () AS bf_ord FROM (
+@SQL@
+) AS bf_q(@NAMES@)),
+            bf_k AS (SELECT backfill._page_keys(bf_run, bf_lane, array_agg(CASE bf_s.key_column @KEYCOL@ END)) AS bf_done FROM bf_p)
+            SELECT @PCOLS@ FROM bf_p, bf_k WHERE bf_k.bf_done ORDER BY bf_p.bf_ord;
+    ELSE
+        RETURN QUERY SELECT @QCOLS@ FROM (
+@SQL@
+) AS bf_q(@NAMES@);
+    END IF;
+END$body$, '@HASH@', quote_literal(h)), '@CURSOR@', CASE WHEN n = 0 THEN 'NULL' ELSE cast_ END), '@NAMES@', names),
+            '@KEYCOL@', keycol),
+            '@PCOLS@', (SELECT string_agg(format('bf_p.bf_c%s', i), ', ' ORDER BY i) FROM generate_series(1, array_length(cols, 1)) i)),
+            '@QCOLS@', (SELECT string_agg(format('bf_q.bf_c%s', i), ', ' ORDER BY i) FROM generate_series(1, array_length(cols, 1)) i)),
+            '@SQL@', sql), '@@', '@@');
+        EXECUTE format('CREATE FUNCTION backfill_exec.%I(%s) RETURNS TABLE (%s) LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, %s, pg_temp AS %L',
+            fname, params, defs, path, body);
+    END IF;
+    EXECUTE format('REVOKE ALL ON FUNCTION backfill_exec.%I(%s) FROM PUBLIC', fname, params);
+    EXECUTE format('GRANT EXECUTE ON FUNCTION backfill_exec.%I(%s) TO backfill_runner', fname, params);
+    RETURN fname;
+END $$;
+
+-- _peek_wrapper returns the function of backfill_exec that runs a
+-- RevertRead with its parameters given as text, for peek.
+CREATE FUNCTION backfill._peek_wrapper(sql text, cols text[]) RETURNS text
+LANGUAGE plpgsql SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    fname  text;
+    pname  text := 'backfill_probe_' || left(backfill._sha256(sql), 16);
+    ptypes regtype[];
+    usings text;
+    defs   text;
+    path   text := backfill._setting('search_path');
+BEGIN
+    IF cols IS NULL OR EXISTS (SELECT FROM unnest(cols) c WHERE to_regtype(c) IS NULL) THEN
+        RAISE EXCEPTION 'the column types % are not all types', cols USING ERRCODE = 'BF010';
+    END IF;
+    SELECT string_agg(format('c%s %s', i, to_regtype(c)::text), ', ' ORDER BY i) INTO defs
+    FROM unnest(cols) WITH ORDINALITY AS u(c, i);
+    fname := 'p_' || left(backfill._sha256(sql || E'\n' || coalesce(defs, '')), 40);
+    IF EXISTS (SELECT FROM pg_proc p WHERE p.pronamespace = 'backfill_exec'::regnamespace AND p.proname = fname) THEN
+        RETURN fname;
+    END IF;
+    EXECUTE format('SET LOCAL search_path = pg_catalog, %s, pg_temp', path);
+    EXECUTE format('PREPARE %I AS %s', pname, sql);
+    SELECT parameter_types INTO ptypes FROM pg_prepared_statements WHERE name = pname;
+    EXECUTE format('DEALLOCATE %I', pname);
+    SELECT string_agg(format('a[%s]::%s', i, t), ', ' ORDER BY i) INTO usings FROM unnest(ptypes) WITH ORDINALITY AS u(t, i);
+    EXECUTE format('CREATE FUNCTION backfill_exec.%I(a text[]) RETURNS TABLE (%s) LANGUAGE plpgsql SET search_path = pg_catalog, %s, pg_temp AS %L',
+        fname, defs, path, format('BEGIN RETURN QUERY EXECUTE %L%s; END', sql, CASE WHEN usings IS NULL THEN '' ELSE ' USING ' || usings END));
+    EXECUTE format('REVOKE ALL ON FUNCTION backfill_exec.%I(text[]) FROM PUBLIC', fname);
+    RETURN fname;
 END $$;
 
 -- peek runs an approved RevertRead outside a batch (a spot check, a revert's
@@ -1068,7 +1129,7 @@ BEGIN
     IF NOT backfill._approved_read(sql) THEN
         RAISE EXCEPTION 'this statement is not a RevertRead an approval names' USING ERRCODE = 'BF005';
     END IF;
-    fname := backfill._wrapper(sql, coalesce(cols, '{}'));
+    fname := backfill._peek_wrapper(sql, coalesce(cols, '{}'));
     RETURN QUERY EXECUTE format('SELECT * FROM backfill_exec.%I($1)', fname) USING args;
 END $$;
 
@@ -1094,21 +1155,23 @@ BEGIN
         EXECUTE format('ALTER FUNCTION %s OWNER TO backfill_owner', o.name);
     END LOOP;
     EXECUTE 'ALTER SCHEMA backfill_exec OWNER TO backfill_writer';
-    EXECUTE 'ALTER FUNCTION backfill.exec(bigint, integer, text, text[]) OWNER TO backfill_writer';
-    EXECUTE 'ALTER FUNCTION backfill.query(bigint, integer, text, text[], text[]) OWNER TO backfill_writer';
+    EXECUTE 'ALTER FUNCTION backfill.prepare(bigint, text, text[]) OWNER TO backfill_writer';
     EXECUTE 'ALTER FUNCTION backfill.peek(text, text[], text[]) OWNER TO backfill_writer';
-    EXECUTE 'ALTER FUNCTION backfill._wrapper(text, text[]) OWNER TO backfill_writer';
+    EXECUTE 'ALTER FUNCTION backfill._peek_wrapper(text, text[]) OWNER TO backfill_writer';
 END $$;
 
 REVOKE ALL ON SCHEMA backfill_exec FROM PUBLIC;
+-- The runner calls the functions prepare made (each checks the run itself);
+-- it creates nothing there.
+GRANT USAGE ON SCHEMA backfill_exec TO backfill_runner;
 REVOKE EXECUTE ON ALL FUNCTIONS IN SCHEMA backfill FROM PUBLIC;
 GRANT USAGE ON SCHEMA backfill TO backfill_writer;
 GRANT SELECT ON ALL TABLES IN SCHEMA backfill TO backfill_runner, backfill_approver, backfill_observer, backfill_admin;
 GRANT EXECUTE ON FUNCTION backfill.audit_hash(bigint, timestamptz, bigint, text, text, jsonb, text)
     TO backfill_runner, backfill_approver, backfill_observer, backfill_admin;
-GRANT EXECUTE ON FUNCTION backfill._statement(bigint, text, boolean), backfill._count_rows(bigint, integer, bigint),
-    backfill._keys_allowed(bigint, integer, backfill.run_statements, text[]), backfill._page_from(bigint, integer, backfill.run_statements, text[]),
-    backfill._page_keys(bigint, integer, text[], text),
+GRANT EXECUTE ON FUNCTION backfill._statement(bigint, integer, text, boolean), backfill._count_rows(bigint, integer, bigint),
+    backfill._keys_allowed(bigint, integer, text, text[]), backfill._page_from(bigint, integer, text),
+    backfill._page_keys(bigint, integer, text[]), backfill._held(bigint),
     backfill._sha256(text), backfill._setting(text), backfill._approved_read(text) TO backfill_writer;
 GRANT EXECUTE ON FUNCTION backfill.peek(text, text[], text[]) TO backfill_runner, backfill_observer;
 GRANT EXECUTE ON FUNCTION backfill.add_approver(text, text, text, text), backfill.revoke_approver(text) TO backfill_admin;
@@ -1120,7 +1183,7 @@ GRANT EXECUTE ON FUNCTION
     backfill.run_event(bigint, text, jsonb),
     backfill.create_lanes(bigint, jsonb, jsonb),
     backfill.lane_done(bigint, integer),
-    backfill.record_batch(bigint, integer, jsonb, jsonb, boolean, integer, integer, integer, integer, double precision, text, text, jsonb),
+    backfill.record_batch(bigint, integer, jsonb, jsonb, boolean, integer, integer, integer, integer, double precision, text, text[], text, jsonb),
     backfill.record_skipped(bigint, jsonb),
     backfill.next_undo(bigint),
     backfill.pause_after_canary(bigint, bigint),
@@ -1128,10 +1191,10 @@ GRANT EXECUTE ON FUNCTION
     backfill.set_control(bigint, text),
     backfill.save_dry_run(text, text, text, jsonb),
     backfill.acknowledge(bigint, jsonb),
-    backfill.exec(bigint, integer, text, text[]),
-    backfill.query(bigint, integer, text, text[], text[])
+    backfill.prepare(bigint, text, text[])
     TO backfill_runner;
 GRANT EXECUTE ON FUNCTION backfill.run_live(bigint) TO backfill_runner, backfill_approver, backfill_observer, backfill_admin;
 GRANT EXECUTE ON FUNCTION backfill.archived(bigint, jsonb) TO backfill_runner, backfill_observer, backfill_admin;
+GRANT SELECT ON backfill.run_statements TO backfill_writer;
 -- open_batches is the functions' scratch: nobody reads it.
 REVOKE ALL ON backfill.open_batches FROM backfill_runner, backfill_approver, backfill_observer, backfill_admin;
