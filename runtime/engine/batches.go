@@ -42,11 +42,11 @@ type runner struct {
 	scanned int64
 	changed int64
 	batches int64
-	meter   *meter    // this process's recent rate
+	meter   *meter // this process's recent rate
 	// prepared are the ledger's functions for the run's statements, made
 	// when the run starts (backfill.prepare), which every batch runs them by.
 	prepared *ledger.Prepared
-	adapt   *adaptive // the adaptive mode; nil when off
+	adapt    *adaptive // the adaptive mode; nil when off
 	// reconciled is the comparison with the dry-run, set when the run completes.
 	reconciled Reconciliation
 }
