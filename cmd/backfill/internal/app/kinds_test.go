@@ -142,7 +142,7 @@ func TestInsertRaceKeepsAnotherSessionsRow(t *testing.T) {
 	go func() { done <- runBinary(t, nil, bin, "--execute", "--database-url", x.runner) }()
 	// Commit once the batch holding account 20 waits on the row.
 	require.Eventually(t, func() bool {
-		return pgtest.Query(t, x.db, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%backfill.exec%'`) == "1"
+		return pgtest.Query(t, x.db, `SELECT count(*) FROM pg_stat_activity WHERE wait_event_type = 'Lock' AND query LIKE '%backfill_exec.%'`) == "1"
 	}, 20*time.Second, 20*time.Millisecond, "the batch never waited on the other session's row")
 	require.NoError(t, tx.Commit(ctx))
 	res := <-done
