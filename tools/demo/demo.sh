@@ -80,7 +80,7 @@ printf '%s\n' "$info" | sed -n 1,6p
 step "Dry-run (the default): what would change, writing nothing"
 dist/fix_roles/fix_roles --report dist/fix_roles/dry-run.json
 
-step "Ledger: backfill ledger init --environment demo (as the database owner)"
+step "Ledger: backfill ledger init --environment demo (as a superuser: the ledger goes to the NOLOGIN role backfill_owner, the writes to backfill_writer)"
 bin/backfill ledger init --environment demo
 psql -X -q -v ON_ERROR_STOP=1 -d "$DB" <<'SQL'
 DO $$
@@ -103,6 +103,11 @@ GRANT SELECT ON role_grants, app_settings TO demo_runner;
 GRANT SELECT ON role_grants TO backfill_writer;
 SQL
 echo "logins: demo_alice and demo_bob (backfill_approver), demo_runner (backfill_runner)"
+bin/backfill ledger check
+
+step "PostgreSQL itself refuses the runner's own writes: only an approved run writes users, through the ledger"
+expect 1 psql -X -q -d "$(as demo_runner)" -c "UPDATE users SET role = 'admin' WHERE id = 1"
+expect 1 psql -X -q -d "$(as demo_runner)" -c "UPDATE backfill.runs SET status = 'failed'"
 
 step "Reviewers make keys; an admin trusts them with their logins"
 KEYS=$(mktemp -d) COPY=$(mktemp -d) PAUSED_PID=""
