@@ -9,7 +9,8 @@
 --     the login that ran `ledger init` nor the database owner can disable a
 --     trigger or rewrite an event. Only a superuser can.
 --   * backfill_writer (NOLOGIN) is the one role the DBA grants the target
---     tables' writes to. It owns backfill.exec and backfill.query, which run
+--     tables' writes to. It owns backfill.prepare and the functions of
+--     schema backfill_exec that prepare makes, one per statement, which run
 --     a statement only when it is one the run's approvals name (by sha256),
 --     inside a run that is running, held by the calling session, not paused
 --     or cancelled.
@@ -117,9 +118,10 @@ CREATE TABLE backfill.sessions (
     PRIMARY KEY (run_id, pid, backend_start)
 );
 
--- The writes of the batch a transaction is in, counted by backfill.exec and
--- taken by backfill.record_batch: the rows a batch changed are the database's
--- count, never the binary's. A row lives only inside its transaction.
+-- The writes of the batch a transaction is in, counted by its backfill_exec
+-- functions and taken by backfill.record_batch: the rows a batch changed are
+-- the database's count, never the binary's. A row lives only inside its
+-- transaction.
 -- keys are the keys the batch may write: those the approved ScopePage
 -- returned after the lane's checkpoint (a run), or those of the image batch
 -- being restored (undo_batch, a revert), as text.
@@ -639,7 +641,8 @@ $$;
 -- record_batch records one committed batch in its transaction and returns
 -- its number: the progress row, the run's counters, the lane's checkpoint
 -- (forward only, from the cursor the batch started at), the before-images
--- and the audit event. The rows it changed are those backfill.exec counted
+-- and the audit event. The rows it changed are those its backfill_exec
+-- functions counted
 -- in this transaction.
 CREATE FUNCTION backfill.record_batch(run bigint, lane integer, from_cursor jsonb, cursor jsonb, last boolean,
     scanned integer, intended integer, size integer, attempts integer, duration_ms double precision,
