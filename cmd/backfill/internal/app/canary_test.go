@@ -39,6 +39,9 @@ func TestPauseAfterCanaryWaitsForResume(t *testing.T) {
 	id := pgtest.Query(t, x.db, canaryRun)
 	require.Equal(t, `{"batch": 1, "canary": true, "control": "pause"}`,
 		pgtest.Query(t, x.db, "SELECT payload FROM backfill.audit_events WHERE kind = 'control' AND run_id = "+id))
+	// The lists say the run waits: its status stays running until it stops.
+	require.Regexp(t, `(?m)^`+id+`\s+fix_roles\s+execute\s+running, paused\s`, x.cli("runs", "--database-url", x.observer))
+	require.Regexp(t, `(?m)^status\s+running, paused$`, x.cli("show", id, "--database-url", x.observer))
 	x.cli("resume", id, "--database-url", x.runner)
 	require.Equal(t, 0, s.wait(t), tail(s.stderr.String()))
 	out := s.stdout.String()

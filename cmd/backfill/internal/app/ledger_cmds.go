@@ -81,6 +81,10 @@ func runsCommand(ctx context.Context, e *env, args []string) error {
 	for _, r := range runs {
 		withParams = withParams || paramsText(r.Params) != "-"
 	}
+	status, err := statusTexts(ctx, conn, runs)
+	if err != nil {
+		return err
+	}
 	w := tabwriter.NewWriter(e.stdout, 0, 2, 2, ' ', 0)
 	header := "RUN\tBACKFILL\tPURPOSE\tSTATUS\tSTOP REASON\tMATCHED\tCHANGED\tBATCHES\tOPERATOR\tSTARTED"
 	if withParams {
@@ -92,7 +96,7 @@ func runsCommand(ctx context.Context, e *env, args []string) error {
 		if r.Matched != nil {
 			matched = strconv.FormatInt(*r.Matched, 10)
 		}
-		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s@%s (%s)\t%s", r.ID, r.Backfill, purposes[r.ID], r.Status, deref(r.StopReason),
+		fmt.Fprintf(w, "%d\t%s\t%s\t%s\t%s\t%s\t%d\t%d\t%s@%s (%s)\t%s", r.ID, r.Backfill, purposes[r.ID], status[r.ID], deref(r.StopReason),
 			matched, r.Changed, r.Batches, r.OSUser, r.ClientHost, r.DBUser, r.StartedAt.Format(time.RFC3339))
 		if withParams {
 			fmt.Fprintf(w, "\t%s", paramsText(r.Params))
@@ -137,9 +141,13 @@ func showCommand(ctx context.Context, e *env, args []string) error {
 	if asJSON {
 		return writeJSONTo(e, map[string]any{"run": run, "events": events})
 	}
+	status, err := statusTexts(ctx, conn, []ledger.Run{*run})
+	if err != nil {
+		return err
+	}
 	w := tabwriter.NewWriter(e.stdout, 0, 2, 2, ' ', 0)
 	rows := [][2]string{
-		{"run", strconv.FormatInt(run.ID, 10)}, {"backfill", run.Backfill}, {"status", run.Status},
+		{"run", strconv.FormatInt(run.ID, 10)}, {"backfill", run.Backfill}, {"status", status[run.ID]},
 		{"stop reason", deref(run.StopReason)}, {"message", deref(run.Message)}, {"digest", "sha256:" + run.Digest},
 		{"run signature", run.RunSignature}, {"purpose", purposes[run.ID]}, {"environment", deref(run.Environment)},
 		{"operator", run.OSUser + "@" + run.ClientHost}, {"database login", run.DBUser},
@@ -298,4 +306,34 @@ func ledgerCheckCommand(ctx context.Context, e *env, args []string) error {
 	}
 	fmt.Fprintln(e.stdout, "no other login can act as backfill_owner or backfill_writer")
 	return nil
+}
+
+// statusTexts are the runs' statuses as the lists show them: a running run
+// asked to pause or cancel says so ("running, paused"), since its status
+// stays running until it stops.
+func statusTexts(ctx context.Context, conn *pgx.Conn, runs []ledger.Run) (map[int64]string, error) {
+	out := make(map[int64]string, len(runs))
+	var running []int64
+	for _, r := range runs {
+		out[r.ID] = r.Status
+		if r.Status == ledger.StatusRunning {
+			running = append(running, r.ID)
+		}
+	}
+	if len(running) == 0 {
+		return out, nil
+	}
+	live, err := ledger.LiveOf(ctx, conn, running)
+	if err != nil {
+		return nil, err
+	}
+	for id, l := range live {
+		switch l.Control {
+		case ledger.ControlPause:
+			out[id] = "running, paused"
+		case ledger.ControlCancel:
+			out[id] = "running, cancel asked"
+		}
+	}
+	return out, nil
 }
