@@ -29,21 +29,13 @@ type Result struct {
 // target tables are untouched.
 func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks Hooks, opts Options) (*Result, error) {
 	opts = opts.withDefaults()
-	p := &preflight{job: job, conn: conn, purpose: approval.PurposeExecute}
-	var err error
-	if p.id, err = pgdb.ReadIdentity(ctx, conn); err != nil {
+	p, err := newPreflight(ctx, conn, job, approval.PurposeExecute)
+	if err != nil {
 		return nil, err
 	}
-	if p.env, err = ledger.Check(ctx, conn); err != nil {
-		return nil, err
-	}
-	job = p.resolve()
+	job = p.job
 	base := p.runRecord(op)
-	steps := []struct {
-		name   string
-		run    func(context.Context) error
-		detail func() string
-	}{
+	steps := []step{
 		{"environment", p.checkEnvironment, func() string {
 			return fmt.Sprintf("database %s, environment %s, cluster %s", p.id.Database, p.env, p.id.SystemIdentifier)
 		}},
@@ -56,11 +48,8 @@ func Execute(ctx context.Context, conn *pgx.Conn, job *Job, op Operator, hooks H
 		}},
 		{"checks", p.runChecksBefore, p.checksDetail},
 	}
-	for _, s := range steps {
-		if err := s.run(ctx); err != nil {
-			return nil, p.refused(ctx, base, err)
-		}
-		hooks.check(s.name, s.detail())
+	if err := p.check(ctx, base, hooks, steps); err != nil {
+		return nil, err
 	}
 	base.ApprovalIDs, base.Matched = p.verdict.IDs(), &p.matched
 	run, resumed, err := startRun(ctx, conn, base, p)
@@ -176,4 +165,39 @@ func startRun(ctx context.Context, conn *pgx.Conn, base ledger.Run, p *preflight
 		return nil, false, fmt.Errorf("error naming the session after run %d: %w", run.ID, err)
 	}
 	return run, resumed, nil
+}
+
+// step is one check of a preflight, reported as it passes.
+type step struct {
+	name   string
+	run    func(context.Context) error
+	detail func() string
+}
+
+// newPreflight reads what every preflight starts from: the session's
+// identity and the ledger's environment, and the job as it applies there.
+// Execute and Revert share it, and check.
+func newPreflight(ctx context.Context, conn *pgx.Conn, job *Job, purpose string) (*preflight, error) {
+	p := &preflight{job: job, conn: conn, purpose: purpose}
+	var err error
+	if p.id, err = pgdb.ReadIdentity(ctx, conn); err != nil {
+		return nil, err
+	}
+	if p.env, err = ledger.Check(ctx, conn); err != nil {
+		return nil, err
+	}
+	p.resolve()
+	return p, nil
+}
+
+// check runs the steps in order; the first that fails is recorded in the
+// ledger as a refusal and returned, and nothing is written.
+func (p *preflight) check(ctx context.Context, base ledger.Run, hooks Hooks, steps []step) error {
+	for _, s := range steps {
+		if err := s.run(ctx); err != nil {
+			return p.refused(ctx, base, err)
+		}
+		hooks.check(s.name, s.detail())
+	}
+	return nil
 }

@@ -120,22 +120,14 @@ func revertTarget(ctx context.Context, conn *pgx.Conn, job *Job, target int64) (
 // like an execution: the approvals must name the revert of that run.
 func Revert(ctx context.Context, conn *pgx.Conn, job *Job, target int64, op Operator, hooks Hooks, opts Options) (*RevertResult, error) {
 	opts = opts.withDefaults()
-	p := &preflight{job: job, conn: conn, purpose: approval.RevertPurpose(target)}
-	var err error
-	if p.id, err = pgdb.ReadIdentity(ctx, conn); err != nil {
+	p, err := newPreflight(ctx, conn, job, approval.RevertPurpose(target))
+	if err != nil {
 		return nil, err
 	}
-	if p.env, err = ledger.Check(ctx, conn); err != nil {
-		return nil, err
-	}
-	job = p.resolve()
+	job = p.job
 	base := p.runRecord(op)
 	var images int64
-	steps := []struct {
-		name   string
-		run    func(context.Context) error
-		detail func() string
-	}{
+	steps := []step{
 		{"environment", p.checkEnvironment, func() string { return fmt.Sprintf("database %s, environment %s", p.id.Database, p.env) }},
 		{"target_run", func(ctx context.Context) error {
 			if _, err := revertTarget(ctx, conn, job, target); err != nil {
@@ -149,11 +141,8 @@ func Revert(ctx context.Context, conn *pgx.Conn, job *Job, target int64, op Oper
 		{"lock", p.checkHeld, func() string { return "no live session holds the revert of run " + strconv.FormatInt(target, 10) }},
 		{"schema", p.checkSchema, p.schemaDetail},
 	}
-	for _, s := range steps {
-		if err := s.run(ctx); err != nil {
-			return nil, p.refused(ctx, base, err)
-		}
-		hooks.check(s.name, s.detail())
+	if err := p.check(ctx, base, hooks, steps); err != nil {
+		return nil, err
 	}
 	p.matched = images
 	base.ApprovalIDs, base.Matched = p.verdict.IDs(), &images
