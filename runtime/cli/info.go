@@ -9,23 +9,9 @@ import (
 	"github.com/runonce/backfill/runtime/bftype"
 )
 
-// Info is what `info --json` prints: the binary's identity.
-type Info struct {
-	Name         string             `json:"name"`
-	Digest       string             `json:"digest"`
-	RunSignature string             `json:"run_signature"`
-	SourceCommit string             `json:"source_commit"`
-	SourceDigest string             `json:"source_digest"`
-	CodeVersion  string             `json:"code_version"`
-	GoVersion    string             `json:"go_version"`
-	Manifest     *bftype.Manifest   `json:"manifest"`
-	ManifestText string             `json:"manifest_text"` // the embedded manifest, byte for byte
-	Statements   []bftype.Statement `json:"statements"`
-	// Apply is what the binary writes. An info saved before it was
-	// recorded (an old archive's manifest.json) has none, and reads as an
-	// update.
-	Apply bftype.Apply `json:"apply"`
-}
+// Info is what `info --json` prints: the binary's identity (bftype.Info,
+// which the archive reads back without the CLI).
+type Info = bftype.Info
 
 func infoCommand(b Binary, m *bftype.Manifest, args []string, stdout, stderr io.Writer) error {
 	fs := newFlags("info", "Usage: "+b.Name+" info [--output text|json]\n\nShows what this binary is: its sha256 digest (the value reviewers\napprove), run signature, source commit, source bundle digest, what it writes (UPDATE, INSERT or DELETE,\nand the table), its risk and embedded manifest.", stdout)

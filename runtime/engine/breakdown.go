@@ -16,35 +16,12 @@ import (
 	"github.com/runonce/backfill/runtime/plan"
 )
 
-// GroupReconciliation compares one report.group_by group's changes in a run
-// with its dry-run's will change.
-type GroupReconciliation struct {
-	Group   string `json:"group"`
-	Planned int64  `json:"planned"` // the dry-run's will change
-	// Changed are the rows of the group the run's batches changed: each
-	// batch's audit event counts its changes by group.
-	Changed int64 `json:"changed"`
-	Match   bool  `json:"match"`
-}
-
-// SpotResult is a spot-check key after a run: what the dry-run predicted and
-// what the row holds.
-type SpotResult struct {
-	Key json.RawMessage `json:"key"`
-	// Predicted is the dry-run's finding for the key.
-	Predicted bftype.Spot `json:"predicted"`
-	// Current are the fields the backfill sets, as the row holds them now
-	// (nil: no row has the key); Match says each predicted after-value is
-	// what the row holds (for a key the dry-run changed).
-	Current map[string]json.RawMessage `json:"current"`
-	Match   bool                       `json:"match"`
-	// Unread says why the values could not be read, when they could not.
-	Unread string `json:"unread,omitempty"`
-	// NotReached says the run has not reached the key yet: it is after the
-	// checkpoint of its lane (a canary paused for a person, a running or
-	// stopped run), so its row still holds the value from before.
-	NotReached bool `json:"not_reached,omitempty"`
-}
+// GroupReconciliation and SpotResult are the ledger's types of the
+// reconciled event's parts.
+type (
+	GroupReconciliation = ledger.GroupReconciliation
+	SpotResult          = ledger.SpotResult
+)
 
 // MarkNotReached marks the spot checks whose key a run has not reached:
 // after its checkpoint (cursor, with one lane) or after the checkpoint of
@@ -201,54 +178,4 @@ func spotMatch(s bftype.Spot, current map[string]json.RawMessage) bool {
 		}
 	}
 	return true
-}
-
-// Verdict is one word on a spot check after a run.
-func (s SpotResult) Verdict() string {
-	switch {
-	case s.Unread != "":
-		return "cannot read: " + s.Unread
-	case s.NotReached && !s.Match && s.Predicted.InScope:
-		return "not reached yet (after the run's checkpoint)"
-	case !s.Predicted.InScope && s.Current == nil:
-		return "not in scope, no such row"
-	case !s.Predicted.InScope:
-		return "not in scope (the run did not touch it)"
-	case !s.Predicted.Change:
-		return "in scope, predicted unchanged"
-	case s.Match:
-		return "as predicted"
-	}
-	return "MISMATCH"
-}
-
-// Lines are a spot check's fields: predicted before -> after, and now.
-func (s SpotResult) Lines() []string {
-	var out []string
-	seen := map[string]bool{}
-	for _, d := range s.Predicted.Diffs {
-		seen[d.Field] = true
-		before := string(d.Before)
-		if d.Before == nil {
-			before = "(not read)"
-		}
-		out = append(out, fmt.Sprintf("%-16s predicted %s -> %s, now %s", d.Field, before, d.After, nowText(s, d.Field)))
-	}
-	for _, f := range slices.Sorted(maps.Keys(s.Current)) {
-		if !seen[f] {
-			out = append(out, fmt.Sprintf("%-16s now %s", f, s.Current[f]))
-		}
-	}
-	return out
-}
-
-func nowText(s SpotResult, field string) string {
-	if s.Current == nil {
-		return "(no row)"
-	}
-	v, ok := s.Current[field]
-	if !ok {
-		return "(not read)"
-	}
-	return string(v)
 }

@@ -72,26 +72,6 @@ func (r *runner) reconcile(ctx context.Context) error {
 	return ledger.Append(ctx, r.conn, r.run.ID, "reconciled", rec)
 }
 
-// Reconciliation compares a run's changed rows with its dry-run. It is the
-// payload of the run's "reconciled" audit event.
-type Reconciliation struct {
-	DryRunID   int64 `json:"dry_run_id"`
-	WillChange int64 `json:"will_change"`
-	Changed    int64 `json:"changed"`
-	Match      bool  `json:"match"`
-	// Groups compare, per report.group_by group, the dry-run's will change
-	// with the rows the run's batches changed; GroupsMatch says all agree.
-	// Spots are the dry-run's spot-check keys beside their values after the
-	// run (recorded when the run ends; verify reads them again).
-	Groups       []GroupReconciliation `json:"groups,omitempty"`
-	GroupsMatch  bool                  `json:"groups_match,omitempty"`
-	Spots        []SpotResult          `json:"spot_checks,omitempty"`
-	PlannedSpots []bftype.Spot         `json:"-"` // the dry-run's spot checks, for SpotCheck
-	// Ack is the operator's acknowledgement of this very difference (same
-	// dry-run, same counts), if one was recorded after the run.
-	Ack *ledger.Ack `json:"-"`
-}
-
 // Reconcile compares the rows a run changed with the last dry-run of its
 // digest saved before it started, and finds an acknowledgement of the
 // difference. verify, the run's own end and the archive's report all
@@ -130,11 +110,6 @@ func Reconcile(ctx context.Context, q ledger.Querier, run *ledger.Run) (Reconcil
 		}
 	}
 	return rec, nil
-}
-
-// Explains reports whether an acknowledgement is of this comparison.
-func (rec Reconciliation) Explains(a ledger.Ack) bool {
-	return a.DryRunID == rec.DryRunID && a.WillChange == rec.WillChange && a.Changed == rec.Changed
 }
 
 // failed stops the run after a batch error that retrying cannot fix.
@@ -200,3 +175,6 @@ func waitKind(err error, class pgdb.Class) string {
 	}
 	return "retry"
 }
+
+// Reconciliation is the ledger's type of a reconciled event.
+type Reconciliation = ledger.Reconciliation

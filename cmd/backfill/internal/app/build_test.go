@@ -280,6 +280,13 @@ func TestPackageBoundaries(t *testing.T) {
 	bftypeDeps, err := run(repoRoot, nil, "go", "list", "-f", `{{join .Imports "\n"}}`, "./runtime/bftype")
 	require.NoError(t, err, bftypeDeps)
 	require.NotContains(t, bftypeDeps, mod, "runtime/bftype is a leaf: no project imports")
+	// The archive reads the ledger's own types back; it never needs the
+	// engine that wrote them or the binary's CLI.
+	archiveDeps, err := run(repoRoot, nil, "go", "list", "-deps", "./cmd/backfill/internal/archive")
+	require.NoError(t, err, archiveDeps)
+	for _, dep := range strings.Fields(archiveDeps) {
+		require.NotContains(t, []string{mod + "runtime/engine", mod + "runtime/cli"}, dep, "the archive depends on %s", dep)
+	}
 	names, err := run(repoRoot, nil, "go", "list", "-f", "{{.Name}}", "./...")
 	require.NoError(t, err, names)
 	for _, n := range strings.Fields(names) {

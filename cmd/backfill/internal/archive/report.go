@@ -11,8 +11,6 @@ import (
 
 	"github.com/runonce/backfill/runtime/approval"
 	"github.com/runonce/backfill/runtime/bftype"
-	"github.com/runonce/backfill/runtime/cli"
-	"github.com/runonce/backfill/runtime/engine"
 	"github.com/runonce/backfill/runtime/ledger"
 )
 
@@ -23,7 +21,7 @@ import (
 // was recorded reads as an update, the only kind there was.
 func Report(a *Archive) []byte {
 	var w strings.Builder
-	var info cli.Info
+	var info bftype.Info
 	_ = json.Unmarshal(a.Manifest, &info)
 	m := info.Manifest
 	if m == nil {
@@ -251,7 +249,7 @@ func (a *Archive) reportCounts(w *strings.Builder, run *ledger.Run, m *bftype.Ma
 	}
 	fmt.Fprintf(w, "%d dry-run report(s) of this binary in `dry_runs/`.\n", len(a.DryRuns))
 	for _, e := range a.eventsOf(run.ID, "reconciled") {
-		var rec engine.Reconciliation
+		var rec ledger.Reconciliation
 		if json.Unmarshal([]byte(e.Payload), &rec) == nil {
 			fmt.Fprintf(w, "Reconciled with dry-run %d (it planned %s %s): %s.\n", rec.DryRunID, bftype.Count(rec.WillChange, "row", "rows"), ap.Past(),
 				map[bool]string{true: "match", false: "MISMATCH"}[rec.Match])

@@ -5,13 +5,13 @@ import (
 	"strings"
 
 	"github.com/runonce/backfill/runtime/bftype"
-	"github.com/runonce/backfill/runtime/engine"
+	"github.com/runonce/backfill/runtime/ledger"
 )
 
 // reportGroupReconcile writes, per report.group_by group, the dry-run's
 // will change beside the rows the run changed, as the run recorded them
 // when it ended (its "reconciled" audit event).
-func reportGroupReconcile(w *strings.Builder, rec engine.Reconciliation, ap bftype.Apply) {
+func reportGroupReconcile(w *strings.Builder, rec ledger.Reconciliation, ap bftype.Apply) {
 	if len(rec.Groups) == 0 {
 		return
 	}
@@ -24,7 +24,7 @@ func reportGroupReconcile(w *strings.Builder, rec engine.Reconciliation, ap bfty
 
 // reportSpots writes the spot-check keys: the dry-run's prediction beside
 // the values the rows held when the run ended.
-func reportSpots(w *strings.Builder, rec engine.Reconciliation, planned *bftype.Report) {
+func reportSpots(w *strings.Builder, rec ledger.Reconciliation, planned *bftype.Report) {
 	if len(rec.Spots) == 0 {
 		return
 	}

@@ -18,7 +18,6 @@ import (
 	"github.com/runonce/backfill/generator/inspect"
 	"github.com/runonce/backfill/runtime/approval"
 	"github.com/runonce/backfill/runtime/bftype"
-	"github.com/runonce/backfill/runtime/cli"
 	"github.com/runonce/backfill/runtime/ledger"
 )
 
@@ -76,7 +75,7 @@ type verifier struct {
 	problems problems
 	checked  []string
 	notes    []string
-	info     cli.Info
+	info     bftype.Info
 	recipe   *repro.Recipe // the standard recipe of the archived build, the only one a rebuild runs
 }
 
