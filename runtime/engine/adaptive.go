@@ -67,7 +67,7 @@ func (r *runner) startAdaptive(ctx context.Context) error {
 	r.log.Info("adaptive mode on", "event", "adaptive", "baseline_probe_ms", ms(probe), "probe_ratio", bounds.ProbeRatio,
 		"lock_wait_ms", ms(ctrl.lockWait), "commit_ratio", bounds.CommitRatio, "batch_ratio", bounds.BatchRatio,
 		"min_rows_per_second", bounds.MinRowsPerSecond)
-	return ledger.Append(ctx, r.conn, r.run.ID, "adaptive", map[string]any{"baseline_probe_ms": ms(probe), "max_app_impact": bounds})
+	return ledger.Append(ctx, r.conn, r.run.ID, ledger.EventAdaptive, ledger.Adaptive{BaselineProbeMS: ms(probe), MaxAppImpact: bounds})
 }
 
 func (r *runner) note(msg string) {

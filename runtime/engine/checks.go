@@ -8,6 +8,7 @@ import (
 	"github.com/jackc/pgx/v5"
 
 	"github.com/runonce/backfill/runtime/bftype"
+	"github.com/runonce/backfill/runtime/ledger"
 	"github.com/runonce/backfill/runtime/pgdb"
 )
 
@@ -23,15 +24,8 @@ func Validate(ctx context.Context, conn *pgx.Conn, m *bftype.Manifest) error {
 	return nil
 }
 
-// CheckResult is what one of the manifest's checks returned. The results
-// before the first write and after the last are kept in the audit log.
-type CheckResult struct {
-	Name   string `json:"name"`
-	Query  string `json:"query"`
-	Equals string `json:"equals"`
-	Got    string `json:"got"`
-	Holds  bool   `json:"holds"`
-}
+// CheckResult is the ledger's type of one check's result.
+type CheckResult = ledger.CheckResult
 
 // RunChecks runs the manifest's checks and returns what each returned. A
 // check that cannot run is a refusal; one that returns another value is a

@@ -149,9 +149,9 @@ func startRun(ctx context.Context, conn *pgx.Conn, base ledger.Run, p *preflight
 		if run, resumed, err = ledger.Start(ctx, tx, base, p.job.Statements, approval.Required(p.job.Manifest.Risk)); err != nil {
 			return err
 		}
-		return ledger.Append(ctx, tx, run.ID, "preflight", map[string]any{"result": "passed", "database": p.id.Database,
-			"environment": p.env, "system_identifier": p.id.SystemIdentifier, "db_user": p.id.SessionUser,
-			"approval_ids": p.verdict.IDs(), "matched": p.matched, "checks_before": p.checksBefore})
+		return ledger.Append(ctx, tx, run.ID, ledger.EventPreflight, ledger.Preflight{Result: "passed", Database: p.id.Database,
+			Environment: p.env, SystemIdentifier: p.id.SystemIdentifier, DBUser: p.id.SessionUser,
+			ApprovalIDs: p.verdict.IDs(), Matched: p.matched, ChecksBefore: p.checksBefore})
 	})
 	if r := startRefusal(err, p.job.Digest); r != err {
 		return nil, false, p.refused(ctx, base, r)

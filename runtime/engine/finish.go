@@ -29,7 +29,7 @@ func (r *runner) finish(ctx context.Context, resumed bool) (*Result, error) {
 		}
 		return nil, err
 	}
-	if err := ledger.Append(bg, r.conn, r.run.ID, "validated", map[string]any{"when": "after", "checks": results, "hold": Hold(results)}); err != nil {
+	if err := ledger.Append(bg, r.conn, r.run.ID, ledger.EventValidated, ledger.Validated{When: "after", Checks: results, Hold: Hold(results)}); err != nil {
 		return nil, err
 	}
 	if err := failing(results); err != nil {
@@ -69,7 +69,7 @@ func (r *runner) reconcile(ctx context.Context) error {
 		r.log.Warn("changed rows differ from the dry-run", "event", "reconcile", "dry_run_id", rec.DryRunID, "will_change", rec.WillChange, "changed", r.changed)
 	}
 	r.reconciled = rec
-	return ledger.Append(ctx, r.conn, r.run.ID, "reconciled", rec)
+	return ledger.Append(ctx, r.conn, r.run.ID, ledger.EventReconciled, rec)
 }
 
 // Reconcile compares the rows a run changed with the last dry-run of its

@@ -100,12 +100,12 @@ func Events(ctx context.Context, q Querier, runID int64) ([]Event, error) {
 // written by the function of the change it logs (started, batch, finished,
 // approval, ...), and the database refuses it from anyone else.
 var eventFunctions = map[string]string{
-	"preflight":       "SELECT backfill.run_event($1, 'preflight', $2)",
-	"validated":       "SELECT backfill.run_event($1, 'validated', $2)",
-	"reconciled":      "SELECT backfill.run_event($1, 'reconciled', $2)",
-	"adaptive":        "SELECT backfill.run_event($1, 'adaptive', $2)",
+	EventPreflight:    "SELECT backfill.run_event($1, 'preflight', $2)",
+	EventValidated:    "SELECT backfill.run_event($1, 'validated', $2)",
+	EventReconciled:   "SELECT backfill.run_event($1, 'reconciled', $2)",
+	EventAdaptive:     "SELECT backfill.run_event($1, 'adaptive', $2)",
 	EventAcknowledged: "SELECT backfill.acknowledge($1, $2)",
-	"archived":        "SELECT backfill.archived($1, $2)",
+	EventArchived:     "SELECT backfill.archived($1, $2)",
 }
 
 // Append writes an audit event of one of the kinds a process adds itself

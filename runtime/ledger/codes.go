@@ -20,6 +20,8 @@ const (
 	CodeConflict       = "BF009" // a run and a revert of it, or another binary's run
 	CodeMalformed      = "BF010" // a malformed statement, key or argument
 	CodeKeys           = "BF011" // a batch writes a key its page did not read
+	CodeUnrecorded     = "BF012" // a batch's writes were not recorded: its transaction cannot commit
+	CodeUntrustedPath  = "BF013" // a login can create objects where the approved SQL runs as the writer
 )
 
 // IsCode reports whether err is a PostgreSQL error with SQLSTATE code.

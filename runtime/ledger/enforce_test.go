@@ -376,6 +376,8 @@ func TestSearchPathAndTempTablesDoNotRedirect(t *testing.T) {
 	n, err := Gate{Tx: tx, RunID: run.ID}.Exec(ctx, testApply, []int64{4}, []string{"new"})
 	require.NoError(t, err)
 	require.Equal(t, int64(1), n.RowsAffected())
+	_, _, err = RecordBatch(ctx, tx, BatchRecord{RunID: run.ID, Cursor: json.RawMessage("4"), Scanned: 4, Intended: 1, Size: 4, Attempts: 1})
+	require.NoError(t, err)
 	require.NoError(t, tx.Commit(ctx))
 	require.Equal(t, "new", pgtest.Query(t, d.url, "SELECT v FROM public.t WHERE id = 4"))
 	require.Equal(t, "evil", pgtest.Query(t, d.url, "SELECT v FROM evil.t WHERE id = 4"))
@@ -403,4 +405,106 @@ func TestDatabaseOwnerCannotRewriteTheLedger(t *testing.T) {
 	} {
 		d.refused(owner, "42501", sql)
 	}
+}
+
+// Found by a fresh-eyes trial: writes that no record_batch recorded, or
+// recorded after a cancel, never commit; so the ledger's counts, images and
+// events are always those of what was written.
+func TestWritesCommitOnlyWithTheirBatchRecord(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	runner, run := d.started()
+	ctx := context.Background()
+	write := func(keys []int64, immediate bool) error {
+		tx, err := runner.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx)
+		if immediate {
+			_, err = tx.Exec(ctx, "SET CONSTRAINTS ALL IMMEDIATE")
+			require.NoError(t, err)
+		}
+		page(t, tx, run.ID, 0, 10)
+		vals := make([]string, len(keys))
+		for i := range vals {
+			vals[i] = "forged"
+		}
+		if _, err := (Gate{Tx: tx, RunID: run.ID}).Exec(ctx, testApply, keys, vals); err != nil {
+			return err
+		}
+		return tx.Commit(ctx)
+	}
+	before := d.snapshot()
+	require.True(t, IsCode(write([]int64{1, 2, 3}, false), CodeUnrecorded), "commit without record_batch")
+	require.True(t, IsCode(write([]int64{1, 2, 3}, true), CodeUnrecorded), "with the check made immediate")
+	require.Equal(t, before, d.snapshot())
+
+	// A cancel while a batch is open: the batch cannot record, so its writes
+	// cannot commit.
+	tx, err := runner.Begin(ctx)
+	require.NoError(t, err)
+	page(t, tx, run.ID, 0, 3)
+	require.NoError(t, SetControl(ctx, d.as(d.runner), run.ID, ControlCancel))
+	_, err = Gate{Tx: tx, RunID: run.ID}.Exec(ctx, testApply, []int64{1}, []string{"after cancel"})
+	require.NoError(t, err, "the batch was open before the cancel")
+	_, _, err = RecordBatch(ctx, tx, BatchRecord{RunID: run.ID, Cursor: json.RawMessage("3"), Scanned: 3, Size: 3, Attempts: 1})
+	require.True(t, IsCode(err, CodeFinal), "%v", err)
+	require.Error(t, tx.Commit(ctx))
+	require.Equal(t, "old", pgtest.Query(t, d.url, "SELECT v FROM t WHERE id = 1"))
+}
+
+// peek runs only the RevertRead of a run the database started, and undoes
+// whatever it did: an approval of any text (the database does not check
+// signatures) is no way to run SQL as the writer, and a RevertRead that
+// writes writes nothing through peek.
+func TestPeekRunsOnlyARunsRevertReadAndUndoesIt(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	ctx := context.Background()
+	evil := "WITH d AS (UPDATE t SET v = 'pwned' WHERE id = ANY($1::bigint[]) RETURNING id, v) SELECT id, v FROM d"
+	stmts := testStatements()
+	stmts[1].SQL = evil
+	_, err := AddApproval(ctx, d.as(d.alice), Approval{Approver: d.alice, Statement: statement(d.alice, "execute", stmts, time.Hour), Signature: "not a signature"})
+	require.NoError(t, err)
+	observer := d.as(d.outside)
+	pgtest.Exec(t, pgtest.AdminURL(), "GRANT backfill_observer TO "+d.outside)
+	peek := func(conn *pgx.Conn) error {
+		rows, err := NewPeek(conn, nil).Query(ctx, evil, []int64{9})
+		if err == nil {
+			rows.Close()
+			err = rows.Err()
+		}
+		return err
+	}
+	require.True(t, IsCode(peek(observer), CodeNotApprovedSQL), "approved, but no run started with it")
+
+	// A quorum started a run with it: peek runs it, and undoes it.
+	r := testRun("execute")
+	_, _, err = Start(ctx, d.as(d.runner), r, stmts, 1)
+	require.NoError(t, err)
+	require.NoError(t, peek(observer))
+	require.Equal(t, "old", pgtest.Query(t, d.url, "SELECT v FROM t WHERE id = 9"))
+	require.Equal(t, "0", pgtest.Query(t, d.url, "SELECT count(*) FROM pg_locks l JOIN pg_class c ON c.oid = l.relation WHERE c.relname = 't' AND l.mode = 'RowExclusiveLock'"))
+}
+
+// A login that can create objects in a schema the writer's functions search
+// (here the database owner, through schema public) could shadow a function
+// the approved SQL calls and run as the writer: no run starts, and ledger
+// check names it.
+func TestNoRunWhileALoginCanShadowTheWritersFunctions(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	d.approve(d.alice, "execute")
+	pgtest.Exec(t, d.url, "GRANT CREATE ON SCHEMA public TO "+d.outside)
+	ctx := context.Background()
+	before := d.snapshot()
+	_, _, err := Start(ctx, d.as(d.runner), testRun("execute"), testStatements(), 1)
+	require.True(t, IsCode(err, CodeUntrustedPath), "%v", err)
+	require.Contains(t, err.Error(), d.outside+" in schema public")
+	require.Equal(t, before, d.snapshot())
+	exposed, err := Exposures(ctx, d.admin)
+	require.NoError(t, err)
+	require.Contains(t, exposed, Exposure{Login: d.outside, Role: "backfill_writer", How: "create in schema public"})
+	pgtest.Exec(t, d.url, "REVOKE CREATE ON SCHEMA public FROM "+d.outside)
+	_, _, err = Start(ctx, d.as(d.runner), testRun("execute"), testStatements(), 1)
+	require.NoError(t, err)
 }

@@ -235,11 +235,28 @@ func Exposures(ctx context.Context, q Querier) ([]Exposure, error) {
 	if err != nil {
 		return nil, fmt.Errorf("error reading which logins can act as the ledger's roles: %w", err)
 	}
-	return pgx.CollectRows(rows, func(r pgx.CollectableRow) (Exposure, error) {
+	out, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Exposure, error) {
 		var e Exposure
 		err := r.Scan(&e.Login, &e.Role, &e.How)
 		return e, err
 	})
+	if err != nil {
+		return nil, err
+	}
+	// A login that can create in a schema the writer's functions search can
+	// shadow a function the approved SQL calls, and so act as the writer.
+	rows, err = q.Query(ctx, "SELECT login, schema FROM backfill._shadowers()")
+	if err != nil {
+		return nil, fmt.Errorf("error reading which logins can create where the approved SQL runs: %w", err)
+	}
+	shadow, err := pgx.CollectRows(rows, func(r pgx.CollectableRow) (Exposure, error) {
+		var e Exposure
+		var schema string
+		err := r.Scan(&e.Login, &schema)
+		e.Role, e.How = "backfill_writer", "create in schema "+schema
+		return e, err
+	})
+	return append(out, shadow...), err
 }
 
 // ExposureError is a ledger that logins can write around.
@@ -248,10 +265,13 @@ type ExposureError struct{ Exposures []Exposure }
 func (e *ExposureError) Error() string {
 	var parts []string
 	for _, x := range e.Exposures {
-		switch x.How {
-		case "member":
+		switch schema, create := strings.CutPrefix(x.How, "create in schema "); {
+		case create:
+			parts = append(parts, fmt.Sprintf("%s can create objects in schema %s, where the approved SQL runs as backfill_writer, and so shadow a function it calls (ALTER SCHEMA %s OWNER TO a superuser; REVOKE CREATE ON SCHEMA %s FROM %s)",
+				x.Login, schema, schema, schema, x.Login))
+		case x.How == "member":
 			parts = append(parts, fmt.Sprintf("%s is a member of %s (REVOKE %s FROM %s)", x.Login, x.Role, x.Role, x.Login))
-		case "createrole":
+		case x.How == "createrole":
 			parts = append(parts, fmt.Sprintf("%s has CREATEROLE and can grant itself %s (ALTER ROLE %s NOCREATEROLE)", x.Login, x.Role, x.Login))
 		default:
 			parts = append(parts, fmt.Sprintf("%s can log in (ALTER ROLE %s NOLOGIN)", x.Login, x.Login))

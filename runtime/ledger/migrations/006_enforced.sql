@@ -135,6 +135,21 @@ CREATE UNLOGGED TABLE backfill.open_batches (
     PRIMARY KEY (run_id, lane, txid)
 );
 
+-- A transaction that wrote rows through the ledger commits only once
+-- record_batch took its open row: checked at commit (deferred), and again
+-- after each write if the session makes the constraint immediate.
+CREATE FUNCTION backfill.batch_recorded() RETURNS trigger
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+BEGIN
+    IF EXISTS (SELECT FROM backfill.open_batches o WHERE o.run_id = NEW.run_id AND o.lane = NEW.lane AND o.txid = NEW.txid AND o.rows > 0) THEN
+        RAISE EXCEPTION 'a batch of run % wrote rows that no backfill.record_batch recorded: it cannot commit', NEW.run_id
+            USING ERRCODE = 'BF012';
+    END IF;
+    RETURN NULL;
+END $$;
+CREATE CONSTRAINT TRIGGER open_batch_recorded AFTER INSERT OR UPDATE ON backfill.open_batches
+    DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION backfill.batch_recorded();
+
 ALTER TABLE backfill.runs ADD COLUMN attempt integer NOT NULL DEFAULT 1;
 -- A run with one lane: its last batch came back short (the scope ended).
 ALTER TABLE backfill.runs ADD COLUMN done boolean NOT NULL DEFAULT false;
@@ -423,6 +438,32 @@ LANGUAGE sql STABLE SET search_path = pg_catalog, pg_temp AS $$
     ORDER BY k.login, a.id DESC
 $$;
 
+-- _shadowers lists the logins (superusers aside) that can create objects in
+-- a schema of the ledger's search_path: the functions of backfill_exec run
+-- the approved SQL there as backfill_writer, and a function or operator
+-- created in such a schema could be chosen over the built-in one the SQL
+-- calls, and run as the writer.
+CREATE FUNCTION backfill._shadowers() RETURNS TABLE (login text, schema text)
+LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+    SELECT r.rolname::text, n.nspname::text
+    FROM pg_roles r, pg_namespace n
+    WHERE n.nspname = ANY (string_to_array(replace(backfill._setting('search_path'), ' ', ''), ','))
+      AND r.rolcanlogin AND NOT r.rolsuper AND has_schema_privilege(r.oid, n.oid, 'CREATE')
+    ORDER BY 1, 2
+$$;
+
+CREATE FUNCTION backfill._trusted_path() RETURNS void
+LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
+DECLARE
+    who text;
+BEGIN
+    SELECT string_agg(format('%s in schema %s', login, schema), ', ') INTO who FROM backfill._shadowers();
+    IF who IS NOT NULL THEN
+        RAISE EXCEPTION 'logins can create objects where the approved SQL runs as backfill_writer (%): a superuser must own those schemas and no login may CREATE in them', who
+            USING ERRCODE = 'BF013', HINT = 'e.g. ALTER SCHEMA public OWNER TO postgres; REVOKE CREATE ON SCHEMA public FROM PUBLIC (docs/operating.md, section 2.3).';
+    END IF;
+END $$;
+
 -- start_run starts a run, or resumes the unfinished run of the same run
 -- signature, purpose and parameter values when no session of it is alive.
 -- statements is [{name, role, sql}] of every statement the binary runs;
@@ -442,6 +483,7 @@ DECLARE
     r_id    bigint;
     n       integer;
 BEGIN
+    PERFORM backfill._trusted_path();
     IF purpose <> 'execute' AND purpose !~ '^revert:[0-9]+$' THEN
         RAISE EXCEPTION 'purpose % is neither execute nor revert:RUN', purpose USING ERRCODE = 'BF010';
     END IF;
@@ -1009,6 +1051,7 @@ DECLARE
     body   text;
     path   text := backfill._setting('search_path');
 BEGIN
+    PERFORM backfill._trusted_path();
     SELECT * INTO s FROM backfill.run_statements t WHERE t.run_id = run AND t.sha256 = h LIMIT 1;
     IF NOT FOUND THEN
         RAISE EXCEPTION 'this statement is not one the approvals of run % name', run USING ERRCODE = 'BF005';
@@ -1121,25 +1164,30 @@ BEGIN
     RETURN fname;
 END $$;
 
--- peek runs an approved RevertRead outside a batch (a spot check, a revert's
--- preview), for a runner or an observer: one that an approval names, in a
--- transaction the caller should keep short (its row locks last until it ends).
+-- peek runs a RevertRead outside a batch (a spot check, a revert's
+-- preview), for a runner or an observer: only the RevertRead of a run the
+-- database started (its approvals counted), and inside a subtransaction that
+-- is always rolled back, so that it leaves neither a change nor a row lock.
 CREATE FUNCTION backfill.peek(sql text, args text[], cols text[]) RETURNS SETOF record
 LANGUAGE plpgsql SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
 DECLARE
     fname text;
 BEGIN
     IF NOT backfill._approved_read(sql) THEN
-        RAISE EXCEPTION 'this statement is not a RevertRead an approval names' USING ERRCODE = 'BF005';
+        RAISE EXCEPTION 'this statement is not the RevertRead of a run' USING ERRCODE = 'BF005';
     END IF;
     fname := backfill._peek_wrapper(sql, coalesce(cols, '{}'));
-    RETURN QUERY EXECUTE format('SELECT * FROM backfill_exec.%I($1)', fname) USING args;
+    BEGIN
+        RETURN QUERY EXECUTE format('SELECT * FROM backfill_exec.%I($1)', fname) USING args;
+        RAISE EXCEPTION USING ERRCODE = 'BF099';
+    EXCEPTION WHEN SQLSTATE 'BF099' THEN
+        NULL; -- the rows are returned; whatever the statement did is undone
+    END;
 END $$;
 
 CREATE FUNCTION backfill._approved_read(sql text) RETURNS boolean
 LANGUAGE sql STABLE SECURITY DEFINER SET search_path = pg_catalog, pg_temp AS $$
-    SELECT EXISTS (SELECT FROM backfill.approvals a, jsonb_array_elements(a.statements) e
-                   WHERE e->>'role' = 'revert_read' AND e->>'sha256' = backfill._sha256(sql))
+    SELECT EXISTS (SELECT FROM backfill.run_statements t WHERE t.role = 'revert_read' AND t.sha256 = backfill._sha256(sql))
 $$;
 
 ------------------------------------------------------------------------------
@@ -1196,6 +1244,8 @@ GRANT EXECUTE ON FUNCTION
     backfill.acknowledge(bigint, jsonb),
     backfill.prepare(bigint, text, text[])
     TO backfill_runner;
+GRANT EXECUTE ON FUNCTION backfill._trusted_path() TO backfill_writer;
+GRANT EXECUTE ON FUNCTION backfill._shadowers() TO backfill_runner, backfill_approver, backfill_observer, backfill_admin;
 GRANT EXECUTE ON FUNCTION backfill.run_live(bigint) TO backfill_runner, backfill_approver, backfill_observer, backfill_admin;
 GRANT EXECUTE ON FUNCTION backfill.archived(bigint, jsonb) TO backfill_runner, backfill_observer, backfill_admin;
 GRANT SELECT ON backfill.run_statements TO backfill_writer;

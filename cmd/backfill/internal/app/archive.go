@@ -117,7 +117,7 @@ func writeArchive(a *archive.Archive, files map[string][]byte, out, dir string) 
 // in the ledger. A login that may not append (an observer) gets a note.
 func recordArchive(ctx context.Context, e *env, conn *pgx.Conn, run int64, dest, sums string) {
 	abs, _ := filepath.Abs(dest)
-	err := ledger.Append(ctx, conn, run, "archived", map[string]any{"file": abs, "sha256sums": sums})
+	err := ledger.Append(ctx, conn, run, ledger.EventArchived, ledger.Archived{File: abs, SHA256Sums: sums})
 	if err == nil {
 		fmt.Fprintf(e.stdout, "recorded in the ledger's audit log (event archived, run %d)\n", run)
 		return
