@@ -99,6 +99,15 @@ func revertCommand(ctx context.Context, b Binary, m *bftype.Manifest, args []str
 	fmt.Fprintf(stdout, "\nCompleted revert run %d of run %d: restored %d of %d rows; %d changed since and left alone.\n",
 		res.Run.ID, *target, res.Restored, res.Images, len(res.Skipped))
 	listSkipped(stdout, res.Skipped)
+	if missed := res.Restorable - res.Restored; missed > 0 {
+		// The statement matched fewer rows than the images it was given:
+		// never a silent success.
+		msg := fmt.Sprintf("WARNING: %d of the %d rows this revert was to restore were not written: its statement's WHERE did not match them, "+
+			"so they still hold what run %d wrote. An Apply that restates the scope cannot write before-images back (docs/authoring.md, section 5.4); "+
+			"restore those rows from run %d's images (backfill show %d, or its archive).", missed, res.Restorable, *target, *target, *target)
+		fmt.Fprintln(stdout, msg)
+		fmt.Fprintln(stderr, msg)
+	}
 	return nil
 }
 
