@@ -61,12 +61,29 @@ func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr 
 		}
 		return WriteJSON(stdout, out)
 	}
+	var running []int64
+	for _, r := range runs {
+		if r.Status == ledger.StatusRunning {
+			running = append(running, r.ID)
+		}
+	}
+	live, err := ledger.LiveOf(ctx, conn, running)
+	if err != nil {
+		return err
+	}
 	for _, r := range runs {
 		if r.Status == ledger.StatusRefused {
 			fmt.Fprintf(stdout, "run %d  refused (%s) at %s by %s; purpose %s\n", r.ID, deref(r.StopReason), r.StartedAt.Format(time.RFC3339), r.DBUser, purposes[r.ID])
 			continue
 		}
 		fmt.Fprintf(stdout, "run %d  %s", r.ID, r.Status)
+		// A running run waits while paused; its status stays running.
+		switch live[r.ID].Control {
+		case ledger.ControlPause:
+			fmt.Fprint(stdout, ", paused")
+		case ledger.ControlCancel:
+			fmt.Fprint(stdout, ", cancel asked")
+		}
 		if r.StopReason != nil {
 			fmt.Fprintf(stdout, " (%s: %s)", *r.StopReason, deref(r.Message))
 		}

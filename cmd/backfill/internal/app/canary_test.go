@@ -42,6 +42,9 @@ func TestPauseAfterCanaryWaitsForResume(t *testing.T) {
 	// The lists say the run waits: its status stays running until it stops.
 	require.Regexp(t, `(?m)^`+id+`\s+fix_roles\s+execute\s+running, paused\s`, x.cli("runs", "--database-url", x.observer))
 	require.Regexp(t, `(?m)^status\s+running, paused$`, x.cli("show", id, "--database-url", x.observer))
+	status := runBinary(t, nil, x.bin, "status", "--database-url", x.observer)
+	require.Equal(t, 0, status.code, status.stderr)
+	require.Contains(t, status.stdout, "run "+id+"  running, paused\n")
 	x.cli("resume", id, "--database-url", x.runner)
 	require.Equal(t, 0, s.wait(t), tail(s.stderr.String()))
 	out := s.stdout.String()
