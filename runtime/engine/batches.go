@@ -149,6 +149,9 @@ func (r *runner) step(ctx context.Context) (bool, *Result, error) {
 			}
 			continue
 		}
+		if o.control {
+			continue
+		}
 		if o.b == nil {
 			l.done = true
 			if fail == nil {
@@ -223,6 +226,10 @@ type outcome struct {
 	commit   time.Duration // the COMMIT's latency
 	size     int
 	fail     func() error
+	// control: the ledger refused the batch because the run was paused or
+	// cancelled while it was in flight; nothing committed, and the next
+	// step obeys the control.
+	control bool
 }
 
 // attempt runs one batch of a lane, retrying by error class until
@@ -242,6 +249,9 @@ func (r *runner) attempt(ctx context.Context, l *lane, canary bool) outcome {
 		}
 		if first.IsZero() {
 			first = began
+		}
+		if r.controlled(ctx, l, err) {
+			return outcome{control: true}
 		}
 		class := pgdb.Classify(err)
 		var refusal *bftype.Refusal
@@ -397,4 +407,20 @@ func applyBatch(ctx context.Context, tx pgx.Tx, gate ledger.Gate, job *Job, curs
 			"The batch ending at key %s changed %d rows but the transform meant to change %d; it was rolled back.", b.Cursor, n, b.Changes)
 	}
 	return b, n, undo, keys, nil
+}
+
+// controlled reports whether err is the ledger refusing a batch of a run
+// paused or cancelled while the batch was in flight (a page read after the
+// pause, or a record after the cancel): the batch rolled back, and the run
+// obeys the control at its next step instead of failing.
+func (r *runner) controlled(ctx context.Context, l *lane, err error) bool {
+	if !ledger.IsCode(err, ledger.CodePaused) && !ledger.IsCode(err, ledger.CodeFinal) {
+		return false
+	}
+	conn, cerr := r.laneConn(ctx, l)
+	if cerr != nil {
+		return false
+	}
+	c, cerr := ledger.Control(ctx, conn, r.run.ID)
+	return cerr == nil && c != ledger.ControlRun
 }
