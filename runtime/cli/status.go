@@ -76,14 +76,7 @@ func statusCommand(ctx context.Context, b Binary, args []string, stdout, stderr 
 			fmt.Fprintf(stdout, "run %d  refused (%s) at %s by %s; purpose %s\n", r.ID, deref(r.StopReason), r.StartedAt.Format(time.RFC3339), r.DBUser, purposes[r.ID])
 			continue
 		}
-		fmt.Fprintf(stdout, "run %d  %s", r.ID, r.Status)
-		// A running run waits while paused; its status stays running.
-		switch live[r.ID].Control {
-		case ledger.ControlPause:
-			fmt.Fprint(stdout, ", paused")
-		case ledger.ControlCancel:
-			fmt.Fprint(stdout, ", cancel asked")
-		}
+		fmt.Fprintf(stdout, "run %d  %s", r.ID, ledger.StatusText(r.Status, live[r.ID].Control))
 		if r.StopReason != nil {
 			fmt.Fprintf(stdout, " (%s: %s)", *r.StopReason, deref(r.Message))
 		}

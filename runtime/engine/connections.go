@@ -39,27 +39,25 @@ func (r *runner) recover(ctx context.Context, err error) error {
 }
 
 // reconnectForRecord opens a fresh connection to record how the run ended,
-// joined to the run (the old session is gone).
+// joined to the run (the old session is gone; a lane's may still be alive).
+// Failing to join is not fatal here: finish_run lets the run's login record
+// the end when no session of the run is alive.
 func (r *runner) reconnectForRecord(ctx context.Context) error {
-	if r.opts.Connect == nil {
-		return errors.New("no way to reconnect")
-	}
-	conn, err := r.opts.Connect(ctx)
-	if err != nil {
-		return err
-	}
-	// The new session records the end as one of the run's: a lane's
-	// session may still be alive.
-	if err := ledger.Join(ctx, conn, r.run.ID); err != nil {
-		r.log.Warn("could not join the run from the new connection", "event", "reconnect", "error", pgdb.ErrorSentence(err))
-	}
-	r.conn.Close(ctx)
-	r.conn = conn
-	return nil
+	return r.rejoin(ctx, false)
 }
 
 // reconnect replaces a lost connection and joins the new session to the run.
 func (r *runner) reconnect(ctx context.Context) error {
+	if err := r.rejoin(ctx, true); err != nil {
+		return err
+	}
+	r.log.Info("reconnected", "event", "reconnect")
+	return nil
+}
+
+// rejoin replaces the run's connection with a new one joined to the run;
+// when the join fails, must says whether that is an error or a warning.
+func (r *runner) rejoin(ctx context.Context, must bool) error {
 	if r.opts.Connect == nil {
 		return errors.New("no way to reconnect")
 	}
@@ -68,11 +66,13 @@ func (r *runner) reconnect(ctx context.Context) error {
 		return err
 	}
 	if err := ledger.Join(ctx, conn, r.run.ID); err != nil {
-		conn.Close(context.WithoutCancel(ctx))
-		return fmt.Errorf("could not join run %d again after reconnecting: %w", r.run.ID, err)
+		if must {
+			conn.Close(context.WithoutCancel(ctx))
+			return fmt.Errorf("could not join run %d again after reconnecting: %w", r.run.ID, err)
+		}
+		r.log.Warn("could not join the run from the new connection", "event", "reconnect", "error", pgdb.ErrorSentence(err))
 	}
 	r.conn.Close(context.WithoutCancel(ctx))
 	r.conn = conn
-	r.log.Info("reconnected", "event", "reconnect")
 	return nil
 }

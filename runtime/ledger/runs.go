@@ -474,3 +474,19 @@ func paramsArg(params json.RawMessage) json.RawMessage {
 // sameParams matches a saved dry-run report whose parameter values ($2) are
 // a run's; a report without params bound none.
 const sameParams = `coalesce(report->'params', '{}'::jsonb) = $2::jsonb`
+
+// StatusText is a run's status as the lists print it: a running run asked to
+// pause or cancel says so ("running, paused"), since its status stays
+// running until its process stops.
+func StatusText(status, control string) string {
+	if status != StatusRunning {
+		return status
+	}
+	switch control {
+	case ControlPause:
+		return status + ", paused"
+	case ControlCancel:
+		return status + ", cancel asked"
+	}
+	return status
+}

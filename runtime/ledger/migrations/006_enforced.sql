@@ -267,7 +267,7 @@ BEGIN
     IF NOT EXISTS (SELECT FROM backfill.sessions s WHERE s.run_id = run AND s.attempt = r.attempt
                    AND s.pid = pg_backend_pid() AND s.backend_start = backfill._my_start()) THEN
         RAISE EXCEPTION 'this session (login %) does not hold run %', session_user, run
-            USING ERRCODE = 'BF004', HINT = 'Only the process that started or resumed the run writes it.';
+            USING ERRCODE = 'BF004', HINT = 'Only sessions of the login that started or resumed the run write it, once they joined it (a lane, a reconnect).';
     END IF;
     RETURN r;
 END $$;

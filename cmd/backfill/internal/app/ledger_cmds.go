@@ -328,12 +328,7 @@ func statusTexts(ctx context.Context, conn *pgx.Conn, runs []ledger.Run) (map[in
 		return nil, err
 	}
 	for id, l := range live {
-		switch l.Control {
-		case ledger.ControlPause:
-			out[id] = "running, paused"
-		case ledger.ControlCancel:
-			out[id] = "running, cancel asked"
-		}
+		out[id] = ledger.StatusText(ledger.StatusRunning, l.Control)
 	}
 	return out, nil
 }
