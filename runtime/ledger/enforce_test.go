@@ -10,6 +10,7 @@ import (
 	"crypto/x509"
 	"encoding/json"
 	"encoding/pem"
+	"fmt"
 	"strings"
 	"testing"
 	"time"
@@ -507,4 +508,80 @@ func TestNoRunWhileALoginCanShadowTheWritersFunctions(t *testing.T) {
 	pgtest.Exec(t, d.url, "REVOKE CREATE ON SCHEMA public FROM "+d.outside)
 	_, _, err = Start(ctx, d.as(d.runner), testRun("execute"), testStatements(), 1)
 	require.NoError(t, err)
+}
+
+// A session proves it holds a run by a token only it knows (ledger version
+// 7): another session of the same login that sets backfill.session to what
+// it can read (the sha256 a row of backfill.sessions keeps, or a guess)
+// writes nothing, and a session that loses its token (RESET ALL) stops
+// holding the run until it joins again.
+func TestSessionTokenCannotBeBorrowed(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	ctx := context.Background()
+	runner, run := d.started()
+	hash := pgtest.Query(t, d.url, fmt.Sprintf("SELECT token FROM backfill.sessions WHERE run_id = %d", run.ID))
+	require.Len(t, hash, 64, "the session's row holds the token's sha256")
+	var mine string
+	require.NoError(t, runner.QueryRow(ctx, "SELECT current_setting('backfill.session')").Scan(&mine))
+	require.NotEqual(t, hash, mine, "the row does not hold the token itself")
+
+	write := func(conn *pgx.Conn) error {
+		tx, err := conn.Begin(ctx)
+		require.NoError(t, err)
+		defer tx.Rollback(ctx)
+		rows, err := (Gate{Tx: tx, RunID: run.ID}).Query(ctx, testPage, int64(0), int32(2))
+		if err != nil {
+			return err
+		}
+		rows.Close()
+		if err := rows.Err(); err != nil {
+			return err
+		}
+		_, err = (Gate{Tx: tx, RunID: run.ID}).Exec(ctx, testApply, []int64{1}, []string{"evil"})
+		return err
+	}
+	before := d.snapshot()
+	for _, token := range []string{hash, strings.Repeat("0", 64), ""} {
+		other := d.as(d.runner)
+		_, err := other.Exec(ctx, "SELECT set_config('backfill.session', $1, false)", token)
+		require.NoError(t, err)
+		// The prepared functions exist; the other session calls them directly.
+		_, err = other.Exec(ctx, "SELECT backfill.prepare($1, $2, $3)", run.ID, testPage, []string{"bigint", "text"})
+		require.True(t, IsCode(err, CodeNotHeld), "token %q: %v", token, err)
+		require.True(t, IsCode(write(other), CodeNotHeld), "token %q", token)
+	}
+	require.Equal(t, before, d.snapshot())
+
+	// The holder itself, having lost its token, holds the run no more.
+	_, err := runner.Exec(ctx, "RESET ALL")
+	require.NoError(t, err)
+	require.True(t, IsCode(write(runner), CodeNotHeld))
+	require.Equal(t, before, d.snapshot())
+	// Joining again gives it a new token, and the run back.
+	require.NoError(t, Join(ctx, runner, run.ID))
+	var again string
+	require.NoError(t, runner.QueryRow(ctx, "SELECT current_setting('backfill.session')").Scan(&again))
+	require.NotEqual(t, mine, again)
+	require.NoError(t, write(runner))
+}
+
+// A page comes back through the ledger in the order its approved ScopePage
+// gives, not the table's physical order (the batch's cursor is its last
+// key): rows moved to the end of the heap by updates still come in key
+// order, with an index scan and with a sort.
+func TestPageKeepsItsOrder(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	ctx := context.Background()
+	pgtest.Exec(t, d.url, "UPDATE t SET v = 'moved' WHERE id % 2 = 1", "UPDATE t SET v = 'moved again' WHERE id < 5")
+	runner, run := d.started()
+	for _, scan := range []string{"SET enable_indexscan = on", "SET enable_indexscan = off"} {
+		_, err := runner.Exec(ctx, scan)
+		require.NoError(t, err)
+		tx, err := runner.Begin(ctx)
+		require.NoError(t, err)
+		require.Equal(t, []int64{1, 2, 3, 4, 5, 6, 7, 8, 9, 10}, page(t, tx, run.ID, 0, 10), scan)
+		require.NoError(t, tx.Rollback(ctx))
+	}
 }

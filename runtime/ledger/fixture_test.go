@@ -25,7 +25,7 @@ import (
 // t(id bigint, v text) of 10 rows the writer role may update, and logins
 // for a runner and two approvers (cluster-wide roles, named per test).
 type ledgerDB struct {
-	t       *testing.T
+	t       testing.TB
 	url     string
 	admin   *pgx.Conn // superuser
 	suffix  string
@@ -35,7 +35,7 @@ type ledgerDB struct {
 	outside string // a login with CONNECT and no backfill role
 }
 
-func newLedgerDB(t *testing.T) *ledgerDB {
+func newLedgerDB(t testing.TB) *ledgerDB {
 	t.Helper()
 	ctx := context.Background()
 	url := pgtest.NewDB(t)
@@ -63,7 +63,7 @@ func newLedgerDB(t *testing.T) *ledgerDB {
 }
 
 // addTestApprover registers a new P-256 key for login who, as approver who.
-func addTestApprover(t *testing.T, conn *pgx.Conn, who string) {
+func addTestApprover(t testing.TB, conn *pgx.Conn, who string) {
 	t.Helper()
 	key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
 	require.NoError(t, err)
