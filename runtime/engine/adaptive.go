@@ -68,8 +68,8 @@ func (r *runner) startAdaptive(ctx context.Context) error {
 		return nil
 	}
 	if fell != "" {
-		r.log.Warn("the adaptive mode probes without reading the target table", "event", "adaptive", "reason", fell)
-		r.note("the adaptive mode probes without reading the target table: " + fell)
+		r.log.Warn("the adaptive mode's probe does not read the target table", "event", "adaptive", "reason", fell)
+		r.note("the adaptive mode's probe does not read the target table: " + fell)
 	}
 	m := r.job.Manifest
 	bounds := m.Batch.AppImpact()
@@ -84,7 +84,7 @@ func (r *runner) startAdaptive(ctx context.Context) error {
 	return ledger.Append(ctx, r.conn, r.run.ID, ledger.EventAdaptive, ledger.Adaptive{Probe: mon.kind(), BaselineProbeMS: ms(probe), MaxAppImpact: bounds})
 }
 
-// reader is the read probe: the scope's page query for one row after the
+// reader is the probe's read: the scope's page query for one row after the
 // run's cursor, on the monitor's read-only connection.
 func (r *runner) reader() Reader {
 	p := r.job.Plan

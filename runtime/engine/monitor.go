@@ -18,21 +18,22 @@ import (
 // readOnlySQL makes every statement of the monitor's connection read-only:
 // the probe reads the target table through the scope's page query, and a
 // page query that locks its rows (FOR UPDATE) is refused there instead of
-// taking a lock the application would wait on.
+// taking a lock the application would wait on. A read-only transaction may
+// still take a transaction id, which the probe commits.
 const readOnlySQL = "SET default_transaction_read_only = on"
 
-// lightProbeSQL is the probe when the target table cannot be read (no
-// SELECT privilege, a page query that locks, or one too slow to run 20
-// times a second): a transaction that takes a transaction id and commits,
-// writing no table, so its latency rises with the round trip, the CPU and
-// the WAL flush the run competes for.
-const lightProbeSQL = "SELECT pg_current_xact_id()"
+// commitProbeSQL ends every probe: a transaction that takes a transaction
+// id and commits, writing no table, so that, as an application's commit
+// does, it waits for the WAL flush the run's batches make longer. Alone, it
+// is the probe when the target table cannot be read (no SELECT privilege, a
+// page query that locks, or one too slow to run 20 times a second).
+const commitProbeSQL = "SELECT pg_current_xact_id()"
 
 // readProbeMax is the slowest baseline of the read probe the monitor keeps;
 // a page query slower than this costs the server too much 20 times a second.
 const readProbeMax = 5 * time.Millisecond
 
-// Reader is the read probe: it reads the row of the target table after the
+// Reader is the read of the probe: it reads the row of the target table after the
 // key cursor (JSON) through the scope's page query, on db, which is
 // read-only. The engine makes it from the job's plan.
 type Reader func(ctx context.Context, db *pgx.Conn, cursor json.RawMessage) error
@@ -54,7 +55,7 @@ const probeEvery = 50 * time.Millisecond
 type monitor struct {
 	conn     *pgx.Conn
 	connect  func(context.Context) (*pgx.Conn, error)
-	read     Reader    // nil: the light probe
+	read     Reader    // nil: the probe only commits
 	lost     time.Time // when the last reconnect was tried
 	pids     atomic.Pointer[[]int32]
 	cursor   atomic.Pointer[json.RawMessage] // the run's last committed key, where the read probe reads
@@ -71,7 +72,7 @@ type monitor struct {
 }
 
 // newMonitor makes conn read-only and returns the monitor that probes on
-// it: with read when not nil, else with the light probe.
+// it: reading with read when not nil, then committing.
 func newMonitor(ctx context.Context, conn *pgx.Conn, connect func(context.Context) (*pgx.Conn, error), read Reader) (*monitor, error) {
 	if _, err := conn.Exec(ctx, readOnlySQL); err != nil {
 		return nil, fmt.Errorf("error making the probe's connection read-only: %w", err)
@@ -98,8 +99,8 @@ func (m *monitor) reconnect(ctx context.Context) {
 }
 
 // baseline is the 90th percentile of n probes before the run writes
-// anything. When the read probe fails or is too slow to run 20 times a
-// second, the monitor falls back to the light probe and says why (fell).
+// anything. When the read fails or is too slow to run 20 times a second,
+// the monitor probes with the commit alone and says why (fell).
 func (m *monitor) baseline(ctx context.Context, n int) (base time.Duration, fell string, err error) {
 	if m.read != nil {
 		ds, err := m.probes(ctx, n)
@@ -133,30 +134,32 @@ func (m *monitor) probes(ctx context.Context, n int) ([]time.Duration, error) {
 	return ds, nil
 }
 
-// probe reads a row of the target table after the run's cursor (the row
-// the next batch reads first: in the buffers and on the pages the run
-// works on), or takes the light probe.
+// probe is what an application's transaction does, on the monitor's
+// connection: it reads a row of the target table after the run's cursor
+// (the row the next batch reads first: in the buffers and on the pages the
+// run works on), then commits a transaction id; its latency is both.
 func (m *monitor) probe(ctx context.Context) (time.Duration, error) {
 	began := time.Now()
-	var err error
 	if m.read != nil {
 		var cursor json.RawMessage
 		if c := m.cursor.Load(); c != nil {
 			cursor = *c
 		}
-		err = m.read(ctx, m.conn, cursor)
-	} else {
-		_, err = m.conn.Exec(ctx, lightProbeSQL)
+		if err := m.read(ctx, m.conn, cursor); err != nil {
+			return 0, err
+		}
 	}
+	_, err := m.conn.Exec(ctx, commitProbeSQL)
 	return time.Since(began), err
 }
 
-// kind names the probe for the log: read (the target table) or light.
+// kind names the probe for the log: read+commit, or commit when the
+// target table is not read.
 func (m *monitor) kind() string {
 	if m.read != nil {
-		return "read"
+		return "read+commit"
 	}
-	return "light"
+	return "commit"
 }
 
 // run samples until close; errors are kept for the log, never stop the run.

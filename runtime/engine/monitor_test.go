@@ -86,7 +86,8 @@ func TestMonitorSeesSessionsWaitingBehindTheRun(t *testing.T) {
 // The read probe reads the row after the run's cursor on a read-only
 // connection: a row the application holds locked does not stop it, and a
 // page query that would lock rows is refused there, so the monitor falls
-// back to the light probe instead of taking locks the application waits on.
+// back to probing with a commit alone instead of taking locks the
+// application waits on.
 func TestMonitorReadProbeReadsWithoutLocking(t *testing.T) {
 	t.Parallel()
 	ctx := context.Background()
@@ -121,7 +122,7 @@ func TestMonitorReadProbeReadsWithoutLocking(t *testing.T) {
 	base, fell, err := m.baseline(ctx, 3)
 	require.NoError(t, err)
 	require.Empty(t, fell)
-	require.Equal(t, "read", m.kind())
+	require.Equal(t, "read+commit", m.kind())
 	require.Less(t, base, time.Second, "the read waited on the application's row lock")
 	require.Equal(t, []json.RawMessage{cursor, cursor, cursor}, *seen)
 
@@ -137,7 +138,7 @@ func TestMonitorReadProbeReadsWithoutLocking(t *testing.T) {
 	_, fell, err = m.baseline(ctx, 3)
 	require.NoError(t, err)
 	require.Contains(t, fell, "read-only transaction")
-	require.Equal(t, "light", m.kind())
+	require.Equal(t, "commit", m.kind())
 }
 
 // The tail is the nearest-rank 90th percentile: of ten probes the second
