@@ -102,6 +102,7 @@ type controller struct {
 	peak     float64       // the fastest rate measured, the ceiling when the manifest has none
 	rise     time.Duration // max_app_impact.probe_rise
 	strikes  int           // periods in a row the probe was over its bound
+	trip     float64       // the rate the last slow-down came from; 0: none yet
 }
 
 func newController(bounds bftype.AppImpact, ceiling, maxSize, minSize int) *controller {
@@ -169,8 +170,9 @@ func round(d time.Duration) time.Duration {
 
 // decide takes one period's signals and returns what to do next: halve
 // rate and size when a signal is over its bound (wait when both are at
-// their floor already), else raise them by a step, back to no limit of its
-// own once the rate reaches the ceiling.
+// their floor already), else raise them by a step (a small one near the
+// rate that last hurt), back to no limit of its own once the rate reaches
+// the ceiling.
 //
 // A probe over its bound in fewer than probeStrikes periods in a row holds
 // the rate and size where they are: no speed-up on a period that may
@@ -212,6 +214,7 @@ func (c *controller) slowDown(s Signals, reason, detail string) Decision {
 	if (c.rate > 0 && c.rate <= floor) && c.size <= c.minSize {
 		return Decision{Action: ActionWait, Reason: reason, Detail: detail, Rate: c.rate, Size: c.size}
 	}
+	c.trip = from
 	c.rate = math.Max(floor, from/2)
 	c.size = max(c.minSize, c.size/2)
 	return Decision{Action: ActionSlowDown, Reason: reason, Detail: detail, Rate: c.rate, Size: c.size}
@@ -227,7 +230,15 @@ func (c *controller) top() float64 {
 }
 
 // step is the additive increase: a twentieth of the top rate, at least the
-// floor.
+// floor; but a hundredth from three quarters of the rate the last slow-down
+// came from up to that rate, where the application felt the run before, so
+// that the run spends most of its time just below the rate that hurt
+// instead of climbing back to it every few seconds. Past it (the
+// application's load fell) it climbs at the full step again.
 func (c *controller) step() float64 {
-	return math.Max(float64(max(1, c.bounds.MinRowsPerSecond)), c.top()/20)
+	step := c.top() / 20
+	if c.trip > 0 && c.rate >= 0.75*c.trip && c.rate < c.trip {
+		step = c.top() / 100
+	}
+	return math.Max(float64(max(1, c.bounds.MinRowsPerSecond)), step)
 }

@@ -147,7 +147,8 @@ func TestControllerWatchesBatchTimeWhenAsked(t *testing.T) {
 	require.Equal(t, "batch_time", d.Reason)
 }
 
-// Speed-ups add a twentieth of the ceiling a period, and the controller
+// Speed-ups add a twentieth of the ceiling a period, a hundredth from three
+// quarters of the rate the last slow-down came from, and the controller
 // stops limiting at the manifest's max_rows_per_second.
 func TestControllerAddsBackToTheCeiling(t *testing.T) {
 	t.Parallel()
@@ -162,15 +163,52 @@ func TestControllerAddsBackToTheCeiling(t *testing.T) {
 	require.Equal(t, ActionSpeedUp, d.Action)
 	require.Equal(t, 11000.0, d.Rate)
 	require.Equal(t, 600, d.Size)
-	for range 8 {
+	for range 4 {
 		d = c.decide(calm)
 	}
-	require.Equal(t, 19000.0, d.Rate)
+	require.Equal(t, 15000.0, d.Rate, "a twentieth a period up to three quarters of 20000")
 	require.Equal(t, 1000, d.Size)
+	d = c.decide(calm)
+	require.Equal(t, 15200.0, d.Rate, "then a hundredth, near the rate that hurt")
+	for range 23 {
+		d = c.decide(calm)
+	}
+	require.Equal(t, 19800.0, d.Rate)
 	d = c.decide(calm)
 	require.Equal(t, ActionSpeedUp, d.Action)
 	require.Equal(t, 0.0, d.Rate, "at the ceiling the manifest's limit alone holds")
 	require.Equal(t, ActionHold, c.decide(calm).Action)
+}
+
+// A synthetic application whose probe tail goes over its bound whenever
+// the run goes faster than 70% of its top rate, with a stray slow probe in
+// one period of seven: the controller keeps the run above half its top
+// rate and over the bound in at most one period in eight. Climbing back at
+// a twentieth a period all the way (before the small steps near the rate
+// that hurt) it was over in more than one period in five.
+func TestControllerSettlesBelowTheRateThatHurts(t *testing.T) {
+	t.Parallel()
+	const top, hurts, periods = 40000.0, 0.7, 400
+	c := testController(0)
+	var sum float64
+	over := 0
+	for i := range periods {
+		s := calm
+		s.Rate = top
+		if c.rate > 0 {
+			s.Rate = min(c.rate, top)
+		}
+		sum += s.Rate
+		if s.Rate > hurts*top {
+			over++
+			s.Probe = 10 * time.Millisecond
+		} else if i%7 == 0 {
+			s.Probe = 10 * time.Millisecond // noise: one period alone
+		}
+		c.decide(s)
+	}
+	require.GreaterOrEqual(t, sum/periods/top, 0.55, "mean rate as a fraction of the top")
+	require.LessOrEqual(t, float64(over)/periods, 0.125, "periods over the bound")
 }
 
 // At the floor (min_rows_per_second and batch.canary rows) a signal still
