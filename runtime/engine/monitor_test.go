@@ -117,6 +117,7 @@ func TestMonitorReadProbeReadsWithoutLocking(t *testing.T) {
 	m, err := newMonitor(ctx, conn, connect, read)
 	require.NoError(t, err)
 	defer m.conn.Close(ctx)
+	m.readMax = time.Minute // a loaded test machine is no reason to stop reading
 	cursor := json.RawMessage("3")
 	m.cursor.Store(&cursor)
 	base, fell, err := m.baseline(ctx, 3)
@@ -125,6 +126,13 @@ func TestMonitorReadProbeReadsWithoutLocking(t *testing.T) {
 	require.Equal(t, "read+commit", m.kind())
 	require.Less(t, base, time.Second, "the read waited on the application's row lock")
 	require.Equal(t, []json.RawMessage{cursor, cursor, cursor}, *seen)
+
+	m.readMax = time.Nanosecond
+	m.read = read
+	_, fell, err = m.baseline(ctx, 3)
+	require.NoError(t, err)
+	require.Contains(t, fell, "the read probe took", "a read too slow to run 20 times a second")
+	require.Equal(t, "commit", m.kind())
 
 	locking, _ := after(" FOR UPDATE")
 	conn, err = connect(ctx)
