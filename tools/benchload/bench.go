@@ -193,7 +193,11 @@ func (b *bench) idle() (backfill, error) {
 
 // execute times the binary's --execute and counts its adaptive decisions.
 func (b *bench) execute(extra ...string) (backfill, error) {
-	log := filepath.Join(b.work, fmt.Sprintf("execute-%d.log", time.Now().UnixNano()))
+	dir := b.work
+	if b.cfg.logs != "" {
+		dir = b.cfg.logs
+	}
+	log := filepath.Join(dir, fmt.Sprintf("execute-%d.log", time.Now().UnixNano()))
 	began := time.Now()
 	_, err := b.cmd(nil, b.bin, append([]string{"--execute", "--database-url", b.url(target, "bench_runner"), "--log-stderr", "json",
 		"--log-file", log}, extra...)...)
