@@ -196,6 +196,9 @@ func (b *bench) execute(extra ...string) (backfill, error) {
 	dir := b.work
 	if b.cfg.logs != "" {
 		dir = b.cfg.logs
+		if err := os.MkdirAll(dir, 0o755); err != nil {
+			return backfill{}, fmt.Errorf("error making the directory of -logs: %w", err)
+		}
 	}
 	log := filepath.Join(dir, fmt.Sprintf("execute-%d.log", time.Now().UnixNano()))
 	began := time.Now()
