@@ -585,3 +585,30 @@ func TestPageKeepsItsOrder(t *testing.T) {
 		require.NoError(t, tx.Rollback(ctx))
 	}
 }
+
+// The token is bound to the login too: the holder's session can read its
+// own token, so a session of another runner login that learnt it and got
+// the holder's process id after the holder ended (simulated by moving the
+// holder's row to the other session's pid) holds nothing.
+func TestLeakedTokenOnAReusedPidHoldsNothing(t *testing.T) {
+	t.Parallel()
+	d := newLedgerDB(t)
+	ctx := context.Background()
+	holder, run := d.started()
+	var token string
+	require.NoError(t, holder.QueryRow(ctx, "SHOW backfill.session").Scan(&token))
+	other := "l_runner2_" + d.suffix
+	pgtest.Exec(t, pgtest.AdminURL(), "CREATE ROLE "+other+" LOGIN", "GRANT backfill_runner TO "+other)
+	t.Cleanup(func() { dropLogin(d.url, other) })
+	thief := d.as(other)
+	_, err := thief.Exec(ctx, "SELECT set_config('backfill.session', $1, false)", token)
+	require.NoError(t, err)
+	pgtest.Exec(t, d.url, fmt.Sprintf("UPDATE backfill.sessions SET pid = %d WHERE run_id = %d", thief.PgConn().PID(), run.ID))
+	before := d.snapshot()
+	tx, err := thief.Begin(ctx)
+	require.NoError(t, err)
+	defer tx.Rollback(ctx)
+	_, err = (Gate{Tx: tx, RunID: run.ID}).Query(ctx, testPage, int64(0), int32(2))
+	require.True(t, IsCode(err, CodeNotHeld), "another login with the holder's token and pid: %v", err)
+	require.Equal(t, before, d.snapshot())
+}

@@ -71,8 +71,11 @@ BEGIN
 END $$;
 CREATE TRIGGER session_token BEFORE INSERT ON backfill.sessions FOR EACH ROW EXECUTE FUNCTION backfill.session_token();
 
--- The run row when the calling session holds it (by its token): the run is
--- running and this session joined its current attempt. Raises otherwise.
+-- The run row when the calling session holds it: the run is running and
+-- this session joined its current attempt, as its login, with its token
+-- (the holder can read its own token; a session of another login that
+-- learnt it and got the same process id after the holder ended holds
+-- nothing). Raises otherwise.
 CREATE OR REPLACE FUNCTION backfill._held(run bigint) RETURNS backfill.runs
 LANGUAGE plpgsql SECURITY DEFINER AS $$
 DECLARE
@@ -86,7 +89,8 @@ BEGIN
         RAISE EXCEPTION 'run % is %, not running', run, r.status USING ERRCODE = 'BF007';
     END IF;
     IF NOT EXISTS (SELECT FROM backfill.sessions s WHERE s.run_id = run AND s.attempt = r.attempt
-                   AND s.pid = pg_backend_pid() AND s.token = backfill._sha256(current_setting('backfill.session', true))) THEN
+                   AND s.pid = pg_backend_pid() AND s.login = session_user
+                   AND s.token = backfill._sha256(current_setting('backfill.session', true))) THEN
         RAISE EXCEPTION 'this session (login %) does not hold run %', session_user, run
             USING ERRCODE = 'BF004', HINT = 'Only sessions of the login that started or resumed the run write it, once they joined it (a lane, a reconnect).';
     END IF;
@@ -122,9 +126,9 @@ END $$;
 ALTER TABLE backfill.open_batches ALTER COLUMN keys SET STORAGE EXTERNAL;
 DROP TRIGGER open_batch_recorded ON backfill.open_batches;
 -- A batch's first write sets its row's count from 0 (the row is inserted
--- with 0 by the page read or next_undo): checked at commit (deferred), and
--- at once if the session makes the constraint immediate, which then sees
--- the count of that first write.
+-- with 0 by the page read or next_undo): checked at commit (deferred); a
+-- session that makes the constraint immediate has every write refused at
+-- once (BF012), since no batch record precedes its writes.
 CREATE CONSTRAINT TRIGGER open_batch_recorded AFTER UPDATE OF rows ON backfill.open_batches
     DEFERRABLE INITIALLY DEFERRED FOR EACH ROW WHEN (OLD.rows = 0 AND NEW.rows <> 0)
     EXECUTE FUNCTION backfill.batch_recorded();
