@@ -25,7 +25,7 @@ import (
 // with the server on this machine), which moves less than wall time when
 // other work shares the machine. At most 899 batches (-benchtime 800x):
 //
-//	tools/withpg.sh --try-local TEST_DATABASE_URL -- go test -run XXX -bench Batch -benchtime 800x -count 3 ./runtime/ledger/
+//	tools/withpg.sh --try-local TEST_DATABASE_URL -- go test -run '^$' -bench Batch -benchtime 800x -count 3 ./runtime/ledger/
 func BenchmarkBatch(b *testing.B) {
 	const size = 1000
 	ctx := context.Background()
