@@ -129,15 +129,9 @@ type Batch struct {
 // the run takes before its first batch. A zero field takes its default
 // (DefaultAppImpact); a ratio of 0 in BatchRatio leaves that signal off.
 type AppImpact struct {
-	// ProbeRatio is the allowed 90th percentile latency of a probe that
-	// reads the target table on another connection, as a multiple of its
-	// baseline (but never less than 1 ms over it).
+	// ProbeRatio is the allowed latency of a probe query on another
+	// connection, as a multiple of its baseline.
 	ProbeRatio float64 `yaml:"probe_ratio,omitempty" json:"probe_ratio,omitempty"`
-	// ProbeRise caps what ProbeRatio allows: the probe's 90th percentile
-	// may never be more than this over its baseline (a duration such as
-	// 3ms), so that a slow baseline on a busy server does not let the
-	// application's tail double.
-	ProbeRise Duration `yaml:"probe_rise,omitempty" json:"probe_rise,omitempty"`
 	// LockWait is how long another session may wait on a lock the run's
 	// sessions hold (a duration such as 100ms).
 	LockWait Duration `yaml:"lock_wait,omitempty" json:"lock_wait,omitempty"`
@@ -153,7 +147,7 @@ type AppImpact struct {
 }
 
 // DefaultAppImpact is batch.max_app_impact when the manifest leaves a field out.
-var DefaultAppImpact = AppImpact{ProbeRatio: 2, ProbeRise: "3ms", LockWait: "100ms", CommitRatio: 3, MinRowsPerSecond: 100}
+var DefaultAppImpact = AppImpact{ProbeRatio: 2, LockWait: "100ms", CommitRatio: 3, MinRowsPerSecond: 100}
 
 // AppImpact is the manifest's batch.max_app_impact with defaults filled in.
 func (b Batch) AppImpact() AppImpact {
@@ -164,9 +158,6 @@ func (b Batch) AppImpact() AppImpact {
 	m := *b.MaxAppImpact
 	if m.ProbeRatio > 0 {
 		a.ProbeRatio = m.ProbeRatio
-	}
-	if m.ProbeRise != "" {
-		a.ProbeRise = m.ProbeRise
 	}
 	if m.LockWait != "" {
 		a.LockWait = m.LockWait
@@ -180,9 +171,6 @@ func (b Batch) AppImpact() AppImpact {
 	}
 	return a
 }
-
-// ProbeRiseDuration is ProbeRise as a time.Duration (see Duration.Value).
-func (a AppImpact) ProbeRiseDuration() time.Duration { return a.ProbeRise.Value() }
 
 // LockWaitDuration is LockWait as a time.Duration (see Duration.Value).
 func (a AppImpact) LockWaitDuration() time.Duration { return a.LockWait.Value() }

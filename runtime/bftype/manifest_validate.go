@@ -8,7 +8,6 @@ import (
 	"regexp"
 	"slices"
 	"strings"
-	"time"
 )
 
 // Defaults of an omitted batch policy, and the bounds Validate holds it to.
@@ -218,13 +217,6 @@ func (a *AppImpact) validate() error {
 	if a.LockWait != "" { // omitted: DefaultAppImpact's
 		if _, err := a.LockWait.Parse(); err != nil {
 			return refuse(p+"lock_wait", "%v", err)
-		}
-	}
-	if a.ProbeRise != "" {
-		if d, err := a.ProbeRise.Parse(); err != nil {
-			return refuse(p+"probe_rise", "%v", err)
-		} else if d < time.Millisecond {
-			return refuse(p+"probe_rise", "must be at least 1ms, the slack below which the probe is noise (got %s)", a.ProbeRise)
 		}
 	}
 	return nil

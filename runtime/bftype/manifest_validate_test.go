@@ -50,8 +50,6 @@ func TestValidateRefuses(t *testing.T) {
 		{"zero lock_wait", func(m *Manifest) { m.Batch.MaxAppImpact = &AppImpact{LockWait: "0s"} }, "batch.max_app_impact.lock_wait", `must be a positive duration`},
 		{"lock_wait in words", func(m *Manifest) { m.Batch.MaxAppImpact = &AppImpact{LockWait: "soon"} }, "batch.max_app_impact.lock_wait", `(got "soon")`},
 		{"probe ratio below 1", func(m *Manifest) { m.Batch.MaxAppImpact = &AppImpact{ProbeRatio: 0.5} }, "batch.max_app_impact.probe_ratio", "must be at least 1"},
-		{"probe rise below 1ms", func(m *Manifest) { m.Batch.MaxAppImpact = &AppImpact{ProbeRise: "500us"} }, "batch.max_app_impact.probe_rise", "must be at least 1ms"},
-		{"probe rise in words", func(m *Manifest) { m.Batch.MaxAppImpact = &AppImpact{ProbeRise: "a bit"} }, "batch.max_app_impact.probe_rise", `(got "a bit")`},
 		{"no scope", func(m *Manifest) { m.Scope = " " }, "scope", "is required"},
 		{"no owner", func(m *Manifest) { m.Owner = "" }, "owner", "is required"},
 		{"unknown risk", func(m *Manifest) { m.Risk = "extreme" }, "risk", `must be one of low, medium, high, not "extreme"`},

@@ -2,12 +2,9 @@ package engine
 
 import (
 	"context"
-	"encoding/json"
 	"fmt"
 	"math"
 	"time"
-
-	"github.com/jackc/pgx/v5"
 
 	"github.com/runonce/backfill/runtime/ledger"
 	"github.com/runonce/backfill/runtime/pgdb"
@@ -52,24 +49,13 @@ func (r *runner) startAdaptive(ctx context.Context) error {
 		r.note("adaptive mode off: could not open the probe's connection: " + pgdb.ErrorSentence(err))
 		return nil
 	}
-	mon, err := newMonitor(ctx, conn, r.opts.Connect, r.reader())
-	if err != nil {
-		conn.Close(context.WithoutCancel(ctx))
-		r.log.Warn("adaptive mode off: the probe's connection", "event", "adaptive", "error", pgdb.ErrorSentence(err))
-		r.note("adaptive mode off: " + pgdb.ErrorSentence(err))
-		return nil
-	}
-	mon.cursor.Store(&r.cursor)
-	probe, fell, err := mon.baseline(ctx, 40)
+	mon := newMonitor(conn, r.opts.Connect)
+	probe, err := mon.baseline(ctx, 20)
 	if err != nil {
 		conn.Close(context.WithoutCancel(ctx))
 		r.log.Warn("adaptive mode off: the probe failed", "event", "adaptive", "error", pgdb.ErrorSentence(err))
 		r.note("adaptive mode off: the probe failed: " + pgdb.ErrorSentence(err))
 		return nil
-	}
-	if fell != "" {
-		r.log.Warn("the adaptive mode's probe does not read the target table", "event", "adaptive", "reason", fell)
-		r.note("the adaptive mode's probe does not read the target table: " + fell)
 	}
 	m := r.job.Manifest
 	bounds := m.Batch.AppImpact()
@@ -78,23 +64,10 @@ func (r *runner) startAdaptive(ctx context.Context) error {
 	r.adapt = &adaptive{ctrl: ctrl, mon: mon, since: time.Now(), scanned: r.scanned}
 	mon.pids.Store(r.pids())
 	go mon.run(ctx)
-	r.log.Info("adaptive mode on", "event", "adaptive", "probe", mon.kind(), "baseline_probe_p90_ms", ms(probe), "probe_ratio", bounds.ProbeRatio,
-		"probe_rise_ms", ms(ctrl.rise), "probe_limit_ms", ms(ctrl.probeLimit()), "lock_wait_ms", ms(ctrl.lockWait), "commit_ratio", bounds.CommitRatio, "batch_ratio", bounds.BatchRatio,
+	r.log.Info("adaptive mode on", "event", "adaptive", "baseline_probe_ms", ms(probe), "probe_ratio", bounds.ProbeRatio,
+		"lock_wait_ms", ms(ctrl.lockWait), "commit_ratio", bounds.CommitRatio, "batch_ratio", bounds.BatchRatio,
 		"min_rows_per_second", bounds.MinRowsPerSecond)
-	return ledger.Append(ctx, r.conn, r.run.ID, ledger.EventAdaptive, ledger.Adaptive{Probe: mon.kind(), BaselineProbeMS: ms(probe), MaxAppImpact: bounds})
-}
-
-// reader is the probe's read: the scope's page query for one row after the
-// run's cursor, on the monitor's read-only connection.
-func (r *runner) reader() Reader {
-	p := r.job.Plan
-	if p == nil {
-		return nil
-	}
-	return func(ctx context.Context, db *pgx.Conn, cursor json.RawMessage) error {
-		_, err := p.Next(ctx, db, cursor, 1)
-		return err
-	}
+	return ledger.Append(ctx, r.conn, r.run.ID, ledger.EventAdaptive, ledger.Adaptive{BaselineProbeMS: ms(probe), MaxAppImpact: bounds})
 }
 
 func (r *runner) note(msg string) {
@@ -156,8 +129,6 @@ func (r *runner) adjust() {
 	s.Rate = float64(r.scanned-a.scanned) / now.Sub(a.since).Seconds()
 	a.since, a.scanned, a.commits, a.perRow = now, r.scanned, a.commits[:0], a.perRow[:0]
 	a.mon.pids.Store(r.pids())
-	cursor := r.cursor
-	a.mon.cursor.Store(&cursor)
 	d := a.ctrl.decide(s)
 	r.apply(d, s)
 }
@@ -169,7 +140,7 @@ func (r *runner) apply(d Decision, s Signals) {
 		l.size.size = min(l.size.size, d.Size)
 	}
 	attrs := []any{"event", string(d.Action), "reason", d.Reason, "detail", d.Detail, "rows_per_second", math.Round(d.Rate), "size", d.Size,
-		"probe_p90_ms", ms(s.Probe), "baseline_probe_p90_ms", ms(a.ctrl.base.Probe), "lock_waiters", s.LockWaiters, "lock_wait_ms", ms(s.LockWait),
+		"probe_ms", ms(s.Probe), "baseline_probe_ms", ms(a.ctrl.base.Probe), "lock_waiters", s.LockWaiters, "lock_wait_ms", ms(s.LockWait),
 		"commit_ms", ms(s.Commit), "baseline_commit_ms", ms(a.ctrl.base.Commit), "measured_rows_per_second", math.Round(s.Rate)}
 	switch d.Action {
 	case ActionSlowDown:
@@ -183,10 +154,6 @@ func (r *runner) apply(d Decision, s Signals) {
 		}
 		a.waiting = false
 		r.log.Info("speeding up", attrs...)
-	case ActionHold:
-		if d.Reason == "probe_latency" {
-			r.log.Info("holding: the probe's tail was over its bound, once so far", attrs...)
-		}
 	case ActionWait:
 		if !a.waiting {
 			a.Waits++

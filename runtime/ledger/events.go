@@ -52,10 +52,6 @@ type Validated struct {
 // Adaptive is the payload of a run's adaptive event: the application's
 // baseline and the bounds the run holds itself to.
 type Adaptive struct {
-	// Probe is read+commit (the probe reads the target table and commits
-	// a transaction id) or commit (the table could not be read);
-	// BaselineProbeMS is its 90th percentile before the first batch.
-	Probe           string           `json:"probe,omitempty"`
 	BaselineProbeMS float64          `json:"baseline_probe_ms"`
 	MaxAppImpact    bftype.AppImpact `json:"max_app_impact"`
 }

@@ -193,14 +193,7 @@ func (b *bench) idle() (backfill, error) {
 
 // execute times the binary's --execute and counts its adaptive decisions.
 func (b *bench) execute(extra ...string) (backfill, error) {
-	dir := b.work
-	if b.cfg.logs != "" {
-		dir = b.cfg.logs
-		if err := os.MkdirAll(dir, 0o755); err != nil {
-			return backfill{}, fmt.Errorf("error making the directory of -logs: %w", err)
-		}
-	}
-	log := filepath.Join(dir, fmt.Sprintf("execute-%d.log", time.Now().UnixNano()))
+	log := filepath.Join(b.work, fmt.Sprintf("execute-%d.log", time.Now().UnixNano()))
 	began := time.Now()
 	_, err := b.cmd(nil, b.bin, append([]string{"--execute", "--database-url", b.url(target, "bench_runner"), "--log-stderr", "json",
 		"--log-file", log}, extra...)...)

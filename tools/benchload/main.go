@@ -34,7 +34,6 @@ func main() {
 	flag.StringVar(&c.only, "only", "", "comma-separated scenarios to run, e.g. a,c (default: all)")
 	flag.StringVar(&c.admin, "database-url", envOr("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "server to create the bench database on (superuser)")
 	flag.StringVar(&c.pgbench, "pgbench", "", "pgbench to run (default: on PATH, else next to the server's binaries)")
-	flag.StringVar(&c.logs, "logs", "", "keep the JSON logs of (b) and (c) in this directory (default: deleted with the work directory)")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-load:", err)
@@ -46,7 +45,7 @@ func main() {
 type config struct {
 	rows, rate, clients, size, lanes int
 	limit, idle                      time.Duration
-	only, admin, pgbench, logs       string
+	only, admin, pgbench             string
 }
 
 func envOr(k, d string) string {

@@ -2,7 +2,6 @@ package app_test
 
 import (
 	"testing"
-	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -33,7 +32,7 @@ target:
   tenants: [acme]
 batch:
   {size: 10, canary: 5, max_rows_per_second: 100, lanes: 2,
-   max_app_impact: {probe_ratio: 1.5, probe_rise: 2ms, lock_wait: 50ms, commit_ratio: 4, batch_ratio: 3, min_rows_per_second: 20}}
+   max_app_impact: {probe_ratio: 1.5, lock_wait: 50ms, commit_ratio: 4, batch_ratio: 3, min_rows_per_second: 20}}
 checks:
   - {name: a, query: SELECT 0, equals: 0}
 health: {query: SELECT 0, max: 1}
@@ -44,7 +43,7 @@ health: {query: SELECT 0, max: 1}
 	require.Equal(t, "medium", decoded.Risk)
 	require.Equal(t, "sessions expired a month ago and nothing reads them", decoded.RiskReason)
 	require.Equal(t, "medium (reason: sessions expired a month ago and nothing reads them)", decoded.RiskText())
-	require.Equal(t, bftype.AppImpact{ProbeRatio: 1.5, ProbeRise: "2ms", LockWait: "50ms", CommitRatio: 4, BatchRatio: 3, MinRowsPerSecond: 20}, decoded.Batch.AppImpact())
+	require.Equal(t, bftype.AppImpact{ProbeRatio: 1.5, LockWait: "50ms", CommitRatio: 4, BatchRatio: 3, MinRowsPerSecond: 20}, decoded.Batch.AppImpact())
 }
 
 // A manifest without batch.max_app_impact embeds none (so binaries built
@@ -57,7 +56,6 @@ func TestMaxAppImpactDefaults(t *testing.T) {
 	part := bftype.Batch{MaxAppImpact: &bftype.AppImpact{ProbeRatio: 3}}.AppImpact()
 	require.Equal(t, 3.0, part.ProbeRatio)
 	require.Equal(t, bftype.DefaultAppImpact.LockWait, part.LockWait)
-	require.Equal(t, 3*time.Millisecond, part.ProbeRiseDuration())
 	require.NotContains(t, string(manifestJSON(t, "batch: {size: 10}")), "max_app_impact")
 }
 
