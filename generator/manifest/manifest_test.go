@@ -146,6 +146,7 @@ var errorCases = []errorCase{
 	{"probe ratio below 1", appendLines("batch:", "  max_app_impact: {probe_ratio: 0.5}"), 12, "batch.max_app_impact.probe_ratio: must be at least 1"},
 	{"commit ratio below 1", appendLines("batch:", "  max_app_impact:", "    commit_ratio: 0.9"), 13, "batch.max_app_impact.commit_ratio: must be at least 1"},
 	{"bad lock wait", appendLines("batch: {max_app_impact: {lock_wait: soon}}"), 11, `batch.max_app_impact.lock_wait: must be a positive duration such as 2s or 500ms (got "soon")`},
+	{"commit stall without unit", appendLines("batch: {max_app_impact: {commit_stall: 50}}"), 11, `batch.max_app_impact.commit_stall: must be a duration such as 50ms, or 0s: not watched (got "50")`},
 	{"negative floor", appendLines("batch: {max_app_impact: {min_rows_per_second: -1}}"), 11, "batch.max_app_impact.min_rows_per_second: must not be negative"},
 	{"unknown app impact key", appendLines("batch: {max_app_impact: {p99: 2}}"), 11, "p99"},
 

@@ -138,6 +138,9 @@ type AppImpact struct {
 	// CommitRatio is the allowed latency of a batch's COMMIT, as a multiple
 	// of its baseline (the first batches' median).
 	CommitRatio float64 `yaml:"commit_ratio,omitempty" json:"commit_ratio,omitempty"`
+	// CommitStall is the longest a commit (the probe's or a batch's) may
+	// wait (a duration such as 50ms); "0s" does not watch it.
+	CommitStall Duration `yaml:"commit_stall,omitempty" json:"commit_stall,omitempty"`
 	// BatchRatio is the allowed time per row of a batch, as a multiple of
 	// its baseline; 0 (the default) does not watch it.
 	BatchRatio float64 `yaml:"batch_ratio,omitempty" json:"batch_ratio,omitempty"`
@@ -147,7 +150,7 @@ type AppImpact struct {
 }
 
 // DefaultAppImpact is batch.max_app_impact when the manifest leaves a field out.
-var DefaultAppImpact = AppImpact{ProbeRatio: 2, LockWait: "100ms", CommitRatio: 3, MinRowsPerSecond: 100}
+var DefaultAppImpact = AppImpact{ProbeRatio: 2, LockWait: "100ms", CommitRatio: 3, CommitStall: "50ms", MinRowsPerSecond: 100}
 
 // AppImpact is the manifest's batch.max_app_impact with defaults filled in.
 func (b Batch) AppImpact() AppImpact {
@@ -165,6 +168,9 @@ func (b Batch) AppImpact() AppImpact {
 	if m.CommitRatio > 0 {
 		a.CommitRatio = m.CommitRatio
 	}
+	if m.CommitStall != "" {
+		a.CommitStall = m.CommitStall
+	}
 	a.BatchRatio = m.BatchRatio
 	if m.MinRowsPerSecond > 0 {
 		a.MinRowsPerSecond = m.MinRowsPerSecond
@@ -174,6 +180,16 @@ func (b Batch) AppImpact() AppImpact {
 
 // LockWaitDuration is LockWait as a time.Duration (see Duration.Value).
 func (a AppImpact) LockWaitDuration() time.Duration { return a.LockWait.Value() }
+
+// CommitStallDuration is CommitStall as a time.Duration; 0 ("0s"): not
+// watched. Validation refused anything else that is not a positive duration.
+func (a AppImpact) CommitStallDuration() time.Duration {
+	v, err := time.ParseDuration(string(a.CommitStall))
+	if err != nil || v < 0 {
+		panic(fmt.Sprintf("unvalidated manifest duration: commit_stall %q", a.CommitStall))
+	}
+	return v
+}
 
 // LockTimeoutDuration is LockTimeout as a time.Duration (see Duration.Value).
 func (b Batch) LockTimeoutDuration() time.Duration { return b.LockTimeout.Value() }

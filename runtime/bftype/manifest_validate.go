@@ -8,6 +8,7 @@ import (
 	"regexp"
 	"slices"
 	"strings"
+	"time"
 )
 
 // Defaults of an omitted batch policy, and the bounds Validate holds it to.
@@ -217,6 +218,11 @@ func (a *AppImpact) validate() error {
 	if a.LockWait != "" { // omitted: DefaultAppImpact's
 		if _, err := a.LockWait.Parse(); err != nil {
 			return refuse(p+"lock_wait", "%v", err)
+		}
+	}
+	if a.CommitStall != "" {
+		if v, err := time.ParseDuration(string(a.CommitStall)); err != nil || v < 0 {
+			return refuse(p+"commit_stall", "must be a duration such as 50ms, or 0s: not watched (got %q)", string(a.CommitStall))
 		}
 	}
 	return nil

@@ -50,6 +50,8 @@ func TestValidateRefuses(t *testing.T) {
 		{"zero lock_wait", func(m *Manifest) { m.Batch.MaxAppImpact = &AppImpact{LockWait: "0s"} }, "batch.max_app_impact.lock_wait", `must be a positive duration`},
 		{"lock_wait in words", func(m *Manifest) { m.Batch.MaxAppImpact = &AppImpact{LockWait: "soon"} }, "batch.max_app_impact.lock_wait", `(got "soon")`},
 		{"probe ratio below 1", func(m *Manifest) { m.Batch.MaxAppImpact = &AppImpact{ProbeRatio: 0.5} }, "batch.max_app_impact.probe_ratio", "must be at least 1"},
+		{"negative commit_stall", func(m *Manifest) { m.Batch.MaxAppImpact = &AppImpact{CommitStall: "-1ms"} }, "batch.max_app_impact.commit_stall", `or 0s: not watched (got "-1ms")`},
+		{"commit_stall in words", func(m *Manifest) { m.Batch.MaxAppImpact = &AppImpact{CommitStall: "long"} }, "batch.max_app_impact.commit_stall", `(got "long")`},
 		{"no scope", func(m *Manifest) { m.Scope = " " }, "scope", "is required"},
 		{"no owner", func(m *Manifest) { m.Owner = "" }, "owner", "is required"},
 		{"unknown risk", func(m *Manifest) { m.Risk = "extreme" }, "risk", `must be one of low, medium, high, not "extreme"`},

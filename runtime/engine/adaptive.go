@@ -4,6 +4,7 @@ import (
 	"context"
 	"fmt"
 	"math"
+	"slices"
 	"time"
 
 	"github.com/runonce/backfill/runtime/ledger"
@@ -65,7 +66,7 @@ func (r *runner) startAdaptive(ctx context.Context) error {
 	mon.pids.Store(r.pids())
 	go mon.run(ctx)
 	r.log.Info("adaptive mode on", "event", "adaptive", "baseline_probe_ms", ms(probe), "probe_ratio", bounds.ProbeRatio,
-		"lock_wait_ms", ms(ctrl.lockWait), "commit_ratio", bounds.CommitRatio, "batch_ratio", bounds.BatchRatio,
+		"lock_wait_ms", ms(ctrl.lockWait), "commit_ratio", bounds.CommitRatio, "commit_stall_ms", ms(ctrl.stall), "batch_ratio", bounds.BatchRatio,
 		"min_rows_per_second", bounds.MinRowsPerSecond)
 	return ledger.Append(ctx, r.conn, r.run.ID, ledger.EventAdaptive, ledger.Adaptive{BaselineProbeMS: ms(probe), MaxAppImpact: bounds})
 }
@@ -126,6 +127,7 @@ func (r *runner) adjust() {
 		r.log.Warn("the adaptive mode's probe failed", "event", "adaptive", "error", pgdb.ErrorSentence(err))
 	}
 	s.Commit, s.PerRow = median(a.commits), median(a.perRow)
+	s.Stall = max(s.Stall, slices.Max(append(a.commits, 0)))
 	s.Rate = float64(r.scanned-a.scanned) / now.Sub(a.since).Seconds()
 	a.since, a.scanned, a.commits, a.perRow = now, r.scanned, a.commits[:0], a.perRow[:0]
 	a.mon.pids.Store(r.pids())
@@ -141,7 +143,8 @@ func (r *runner) apply(d Decision, s Signals) {
 	}
 	attrs := []any{"event", string(d.Action), "reason", d.Reason, "detail", d.Detail, "rows_per_second", math.Round(d.Rate), "size", d.Size,
 		"probe_ms", ms(s.Probe), "baseline_probe_ms", ms(a.ctrl.base.Probe), "lock_waiters", s.LockWaiters, "lock_wait_ms", ms(s.LockWait),
-		"commit_ms", ms(s.Commit), "baseline_commit_ms", ms(a.ctrl.base.Commit), "measured_rows_per_second", math.Round(s.Rate)}
+		"commit_ms", ms(s.Commit), "baseline_commit_ms", ms(a.ctrl.base.Commit), "slowest_commit_ms", ms(s.Stall),
+		"other_sessions", s.Others, "measured_rows_per_second", math.Round(s.Rate)}
 	switch d.Action {
 	case ActionSlowDown:
 		a.SlowDowns++

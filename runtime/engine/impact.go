@@ -37,6 +37,15 @@ type Signals struct {
 	Commit time.Duration
 	// PerRow is the median time of a batch per row it read (0: no batch).
 	PerRow time.Duration
+	// Stall is the slowest commit of the period, the probe's or a batch's
+	// (0: none): a commit that waits long on the WAL flush makes every
+	// session that commits meanwhile wait as long.
+	Stall time.Duration
+	// Others is the most sessions seen connected to the server, other than
+	// the run's own and the monitor's: the application the run may hurt.
+	// With none, the latency signals are the run's own load and not an
+	// impact on anyone.
+	Others int
 	// Rate is the rows per second the run read in the period.
 	Rate float64
 }
@@ -81,6 +90,7 @@ type Decision struct {
 type controller struct {
 	bounds   bftype.AppImpact
 	lockWait time.Duration
+	stall    time.Duration
 	ceiling  float64 // manifest max_rows_per_second; 0: none
 	maxSize  int
 	minSize  int
@@ -91,17 +101,24 @@ type controller struct {
 }
 
 func newController(bounds bftype.AppImpact, ceiling, maxSize, minSize int) *controller {
-	return &controller{bounds: bounds, lockWait: bounds.LockWaitDuration(), ceiling: float64(ceiling),
+	return &controller{bounds: bounds, lockWait: bounds.LockWaitDuration(), stall: bounds.CommitStallDuration(), ceiling: float64(ceiling),
 		maxSize: maxSize, minSize: max(1, min(minSize, maxSize)), size: maxSize}
 }
 
 // over names the first signal beyond its bound, or "" when all are within.
+// Only lock waits count while no other session is connected to the server:
+// then the probe and the commits measure nothing but the run's own load.
 func (c *controller) over(s Signals) (reason, detail string) {
 	b := c.base
 	switch {
 	case s.LockWaiters > 0 && s.LockWait > c.lockWait:
 		return "lock_wait", fmt.Sprintf("%d session(s) waited up to %s on a lock the run held (max_app_impact.lock_wait %s)",
 			s.LockWaiters, s.LockWait.Round(time.Millisecond), c.lockWait)
+	case s.Others == 0:
+		return "", ""
+	case c.stall > 0 && s.Stall > c.stall:
+		return "commit_stall", fmt.Sprintf("a commit waited %s, every session committing meanwhile with it (max_app_impact.commit_stall %s)",
+			round(s.Stall), c.stall)
 	case ratioOver(s.Probe, b.Probe, c.bounds.ProbeRatio, probeSlack):
 		return "probe_latency", fmt.Sprintf("probe took %s, %.1fx its baseline of %s (max_app_impact.probe_ratio %g)",
 			round(s.Probe), ratio(s.Probe, b.Probe), round(b.Probe), c.bounds.ProbeRatio)

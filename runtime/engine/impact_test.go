@@ -15,7 +15,7 @@ func testController(ceiling int) *controller {
 	return c
 }
 
-var calm = Signals{Probe: 3 * time.Millisecond, Commit: 5 * time.Millisecond, PerRow: 12 * time.Microsecond, Rate: 40000}
+var calm = Signals{Probe: 3 * time.Millisecond, Commit: 5 * time.Millisecond, PerRow: 12 * time.Microsecond, Stall: 9 * time.Millisecond, Others: 4, Rate: 40000}
 
 func TestControllerHoldsAtFullSpeedWithinBounds(t *testing.T) {
 	t.Parallel()
@@ -35,6 +35,7 @@ func TestControllerHalvesOnEachSignal(t *testing.T) {
 		{"lock_wait", func(s *Signals) { s.LockWaiters, s.LockWait = 2, 300*time.Millisecond }},
 		{"probe_latency", func(s *Signals) { s.Probe = 9 * time.Millisecond }},
 		{"commit_latency", func(s *Signals) { s.Commit = 20 * time.Millisecond }},
+		{"commit_stall", func(s *Signals) { s.Stall = 80 * time.Millisecond }},
 	} {
 		t.Run(tc.reason, func(t *testing.T) {
 			t.Parallel()
@@ -65,6 +66,48 @@ func TestControllerIgnoresNoise(t *testing.T) {
 	s.LockWaiters, s.LockWait = 1, 20*time.Millisecond
 	s.PerRow = time.Millisecond
 	require.Equal(t, ActionHold, c.decide(s).Action)
+}
+
+// With no other session connected to the server, a slow probe, slow
+// commits and a commit stall are the run's own load: nobody to protect, so
+// the run keeps its speed (and gets it back when the others leave).
+func TestControllerIgnoresLatencyWithNoOtherSession(t *testing.T) {
+	t.Parallel()
+	c := testController(0)
+	c.bounds.BatchRatio = 2
+	alone := Signals{Probe: 30 * time.Millisecond, Commit: 40 * time.Millisecond, PerRow: time.Millisecond, Stall: 300 * time.Millisecond, Rate: 40000}
+	require.Equal(t, ActionHold, c.decide(alone).Action)
+	crowded := alone
+	crowded.Others = 1
+	d := c.decide(crowded)
+	require.Equal(t, ActionSlowDown, d.Action)
+	require.Equal(t, "commit_stall", d.Reason)
+	require.Equal(t, ActionSpeedUp, c.decide(alone).Action)
+
+	// A session waiting behind the run is someone, whatever the count said.
+	locked := alone
+	locked.LockWaiters, locked.LockWait = 1, time.Second
+	require.Equal(t, "lock_wait", c.decide(locked).Reason)
+}
+
+// A commit stall is absolute: 50 ms by default, whatever the baselines;
+// "0s" does not watch it.
+func TestControllerCommitStallBound(t *testing.T) {
+	t.Parallel()
+	c := testController(0)
+	s := calm
+	s.Stall = 49 * time.Millisecond
+	require.Equal(t, ActionHold, c.decide(s).Action)
+	s.Stall = 51 * time.Millisecond
+	d := c.decide(s)
+	require.Equal(t, "commit_stall", d.Reason)
+	require.Contains(t, d.Detail, "a commit waited 51ms")
+	require.Contains(t, d.Detail, "max_app_impact.commit_stall 50ms")
+
+	off := newController(bftype.Batch{MaxAppImpact: &bftype.AppImpact{CommitStall: "0s"}}.AppImpact(), 0, 1000, 50)
+	off.base = testController(0).base
+	s.Stall = 5 * time.Second
+	require.Equal(t, ActionHold, off.decide(s).Action)
 }
 
 func TestControllerWatchesBatchTimeWhenAsked(t *testing.T) {
@@ -123,7 +166,7 @@ func TestControllerWaitsAtTheFloor(t *testing.T) {
 	require.Equal(t, "lock_wait", d.Reason)
 	require.Equal(t, 100.0, d.Rate)
 	require.Equal(t, 50, d.Size)
-	d = c.decide(Signals{Probe: 2 * time.Millisecond})
+	d = c.decide(Signals{Probe: 2 * time.Millisecond, Others: 1})
 	require.Equal(t, ActionSpeedUp, d.Action)
 	require.Greater(t, d.Rate, 100.0)
 }

@@ -19,9 +19,12 @@ const probeSQL = "SELECT pg_current_xact_id()"
 
 // lockWaitSQL counts the sessions waiting on a lock that a session of the
 // run ($1, their backend pids) holds or waits ahead of, and the longest
-// wait (pg_locks.waitstart, PostgreSQL 14 and later). Every login sees
-// pg_locks and may call pg_blocking_pids.
-const lockWaitSQL = `SELECT count(DISTINCT w.pid)::int, coalesce(max(extract(epoch FROM clock_timestamp() - w.waitstart)), 0)::float8
+// wait (pg_locks.waitstart, PostgreSQL 14 and later), and the sessions
+// connected to a database of the server other than the run's and this one.
+// Every login sees pg_locks, may call pg_blocking_pids and sees the pid and
+// database of every session in pg_stat_activity.
+const lockWaitSQL = `SELECT count(DISTINCT w.pid)::int, coalesce(max(extract(epoch FROM clock_timestamp() - w.waitstart)), 0)::float8,
+		(SELECT count(*) FROM pg_stat_activity AS a WHERE a.datid IS NOT NULL AND a.pid <> ALL($1::int[]) AND a.pid <> pg_backend_pid())::int
 	FROM (SELECT pid, waitstart FROM pg_locks WHERE NOT granted AND pid <> ALL($1::int[])) AS w
 	WHERE pg_blocking_pids(w.pid) && $1::int[]`
 
@@ -43,8 +46,10 @@ type monitor struct {
 	mu      sync.Mutex
 	busy    []time.Duration // probes while a batch was in flight
 	idle    []time.Duration // probes between batches
+	slowest time.Duration   // the slowest probe
 	waiters int
 	wait    time.Duration
+	others  int
 	err     error // the last error of the sampling, if any
 }
 
@@ -107,10 +112,10 @@ func (m *monitor) sample(ctx context.Context) {
 	}
 	busy := m.inFlight.Load()
 	d, err := m.probe(ctx)
-	var waiters int
+	var waiters, others int
 	var wait float64
 	if pids := m.pids.Load(); err == nil && pids != nil {
-		err = m.conn.QueryRow(ctx, lockWaitSQL, *pids).Scan(&waiters, &wait)
+		err = m.conn.QueryRow(ctx, lockWaitSQL, *pids).Scan(&waiters, &wait, &others)
 	}
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -123,15 +128,18 @@ func (m *monitor) sample(ctx context.Context) {
 	} else {
 		m.idle = append(m.idle, d)
 	}
+	m.slowest = max(m.slowest, d)
 	m.waiters = max(m.waiters, waiters)
 	m.wait = max(m.wait, time.Duration(wait*float64(time.Second)))
+	m.others = max(m.others, others)
 }
 
 // take returns the signals sampled since the last take and starts anew: the
 // median of the probes taken while batches were in flight (of all probes
 // when none was; a higher percentile of a dozen probes on a busy machine
-// slowed runs down for noise), the most sessions seen waiting behind the run and
-// the longest wait.
+// slowed runs down for noise), the slowest probe, the most sessions seen
+// waiting behind the run and the longest wait, and the most other sessions
+// seen connected.
 func (m *monitor) take() (Signals, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -139,9 +147,9 @@ func (m *monitor) take() (Signals, error) {
 	if len(probes) == 0 {
 		probes = m.idle
 	}
-	s := Signals{Probe: median(probes), LockWaiters: m.waiters, LockWait: m.wait}
+	s := Signals{Probe: median(probes), Stall: m.slowest, LockWaiters: m.waiters, LockWait: m.wait, Others: m.others}
 	err := m.err
-	m.busy, m.idle, m.waiters, m.wait, m.err = m.busy[:0], m.idle[:0], 0, 0, nil
+	m.busy, m.idle, m.slowest, m.waiters, m.wait, m.others, m.err = m.busy[:0], m.idle[:0], 0, 0, 0, 0, nil
 	return s, err
 }
 

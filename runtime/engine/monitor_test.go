@@ -40,6 +40,8 @@ func TestMonitorSeesSessionsWaitingBehindTheRun(t *testing.T) {
 	s, err := m.take()
 	require.NoError(t, err)
 	require.Zero(t, s.LockWaiters, "nobody waits yet")
+	require.GreaterOrEqual(t, s.Others, 1, "the other session is someone the run may hurt")
+	require.Greater(t, s.Stall, time.Duration(0), "the slowest probe of the period")
 
 	tx, err := run.Begin(ctx)
 	require.NoError(t, err)

@@ -2,6 +2,7 @@ package app_test
 
 import (
 	"testing"
+	"time"
 
 	"github.com/stretchr/testify/require"
 
@@ -32,7 +33,7 @@ target:
   tenants: [acme]
 batch:
   {size: 10, canary: 5, max_rows_per_second: 100, lanes: 2,
-   max_app_impact: {probe_ratio: 1.5, lock_wait: 50ms, commit_ratio: 4, batch_ratio: 3, min_rows_per_second: 20}}
+   max_app_impact: {probe_ratio: 1.5, lock_wait: 50ms, commit_ratio: 4, commit_stall: 0s, batch_ratio: 3, min_rows_per_second: 20}}
 checks:
   - {name: a, query: SELECT 0, equals: 0}
 health: {query: SELECT 0, max: 1}
@@ -43,7 +44,8 @@ health: {query: SELECT 0, max: 1}
 	require.Equal(t, "medium", decoded.Risk)
 	require.Equal(t, "sessions expired a month ago and nothing reads them", decoded.RiskReason)
 	require.Equal(t, "medium (reason: sessions expired a month ago and nothing reads them)", decoded.RiskText())
-	require.Equal(t, bftype.AppImpact{ProbeRatio: 1.5, LockWait: "50ms", CommitRatio: 4, BatchRatio: 3, MinRowsPerSecond: 20}, decoded.Batch.AppImpact())
+	require.Equal(t, bftype.AppImpact{ProbeRatio: 1.5, LockWait: "50ms", CommitRatio: 4, CommitStall: "0s", BatchRatio: 3, MinRowsPerSecond: 20}, decoded.Batch.AppImpact())
+	require.Zero(t, decoded.Batch.AppImpact().CommitStallDuration(), "0s: not watched")
 }
 
 // A manifest without batch.max_app_impact embeds none (so binaries built
@@ -56,6 +58,7 @@ func TestMaxAppImpactDefaults(t *testing.T) {
 	part := bftype.Batch{MaxAppImpact: &bftype.AppImpact{ProbeRatio: 3}}.AppImpact()
 	require.Equal(t, 3.0, part.ProbeRatio)
 	require.Equal(t, bftype.DefaultAppImpact.LockWait, part.LockWait)
+	require.Equal(t, 50*time.Millisecond, part.CommitStallDuration(), "commit_stall defaults to 50ms")
 	require.NotContains(t, string(manifestJSON(t, "batch: {size: 10}")), "max_app_impact")
 }
 
