@@ -32,7 +32,17 @@ const chunk = 2 * time.Second
 type appStats struct {
 	n, failed, late, skipped, aborted int
 	p50, p99, max                     time.Duration
+	// Within the backfill's own time (the idle time for (a)): the median of
+	// the p99 of each whole second, what the application feels most of the
+	// time, and the seconds in which a transaction waited over stallOver.
+	steady          time.Duration
+	stalls, seconds int
 }
+
+// stallOver is how long a transaction must take for its second to count as
+// a stall: the application's worst moments here are commits waiting on the
+// WAL flush for 100 ms and more, rare enough to move a whole run's p99.
+const stallOver = 50 * time.Millisecond
 
 // application runs pgbench in chunks until stop is closed, then returns
 // the latency of every transaction it logged. A transaction's latency is
@@ -82,31 +92,70 @@ func (a *application) loop() error {
 	}
 }
 
-// end stops the application after its current chunk and reads its logs.
-func (a *application) end() (appStats, error) {
+// end stops the application after its current chunk and reads its logs;
+// from and to are the backfill's time, over which the steady p99 and the
+// stalls are counted.
+func (a *application) end(from, to time.Time) (appStats, error) {
 	close(a.stop)
 	if err := <-a.done; err != nil {
 		return appStats{}, err
 	}
 	logs, _ := filepath.Glob(filepath.Join(a.dir, "chunk*"))
 	st := appStats{aborted: a.aborted}
-	var lat []time.Duration
+	var txs []tx
 	for _, f := range logs {
-		if err := readLog(f, a.b.cfg.limit, &st, &lat); err != nil {
+		if err := readLog(f, a.b.cfg.limit, &st, &txs); err != nil {
 			return st, err
+		}
+	}
+	lat := make([]time.Duration, len(txs))
+	seconds := map[int64][]time.Duration{}
+	for i, t := range txs {
+		lat[i] = t.lat
+		if !t.start.Before(from) && t.start.Before(to) {
+			sec := int64(t.start.Sub(from) / time.Second)
+			seconds[sec] = append(seconds[sec], t.lat)
 		}
 	}
 	slices.Sort(lat)
 	if len(lat) > 0 {
-		st.p50, st.p99, st.max = lat[len(lat)/2], lat[min(len(lat)-1, len(lat)*99/100)], lat[len(lat)-1]
+		st.p50, st.p99, st.max = lat[len(lat)/2], quantile(lat, 0.99), lat[len(lat)-1]
+	}
+	var p99s []time.Duration
+	for sec, ls := range seconds {
+		if from.Add(time.Duration(sec+1) * time.Second).After(to) {
+			continue // the last, partial second
+		}
+		slices.Sort(ls)
+		p99s = append(p99s, quantile(ls, 0.99))
+		if ls[len(ls)-1] > stallOver {
+			st.stalls++
+		}
+	}
+	st.seconds = len(p99s)
+	if len(p99s) > 0 {
+		slices.Sort(p99s)
+		st.steady = p99s[len(p99s)/2]
 	}
 	return st, nil
+}
+
+// quantile is the q-th quantile of sorted ds (nearest rank).
+func quantile(ds []time.Duration, q float64) time.Duration {
+	return ds[min(len(ds)-1, int(q*float64(len(ds))))]
+}
+
+// tx is one logged transaction: when it was due (its end less its time and
+// its schedule lag) and how long the application waited for it.
+type tx struct {
+	start time.Time
+	lat   time.Duration
 }
 
 // readLog reads one pgbench per-transaction log: client_id transaction_no
 // time script_no time_epoch time_us schedule_lag, where time is "skipped"
 // (it could not start within --latency-limit) or "failed".
-func readLog(path string, limit time.Duration, st *appStats, lat *[]time.Duration) error {
+func readLog(path string, limit time.Duration, st *appStats, txs *[]tx) error {
 	f, err := os.Open(path)
 	if err != nil {
 		return err
@@ -136,7 +185,9 @@ func readLog(path string, limit time.Duration, st *appStats, lat *[]time.Duratio
 		if d > limit {
 			st.late++
 		}
-		*lat = append(*lat, d)
+		sec, _ := strconv.ParseInt(fs[4], 10, 64)
+		usec, _ := strconv.ParseInt(fs[5], 10, 64)
+		*txs = append(*txs, tx{start: time.Unix(sec, usec*1000).Add(-d), lat: d})
 	}
 	return sc.Err()
 }
@@ -153,16 +204,40 @@ func (b *bench) measure(s scenario) (backfill, appStats, error) {
 			return backfill{}, appStats{}, err
 		}
 	}
+	// Seeding writes and checkpoints a million rows; for several seconds
+	// after it this machine's commits stalled for 100 to 300 ms with nothing
+	// else running, which would land on the scenario.
+	time.Sleep(b.cfg.settle)
 	app := b.startApp(fmt.Sprint(time.Now().UnixNano()))
 	time.Sleep(500 * time.Millisecond) // the application's connections are up
 	locks := b.sampleLocks()
+	wal0, werr := b.walPosition()
+	began := time.Now()
 	bf, err := s.fn(b)
+	ended := time.Now()
+	if wal1, err := b.walPosition(); err == nil && werr == nil {
+		bf.wal = wal1 - wal0
+	}
+	// With -keep: the backfill's time (microseconds since the epoch) next to
+	// the application's per-transaction logs.
+	_ = os.WriteFile(filepath.Join(app.dir, "backfill"), fmt.Appendf(nil, "%s %d %d\n", s.key, began.UnixMicro(), ended.UnixMicro()), 0o644)
 	bf.waits, bf.maxWait = locks()
-	st, aerr := app.end()
+	st, aerr := app.end(began, ended)
 	if err == nil {
 		err = aerr
 	}
 	return bf, st, err
+}
+
+// walPosition is the server's WAL insert position in bytes.
+func (b *bench) walPosition() (lsn int64, err error) {
+	conn, err := b.connect(b.cfg.admin)
+	if err != nil {
+		return 0, err
+	}
+	defer conn.Close(context.Background())
+	err = conn.QueryRow(b.ctx, "SELECT (pg_current_wal_insert_lsn() - '0/0')::bigint").Scan(&lsn)
+	return lsn, err
 }
 
 // sampleLocks samples, every 50 ms until the returned function is called,

@@ -33,6 +33,7 @@ type backfill struct {
 	slowDowns int           // the adaptive mode's slow-downs, from the run's log
 	speedUps  int
 	reasons   map[string]int // slow-downs and waits by reason
+	wal       int64          // bytes of WAL the server wrote meanwhile (the application's included)
 }
 
 const target = "backfill_bench_load"
@@ -103,7 +104,7 @@ func (b *bench) setup() error {
 		"matched: {min: 1, max: 15000}", "matched: {min: 1, max: 100000000}",
 		"changed: {min: 1, max: 15000}", "changed: {min: 1, max: 100000000}",
 		"batch: {size: 500, canary: 50, max_rows_per_second: 20000,",
-		fmt.Sprintf("batch: {size: %d, canary: %d, max_rows_per_second: 0, lanes: %d,", b.cfg.size, min(50, b.cfg.size), b.cfg.lanes)).Replace(string(data))
+		fmt.Sprintf("batch: {size: %d, canary: %d, max_rows_per_second: %d, lanes: %d,", b.cfg.size, min(50, b.cfg.size), b.cfg.maxRate, b.cfg.lanes)).Replace(string(data))
 	if m == string(data) {
 		return fmt.Errorf("fix_roles' manifest changed; update bench-load's edits")
 	}

@@ -29,11 +29,14 @@ func main() {
 	flag.IntVar(&c.clients, "clients", 4, "application clients (pgbench -c)")
 	flag.IntVar(&c.size, "size", 500, "batch size of the backfill and of the plain loop")
 	flag.IntVar(&c.lanes, "lanes", 1, "batch.lanes of the backfill")
+	flag.IntVar(&c.maxRate, "max-rate", 0, "batch.max_rows_per_second of the backfill (0: none)")
 	flag.DurationVar(&c.limit, "latency-limit", 100*time.Millisecond, "a transaction slower than this is late (pgbench --latency-limit)")
-	flag.DurationVar(&c.idle, "idle", 10*time.Second, "how long to measure the idle application")
+	flag.DurationVar(&c.settle, "settle", 20*time.Second, "how long to let the server's disk settle after seeding each scenario's table, before the application starts")
+	flag.DurationVar(&c.idle, "idle", 30*time.Second, "how long to measure the idle application")
 	flag.StringVar(&c.only, "only", "", "comma-separated scenarios to run, e.g. a,c (default: all)")
 	flag.StringVar(&c.admin, "database-url", envOr("BENCH_DATABASE_URL", "postgres://postgres@127.0.0.1:5432/postgres?sslmode=disable"), "server to create the bench database on (superuser)")
 	flag.StringVar(&c.pgbench, "pgbench", "", "pgbench to run (default: on PATH, else next to the server's binaries)")
+	flag.BoolVar(&c.keep, "keep", false, "keep the work directory (pgbench's per-transaction logs, the runs' logs) and print where it is")
 	flag.Parse()
 	if err := run(context.Background(), c); err != nil {
 		fmt.Fprintln(os.Stderr, "bench-load:", err)
@@ -43,9 +46,10 @@ func main() {
 
 // config is the command line.
 type config struct {
-	rows, rate, clients, size, lanes int
-	limit, idle                      time.Duration
-	only, admin, pgbench             string
+	rows, rate, clients, size, lanes, maxRate int
+	limit, idle, settle                       time.Duration
+	only, admin, pgbench                      string
+	keep                                      bool
 }
 
 func envOr(k, d string) string {
@@ -80,7 +84,11 @@ func run(ctx context.Context, c config) error {
 	if err != nil {
 		return err
 	}
-	defer os.RemoveAll(work)
+	if c.keep {
+		fmt.Fprintln(os.Stderr, "bench-load: keeping", work)
+	} else {
+		defer os.RemoveAll(work)
+	}
 	if c.pgbench == "" {
 		if c.pgbench, err = findPgbench(); err != nil {
 			return err
