@@ -46,7 +46,7 @@ func (f *execFlags) register(fs *pflag.FlagSet, name string) {
 	fs.StringVar(&f.webhookFile, "alert-webhook-file", "", "read the --alert-webhook URL from this file, keeping its token out of the process list")
 	fs.StringVar(&f.alertCommand, "alert-command", "", "run this shell command with the JSON alert on stdin on the same events; recorded as given unless it holds a secret-looking token (pass secrets as $VARIABLES)")
 	fs.DurationVar(&f.stuckAfter, "stuck-after", 10*time.Minute, "alert when no batch commits for this long (0: never)")
-	fs.BoolVar(&f.adaptive, "adaptive", true, "slow down (and wait) when the application feels the run: sessions waiting on its locks, a probe's or the commits' latency over batch.max_app_impact; --adaptive=false keeps batch.size and max_rows_per_second")
+	fs.BoolVar(&f.adaptive, "adaptive", true, "slow down (and wait) when the application feels the run: sessions waiting on its locks, a stalled commit, a probe's or the commits' latency over batch.max_app_impact (latency only while other sessions are connected); --adaptive=false keeps batch.size and max_rows_per_second")
 	fs.BoolVar(&f.pauseCanary, "pause-after-canary", false, "commit the canary batch, print its keys and diffs, and wait paused until backfill resume RUN (or cancel); a rerun of a run paused so stays paused")
 	fs.IntVar(&f.lanes, "lanes", 0, "write at most this many key ranges at once, each on its own connection (0: batch.lanes of the manifest; never more); a dry-run estimates its ETA for as many")
 }

@@ -4,7 +4,6 @@ import (
 	"context"
 	"fmt"
 	"math"
-	"slices"
 	"time"
 
 	"github.com/runonce/backfill/runtime/ledger"
@@ -28,6 +27,7 @@ type adaptive struct {
 	scanned int64     // the run's rows read when it began
 	commits []time.Duration
 	perRow  []time.Duration
+	slowest time.Duration   // the slowest batch COMMIT of the period
 	first   []time.Duration // commits of the first batches, for the baseline
 	firstPR []time.Duration
 	waiting bool
@@ -98,7 +98,11 @@ func (r *runner) pids() *[]int32 {
 // and time per row read.
 func (a *adaptive) observe(outs []outcome) {
 	for _, o := range outs {
-		if o.b == nil || o.b.Scanned == 0 {
+		if o.b == nil {
+			continue
+		}
+		a.slowest = max(a.slowest, o.commit)
+		if o.b.Scanned == 0 {
 			continue
 		}
 		perRow := o.took / time.Duration(o.b.Scanned)
@@ -127,9 +131,9 @@ func (r *runner) adjust() {
 		r.log.Warn("the adaptive mode's probe failed", "event", "adaptive", "error", pgdb.ErrorSentence(err))
 	}
 	s.Commit, s.PerRow = median(a.commits), median(a.perRow)
-	s.Stall = max(s.Stall, slices.Max(append(a.commits, 0)))
+	s.Stall = max(s.Stall, a.slowest)
 	s.Rate = float64(r.scanned-a.scanned) / now.Sub(a.since).Seconds()
-	a.since, a.scanned, a.commits, a.perRow = now, r.scanned, a.commits[:0], a.perRow[:0]
+	a.since, a.scanned, a.commits, a.perRow, a.slowest = now, r.scanned, a.commits[:0], a.perRow[:0], 0
 	a.mon.pids.Store(r.pids())
 	d := a.ctrl.decide(s)
 	r.apply(d, s)

@@ -10,9 +10,9 @@ import (
 
 // The adaptive mode protects the application while a run writes: between
 // batches a controller reads what the application feels (sessions waiting
-// on the run's locks, the latency of a probe on another connection, the
-// latency of the batches' commits and their time per row), each against
-// its baseline, and slows the run down (halving its rows per second and its
+// on the run's locks, the slowest commit, the latency of a probe on another
+// connection, the latency of the batches' commits and their time per row),
+// each against its bound, and slows the run down (halving its rows per second and its
 // batch size) when one goes over batch.max_app_impact, or speeds it up a
 // step at a time when all are within it: additive increase, multiplicative
 // decrease, as TCP does with its window.
@@ -43,9 +43,12 @@ type Signals struct {
 	Stall time.Duration
 	// Others is the most sessions seen connected to the server, other than
 	// the run's own and the monitor's: the application the run may hurt.
-	// With none, the latency signals are the run's own load and not an
-	// impact on anyone.
 	Others int
+	// Alone: every sample of the period that succeeded saw no other session,
+	// and one did. Then the latency signals are the run's own load and not
+	// an impact on anyone. False when unknown (no sample succeeded), so a
+	// monitor that fails never switches the protection off.
+	Alone bool
 	// Rate is the rows per second the run read in the period.
 	Rate float64
 }
@@ -73,7 +76,8 @@ const (
 )
 
 // Decision is one step of the controller: the action, why (a reason code:
-// lock_wait, probe_latency, commit_latency, batch_time, within_bounds), a
+// lock_wait, commit_stall, probe_latency, commit_latency, batch_time,
+// within_bounds), a
 // sentence with the figures, and the rate and batch size from now on.
 type Decision struct {
 	Action Action
@@ -114,11 +118,11 @@ func (c *controller) over(s Signals) (reason, detail string) {
 	case s.LockWaiters > 0 && s.LockWait > c.lockWait:
 		return "lock_wait", fmt.Sprintf("%d session(s) waited up to %s on a lock the run held (max_app_impact.lock_wait %s)",
 			s.LockWaiters, s.LockWait.Round(time.Millisecond), c.lockWait)
-	case s.Others == 0:
+	case s.Alone:
 		return "", ""
-	case c.stall > 0 && s.Stall > c.stall:
-		return "commit_stall", fmt.Sprintf("a commit waited %s, every session committing meanwhile with it (max_app_impact.commit_stall %s)",
-			round(s.Stall), c.stall)
+	case c.stall > 0 && s.Stall-b.Probe > c.stall:
+		return "commit_stall", fmt.Sprintf("a commit took %s, %s over the probe's baseline of %s, and every session committing meanwhile waited with it (max_app_impact.commit_stall %s)",
+			round(s.Stall), round(s.Stall-b.Probe), round(b.Probe), c.stall)
 	case ratioOver(s.Probe, b.Probe, c.bounds.ProbeRatio, probeSlack):
 		return "probe_latency", fmt.Sprintf("probe took %s, %.1fx its baseline of %s (max_app_impact.probe_ratio %g)",
 			round(s.Probe), ratio(s.Probe, b.Probe), round(b.Probe), c.bounds.ProbeRatio)

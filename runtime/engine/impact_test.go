@@ -75,10 +75,10 @@ func TestControllerIgnoresLatencyWithNoOtherSession(t *testing.T) {
 	t.Parallel()
 	c := testController(0)
 	c.bounds.BatchRatio = 2
-	alone := Signals{Probe: 30 * time.Millisecond, Commit: 40 * time.Millisecond, PerRow: time.Millisecond, Stall: 300 * time.Millisecond, Rate: 40000}
+	alone := Signals{Probe: 30 * time.Millisecond, Commit: 40 * time.Millisecond, PerRow: time.Millisecond, Stall: 300 * time.Millisecond, Rate: 40000, Alone: true}
 	require.Equal(t, ActionHold, c.decide(alone).Action)
 	crowded := alone
-	crowded.Others = 1
+	crowded.Others, crowded.Alone = 1, false
 	d := c.decide(crowded)
 	require.Equal(t, ActionSlowDown, d.Action)
 	require.Equal(t, "commit_stall", d.Reason)
@@ -90,23 +90,38 @@ func TestControllerIgnoresLatencyWithNoOtherSession(t *testing.T) {
 	require.Equal(t, "lock_wait", c.decide(locked).Reason)
 }
 
-// A commit stall is absolute: 50 ms by default, whatever the baselines;
-// "0s" does not watch it.
-func TestControllerCommitStallBound(t *testing.T) {
+// Not knowing whether anyone else is there (no sample succeeded) is not
+// being alone: the signals count.
+func TestControllerCountsLatencyWhenItCannotTellWhoIsThere(t *testing.T) {
 	t.Parallel()
 	c := testController(0)
+	unknown := Signals{Stall: 300 * time.Millisecond, Rate: 40000}
+	require.Equal(t, "commit_stall", c.decide(unknown).Reason)
+}
+
+// A commit stall is 50 ms by default over the probe's baseline (its round
+// trip, so a distant server is not a stall); "0s" does not watch it.
+func TestControllerCommitStallBound(t *testing.T) {
+	t.Parallel()
+	c := testController(0) // probe baseline 2 ms
 	s := calm
-	s.Stall = 49 * time.Millisecond
-	require.Equal(t, ActionHold, c.decide(s).Action)
 	s.Stall = 51 * time.Millisecond
+	require.Equal(t, ActionHold, c.decide(s).Action)
+	s.Stall = 53 * time.Millisecond
 	d := c.decide(s)
 	require.Equal(t, "commit_stall", d.Reason)
-	require.Contains(t, d.Detail, "a commit waited 51ms")
+	require.Contains(t, d.Detail, "a commit took 53ms, 51ms over the probe's baseline of 2ms")
 	require.Contains(t, d.Detail, "max_app_impact.commit_stall 50ms")
+
+	far := testController(0)
+	far.base.Probe = 60 * time.Millisecond
+	s.Stall, s.Probe = 100*time.Millisecond, 70*time.Millisecond
+	d = far.decide(s)
+	require.Equal(t, ActionHold, d.Action, "a 60 ms round trip and a 100 ms commit: 40 ms over: %s", d.Detail)
 
 	off := newController(bftype.Batch{MaxAppImpact: &bftype.AppImpact{CommitStall: "0s"}}.AppImpact(), 0, 1000, 50)
 	off.base = testController(0).base
-	s.Stall = 5 * time.Second
+	s.Stall, s.Probe = 5*time.Second, calm.Probe
 	require.Equal(t, ActionHold, off.decide(s).Action)
 }
 

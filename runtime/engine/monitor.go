@@ -20,11 +20,13 @@ const probeSQL = "SELECT pg_current_xact_id()"
 // lockWaitSQL counts the sessions waiting on a lock that a session of the
 // run ($1, their backend pids) holds or waits ahead of, and the longest
 // wait (pg_locks.waitstart, PostgreSQL 14 and later), and the sessions
-// connected to a database of the server other than the run's and this one.
+// connected to a database of the server other than the run's (with their
+// parallel workers) and this one.
 // Every login sees pg_locks, may call pg_blocking_pids and sees the pid and
 // database of every session in pg_stat_activity.
 const lockWaitSQL = `SELECT count(DISTINCT w.pid)::int, coalesce(max(extract(epoch FROM clock_timestamp() - w.waitstart)), 0)::float8,
-		(SELECT count(*) FROM pg_stat_activity AS a WHERE a.datid IS NOT NULL AND a.pid <> ALL($1::int[]) AND a.pid <> pg_backend_pid())::int
+		(SELECT count(*) FROM pg_stat_activity AS a
+			WHERE a.datid IS NOT NULL AND coalesce(a.leader_pid, a.pid) <> ALL($1::int[]) AND a.pid <> pg_backend_pid())::int
 	FROM (SELECT pid, waitstart FROM pg_locks WHERE NOT granted AND pid <> ALL($1::int[])) AS w
 	WHERE pg_blocking_pids(w.pid) && $1::int[]`
 
@@ -32,8 +34,9 @@ const lockWaitSQL = `SELECT count(DISTINCT w.pid)::int, coalesce(max(extract(epo
 const probeEvery = 50 * time.Millisecond
 
 // monitor samples, on its own connection and beside the batches, what the
-// application feels: the probe's latency and the sessions waiting behind the
-// run. The controller takes its samples once a control period.
+// application feels: the probe's latency, the sessions waiting behind the
+// run, and how many other sessions are connected. The controller takes its
+// samples once a control period.
 type monitor struct {
 	conn     *pgx.Conn
 	connect  func(context.Context) (*pgx.Conn, error)
@@ -50,6 +53,7 @@ type monitor struct {
 	waiters int
 	wait    time.Duration
 	others  int
+	sampled int   // samples that succeeded
 	err     error // the last error of the sampling, if any
 }
 
@@ -132,14 +136,16 @@ func (m *monitor) sample(ctx context.Context) {
 	m.waiters = max(m.waiters, waiters)
 	m.wait = max(m.wait, time.Duration(wait*float64(time.Second)))
 	m.others = max(m.others, others)
+	m.sampled++
 }
 
 // take returns the signals sampled since the last take and starts anew: the
 // median of the probes taken while batches were in flight (of all probes
 // when none was; a higher percentile of a dozen probes on a busy machine
 // slowed runs down for noise), the slowest probe, the most sessions seen
-// waiting behind the run and the longest wait, and the most other sessions
-// seen connected.
+// waiting behind the run and the longest wait, the most other sessions
+// seen connected, and whether the run was alone (known only when a sample
+// succeeded).
 func (m *monitor) take() (Signals, error) {
 	m.mu.Lock()
 	defer m.mu.Unlock()
@@ -147,9 +153,10 @@ func (m *monitor) take() (Signals, error) {
 	if len(probes) == 0 {
 		probes = m.idle
 	}
-	s := Signals{Probe: median(probes), Stall: m.slowest, LockWaiters: m.waiters, LockWait: m.wait, Others: m.others}
+	s := Signals{Probe: median(probes), Stall: m.slowest, LockWaiters: m.waiters, LockWait: m.wait, Others: m.others,
+		Alone: m.sampled > 0 && m.others == 0}
 	err := m.err
-	m.busy, m.idle, m.slowest, m.waiters, m.wait, m.others, m.err = m.busy[:0], m.idle[:0], 0, 0, 0, 0, nil
+	m.busy, m.idle, m.slowest, m.waiters, m.wait, m.others, m.sampled, m.err = m.busy[:0], m.idle[:0], 0, 0, 0, 0, 0, nil
 	return s, err
 }
 

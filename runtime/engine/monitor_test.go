@@ -30,6 +30,9 @@ func TestMonitorSeesSessionsWaitingBehindTheRun(t *testing.T) {
 	m := newMonitor(probeConn, connect)
 	defer m.conn.Close(ctx)
 
+	s, err := m.take()
+	require.NoError(t, err)
+	require.False(t, s.Alone, "no sample yet: whether anyone is there is unknown, not no one")
 	base, err := m.baseline(ctx, 3)
 	require.NoError(t, err)
 	require.Greater(t, base, time.Duration(0))
@@ -37,10 +40,11 @@ func TestMonitorSeesSessionsWaitingBehindTheRun(t *testing.T) {
 	m.pids.Store(&pids)
 
 	m.sample(ctx)
-	s, err := m.take()
+	s, err = m.take()
 	require.NoError(t, err)
 	require.Zero(t, s.LockWaiters, "nobody waits yet")
 	require.GreaterOrEqual(t, s.Others, 1, "the other session is someone the run may hurt")
+	require.False(t, s.Alone)
 	require.Greater(t, s.Stall, time.Duration(0), "the slowest probe of the period")
 
 	tx, err := run.Begin(ctx)
