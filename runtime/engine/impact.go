@@ -76,8 +76,8 @@ const (
 )
 
 // Decision is one step of the controller: the action, why (a reason code:
-// lock_wait, commit_stall, probe_latency, commit_latency, batch_time,
-// within_bounds), a
+// lock_wait, commit_stall, probe_latency, commit_latency, batch_time;
+// within_bounds or no_other_sessions for a hold or speed-up), a
 // sentence with the figures, and the rate and batch size from now on.
 type Decision struct {
 	Action Action
@@ -158,8 +158,12 @@ func (c *controller) decide(s Signals) Decision {
 	if reason, detail := c.over(s); reason != "" {
 		return c.slowDown(s, reason, detail)
 	}
+	reason, detail := "within_bounds", "every signal within batch.max_app_impact"
+	if s.Alone {
+		reason, detail = "no_other_sessions", "no other session connected to the server: only lock waits count"
+	}
 	if c.rate == 0 && c.size == c.maxSize {
-		return Decision{Action: ActionHold, Reason: "within_bounds", Size: c.size}
+		return Decision{Action: ActionHold, Reason: reason, Size: c.size}
 	}
 	c.size = min(c.maxSize, c.size+max(1, c.maxSize/10))
 	if c.rate > 0 {
@@ -168,7 +172,7 @@ func (c *controller) decide(s Signals) Decision {
 			c.rate = 0
 		}
 	}
-	return Decision{Action: ActionSpeedUp, Reason: "within_bounds", Detail: "every signal within batch.max_app_impact", Rate: c.rate, Size: c.size}
+	return Decision{Action: ActionSpeedUp, Reason: reason, Detail: detail, Rate: c.rate, Size: c.size}
 }
 
 func (c *controller) slowDown(s Signals, reason, detail string) Decision {

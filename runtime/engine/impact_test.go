@@ -82,7 +82,10 @@ func TestControllerIgnoresLatencyWithNoOtherSession(t *testing.T) {
 	d := c.decide(crowded)
 	require.Equal(t, ActionSlowDown, d.Action)
 	require.Equal(t, "commit_stall", d.Reason)
-	require.Equal(t, ActionSpeedUp, c.decide(alone).Action)
+	d = c.decide(alone)
+	require.Equal(t, ActionSpeedUp, d.Action)
+	require.Equal(t, "no_other_sessions", d.Reason, "the log says why it ignored the latency")
+	require.Contains(t, d.Detail, "only lock waits count")
 
 	// A session waiting behind the run is someone, whatever the count said.
 	locked := alone

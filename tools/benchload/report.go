@@ -3,6 +3,8 @@ package main
 import (
 	"fmt"
 	"io"
+	"slices"
+	"strings"
 	"time"
 )
 
@@ -44,7 +46,12 @@ func report(w io.Writer, c config, lines []line) {
 				fmt.Fprintf(w, ", steady p99 %.1fx idle's", float64(l.app.steady)/float64(lines[0].app.steady))
 			}
 			if len(l.bf.reasons) > 0 {
-				fmt.Fprintf(w, "; slow-downs by reason %v", l.bf.reasons)
+				var by []string
+				for r, n := range l.bf.reasons {
+					by = append(by, fmt.Sprintf("%s %d", r, n))
+				}
+				slices.Sort(by)
+				fmt.Fprintf(w, "; by reason: %s", strings.Join(by, ", "))
 			}
 			fmt.Fprintln(w)
 		}
